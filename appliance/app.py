@@ -1,0 +1,195 @@
+"""The app factory: builds the services and hands them to the blueprints.
+
+No module holds live state: everything a request needs hangs off the app made here,
+so tests can build as many independent apps as they like.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+from typing import Any
+from urllib.parse import quote
+
+from quart import Quart, Response, g, redirect, request, session
+from werkzeug.exceptions import HTTPException
+
+from appliance import db as dbmod
+from appliance import i18n
+from appliance.config import Config
+from appliance.paths import STATIC_DIR, TEMPLATES_DIR
+from appliance.security import SlidingWindowLimiter, new_token
+from appliance.services import Services
+from appliance.shop import get_meta, set_meta
+from appliance.translate import _, ngettext
+from appliance.uploads import UploadStore
+from appliance.users import get_user
+from appliance.views import admin_products, admin_settings, admin_shows, admin_users, auth, public
+from appliance.web import csrf_ok, csrf_token, current_user, render
+
+log = logging.getLogger(__name__)
+
+CSP = (
+    "default-src 'self'; img-src 'self' data:; media-src 'self' blob:; "
+    "connect-src 'self'; style-src 'self'; script-src 'self'; object-src 'none'; "
+    "base-uri 'self'; form-action 'self'; frame-ancestors 'self'"
+)
+# Paths whose POSTs carry their own authentication instead of a form's CSRF token.
+CSRF_EXEMPT_PREFIXES = ("/whip/", "/whep/", "/api/")
+
+
+def create_app(config: Config) -> Quart:
+    data_dir = config.data_dir
+    database = dbmod.Database(data_dir / "vitrine.sqlite3")
+    services = Services(
+        config=config,
+        db=database,
+        uploads=UploadStore(data_dir / "uploads", config.limits.max_image_bytes),
+        translations=i18n.load_catalogues(),
+        login_limiter=SlidingWindowLimiter(
+            config.limits.login_attempts, config.limits.login_window_seconds
+        ),
+        setup_token=new_token(),
+    )
+
+    app = Quart(
+        "vitrine",
+        template_folder=str(TEMPLATES_DIR),
+        static_folder=str(STATIC_DIR),
+        static_url_path="/static",
+    )
+    app.config.update(
+        MAX_CONTENT_LENGTH=config.limits.max_form_bytes,
+        SESSION_COOKIE_NAME="vitrine_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=config.https,
+        PERMANENT_SESSION_LIFETIME=timedelta(days=14),
+        SEND_FILE_MAX_AGE_DEFAULT=timedelta(hours=1),
+        TEMPLATES_AUTO_RELOAD=False,
+    )
+    app.extensions["vitrine"] = services
+    _setup_templates(app, services)
+
+    @app.before_serving
+    async def open_store() -> None:
+        # Migrations run synchronously before the first request: nothing else is
+        # waiting yet, and a failure must stop the start.
+        dbmod.migrate_sync(database.path, data_dir / "backups")
+        await database.open()
+        secret = await get_meta(database, "secret_key")
+        if secret is None:
+            secret = new_token()
+            await set_meta(database, "secret_key", secret)
+        app.secret_key = secret
+
+    @app.after_serving
+    async def close_store() -> None:
+        await database.close()
+
+    @app.before_request
+    async def prepare_request() -> Response | None:
+        g.started = time.perf_counter()
+        shop = await services.shop()
+        g.shop = shop
+        g.lang = i18n.pick_language(request.headers.get("Accept-Language"), shop.language)
+        g.translations = services.translations.get(g.lang, services.translations["en"])
+        g.user = None
+        user_id = session.get("user_id")
+        if isinstance(user_id, int):
+            user = await get_user(database, user_id)
+            if user is not None and user.active:
+                g.user = user
+            else:
+                session.clear()
+        if request.method in ("POST", "PUT", "PATCH", "DELETE") and not request.path.startswith(
+            CSRF_EXEMPT_PREFIXES
+        ):
+            form = await request.form
+            if not csrf_ok(form):
+                body, status = await render(
+                    "error.html",
+                    400,
+                    title=_("This form has expired"),
+                    message=_("Go back, reload the page and submit it again."),
+                )
+                return Response(body, status=status)
+        return None
+
+    @app.after_request
+    async def security_headers(response: Response) -> Response:
+        h = response.headers
+        h.setdefault("Content-Security-Policy", CSP)
+        h.setdefault("X-Content-Type-Options", "nosniff")
+        h.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+        h.setdefault("X-Frame-Options", "SAMEORIGIN")
+        if current_user() is not None:
+            h.setdefault("Cache-Control", "no-store")
+        h.setdefault("Vary", "Accept-Language, Cookie")
+        if "started" in g:
+            h["Server-Timing"] = f"app;dur={(time.perf_counter() - g.started) * 1000:.2f}"
+        return response
+
+    @app.errorhandler(HTTPException)
+    async def http_error(exc: HTTPException) -> Any:
+        code = exc.code or 500
+        if code == 401 and request.method == "GET":
+            return redirect(f"/login?next={quote(request.full_path.rstrip('?'), safe='/?=&')}")
+        titles = {
+            400: _("That request was not understood"),
+            401: _("Please sign in"),
+            403: _("You do not have access to this page"),
+            404: _("Page not found"),
+            405: _("That action is not allowed here"),
+            409: _("That cannot be done while the show is in this state"),
+            413: _("That upload is too large"),
+            429: _("Too many attempts"),
+        }
+        body, _status = await render(
+            "error.html", code, title=titles.get(code, _("Something went wrong")), message=""
+        )
+        return Response(body, status=code, headers=getattr(exc, "headers", None) or None)
+
+    for make in (
+        public.blueprint,
+        auth.blueprint,
+        admin_products.blueprint,
+        admin_shows.blueprint,
+        admin_users.blueprint,
+        admin_settings.blueprint,
+    ):
+        app.register_blueprint(make(services))
+    return app
+
+
+def _setup_templates(app: Quart, services: Services) -> None:
+    env = app.jinja_env
+    env.add_extension("jinja2.ext.i18n")
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        lambda s, **kw: _(s, **kw), lambda s, p, n, **kw: ngettext(s, p, n, **kw), newstyle=True
+    )
+
+    def money(minor: int, currency: str) -> str:
+        return i18n.format_money(minor, currency, g.lang)
+
+    def when(ts: int, fmt: str = "medium") -> str:
+        return i18n.format_when(ts, g.shop.timezone, g.lang, fmt)
+
+    def day(ts: int) -> str:
+        return i18n.format_date(ts, g.shop.timezone, g.lang)
+
+    def clock(ts: int) -> str:
+        return i18n.format_time(ts, g.shop.timezone, g.lang)
+
+    env.globals["csrf_token"] = csrf_token  # globals reach imported macros too
+    env.filters.update(money=money, when=when, day=day, clock=clock, pair=lambda v: (v, v))
+
+    @app.context_processor
+    async def common() -> dict[str, Any]:
+        return {
+            "shop": g.get("shop"),
+            "lang": g.get("lang", "en"),
+            "user": current_user(),
+            "base_url": services.config.base_url,
+        }

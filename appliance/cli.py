@@ -1,0 +1,287 @@
+"""The `vitrine` command (also `python -m appliance`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from appliance import db as dbmod
+from appliance.config import Config, ConfigError, load_config
+from appliance.security import password_problem
+
+Handler = Callable[[argparse.Namespace, Config], int]
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="PATH", help="TOML configuration file")
+    parser.add_argument(
+        "--data-dir", metavar="DIR", help="data directory (overrides storage.data_dir)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vitrine", description="Vitrine: self-hosted live shopping."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("serve", help="serve the shop (web site, admin, live shows)")
+    _common(p)
+    p.add_argument("--host", help="listen address (overrides server.host)")
+    p.add_argument("--port", help="listen port (overrides server.port)")
+    p.set_defaults(handler=cmd_serve)
+
+    p = sub.add_parser("migrate", help="apply pending database migrations")
+    _common(p)
+    p.set_defaults(handler=cmd_migrate)
+
+    p = sub.add_parser("create-admin", help="create an admin account")
+    _common(p)
+    p.add_argument("--email", required=True)
+    p.add_argument("--name", default="Admin")
+    p.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    p.set_defaults(handler=cmd_create_admin)
+
+    p = sub.add_parser("backup", help="copy the database (online) and uploads to a folder")
+    _common(p)
+    p.add_argument("--output", metavar="DIR", help="target folder (default DATA/backups/STAMP)")
+    p.set_defaults(handler=cmd_backup)
+
+    p = sub.add_parser("seed-demo", help="create the demo shop (only once per database)")
+    _common(p)
+    p.set_defaults(handler=cmd_seed_demo)
+
+    shows = sub.add_parser("shows", help="list or create shows")
+    shows_sub = shows.add_subparsers(dest="shows_command", required=True, metavar="ACTION")
+    p = shows_sub.add_parser("list", help="list shows as JSON lines")
+    _common(p)
+    p.set_defaults(handler=cmd_shows_list)
+    p = shows_sub.add_parser("create", help="schedule a show and print it as JSON")
+    _common(p)
+    p.add_argument("--title", required=True)
+    p.add_argument(
+        "--starts-at",
+        required=True,
+        help="ISO 8601 date and time, e.g. 2026-12-01T18:30 (shop time zone unless an "
+        "offset such as +01:00 or Z is given)",
+    )
+    p.add_argument("--duration", type=int, default=60, help="minutes (default 60)")
+    p.add_argument("--description", default="")
+    p.set_defaults(handler=cmd_shows_create)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides = {
+        "storage.data_dir": getattr(args, "data_dir", None),
+        "server.host": getattr(args, "host", None),
+        "server.port": getattr(args, "port", None),
+    }
+    try:
+        config = load_config(args.config, overrides=overrides)
+    except ConfigError as exc:
+        print(f"vitrine: configuration error: {exc}", file=sys.stderr)
+        return 2
+    handler: Handler = args.handler
+    try:
+        return handler(args, config)
+    except dbmod.SchemaTooNew as exc:
+        print(f"vitrine: {exc}", file=sys.stderr)
+        return 3
+
+
+def _db_path(config: Config) -> Path:
+    return config.data_dir / "vitrine.sqlite3"
+
+
+def _with_db(config: Config, work: Callable[[dbmod.Database], Awaitable[Any]]) -> Any:
+    dbmod.migrate_sync(_db_path(config), config.data_dir / "backups")
+
+    async def run() -> Any:
+        database = dbmod.Database(_db_path(config))
+        await database.open()
+        try:
+            return await work(database)
+        finally:
+            await database.close()
+
+    return asyncio.run(run())
+
+
+def cmd_migrate(args: argparse.Namespace, config: Config) -> int:
+    applied = dbmod.migrate_sync(_db_path(config), config.data_dir / "backups")
+    version = dbmod.latest_version()
+    print(f"applied {len(applied)} migration(s); schema version {version}")
+    return 0
+
+
+def cmd_create_admin(args: argparse.Namespace, config: Config) -> int:
+    from appliance import users
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("Password for the new admin: ")
+    if (problem := password_problem(password)) is not None:
+        print(f"vitrine: password refused ({problem.replace('_', ' ')}; at least 10 characters)",
+              file=sys.stderr)
+        return 2
+    if "@" not in args.email:
+        print("vitrine: --email must be an email address", file=sys.stderr)
+        return 2
+
+    async def work(database: dbmod.Database) -> int:
+        try:
+            user = await users.create_user(database, args.email, args.name, "admin", password)
+        except users.DuplicateEmail:
+            print(f"vitrine: an account with email {args.email} already exists", file=sys.stderr)
+            return 1
+        print(f"created admin {user.email} (id {user.id}); sign in at {config.base_url}/login")
+        return 0
+
+    result: int = _with_db(config, work)
+    return result
+
+
+def cmd_backup(args: argparse.Namespace, config: Config) -> int:
+    source = _db_path(config)
+    if not source.exists():
+        print(f"vitrine: no database at {source}", file=sys.stderr)
+        return 1
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = Path(args.output) if args.output else config.data_dir / "backups" / stamp
+    target.mkdir(parents=True, exist_ok=True)
+    dbmod.backup_sync(source, target / "vitrine.sqlite3")
+    uploads = config.data_dir / "uploads"
+    if uploads.is_dir():
+        shutil.copytree(uploads, target / "uploads", dirs_exist_ok=True)
+    print(f"backed up {source} and uploads to {target}")
+    return 0
+
+
+def cmd_seed_demo(args: argparse.Namespace, config: Config) -> int:
+    from appliance.demo import seed_demo
+    from appliance.uploads import UploadStore
+
+    async def work(database: dbmod.Database) -> bool:
+        store = UploadStore(config.data_dir / "uploads", config.limits.max_image_bytes)
+        return await seed_demo(database, store)
+
+    created = _with_db(config, work)
+    print("created the demo shop" if created else "the demo shop was created before; left as is")
+    return 0
+
+
+def _show_json(show: Any, config: Config) -> dict[str, Any]:
+    return {
+        "id": show.id,
+        "title": show.title,
+        "status": show.status,
+        "starts_at": datetime.fromtimestamp(show.starts_at, ZoneInfo("UTC")).isoformat(),
+        "page_url": f"{config.base_url}/shows/{show.id}",
+        "whip_url": f"{config.base_url}/whip/{show.id}",
+        "stream_key": show.stream_key,
+    }
+
+
+def cmd_shows_list(args: argparse.Namespace, config: Config) -> int:
+    from appliance import shows
+
+    async def work(database: dbmod.Database) -> list[Any]:
+        return await shows.list_shows(database)
+
+    for show in _with_db(config, work):
+        print(json.dumps(_show_json(show, config)))
+    return 0
+
+
+def cmd_shows_create(args: argparse.Namespace, config: Config) -> int:
+    from appliance import shows
+    from appliance.forms import clean_text
+    from appliance.shop import get_shop
+
+    title = clean_text(args.title)
+    if not title or len(title) > 120:
+        print("vitrine: --title must be 1 to 120 characters", file=sys.stderr)
+        return 2
+    if not 5 <= args.duration <= 24 * 60:
+        print("vitrine: --duration must be 5 to 1440 minutes", file=sys.stderr)
+        return 2
+    try:
+        moment = datetime.fromisoformat(args.starts_at.replace("Z", "+00:00"))
+    except ValueError:
+        print(f"vitrine: --starts-at: not an ISO 8601 date and time: {args.starts_at!r}",
+              file=sys.stderr)
+        return 2
+
+    async def work(database: dbmod.Database) -> Any:
+        nonlocal moment
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=ZoneInfo((await get_shop(database)).timezone))
+        data = shows.ShowData(
+            title=title,
+            description=clean_text(args.description, multiline=True)[:4000],
+            starts_at=int(moment.timestamp()),
+            duration_minutes=args.duration,
+            host_id=None,
+        )
+        show_id = await shows.create_show(database, data)
+        return await shows.get_show(database, show_id)
+
+    print(json.dumps(_show_json(_with_db(config, work), config), indent=2))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config as HypercornConfig
+
+    from appliance.app import create_app
+    from appliance.logs import setup_logging
+
+    setup_logging()
+    app = create_app(config)
+    hc = HypercornConfig()
+    hc.bind = [f"{config.server.host}:{config.server.port}"]
+    hc.backlog = config.server.backlog
+    hc.accesslog = None
+    hc.graceful_timeout = 10
+    services = app.extensions["vitrine"]
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+
+        @app.before_serving
+        async def announce() -> None:
+            from appliance.users import admin_exists
+
+            print(f"Vitrine is serving {config.base_url}  (data: {config.data_dir})", flush=True)
+            if not await admin_exists(services.db):
+                print(
+                    "No admin yet. Create yours at "
+                    f"{config.base_url}/setup?token={services.setup_token}\n"
+                    "  (or run: vitrine create-admin --email you@example.com)",
+                    flush=True,
+                )
+
+        await serve(app, hc, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+
+    asyncio.run(run())
+    return 0

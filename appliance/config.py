@@ -1,0 +1,234 @@
+"""Vitrine's settings: one typed table, validated once at start.
+
+Every key has a section, a name, a default and a help line. Values come from the
+defaults, then a TOML file, then `VITRINE_<SECTION>_<KEY>` environment variables, then
+command-line overrides; the last one wins. A bad value stops the start with one line
+naming the key, the value and what was expected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+ENV_PREFIX = "VITRINE_"
+
+
+class ConfigError(ValueError):
+    """A setting has a value Vitrine cannot use; the message names the key."""
+
+
+def _setting(default: Any, help: str, check: Callable[[Any], str | None] | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "check": check})
+
+
+def _port(value: int) -> str | None:
+    return None if 1 <= value <= 65535 else "a port number from 1 to 65535"
+
+
+def _positive(value: float) -> str | None:
+    return None if value > 0 else "a number greater than 0"
+
+
+def _url(value: str) -> str | None:
+    if value == "":
+        return None
+    parts = urlsplit(value)
+    if parts.scheme in ("http", "https") and parts.netloc and parts.path in ("", "/"):
+        return None
+    return "an http:// or https:// address with no path, like https://shop.example.com"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = _setting("127.0.0.1", "Address the web server listens on (0.0.0.0 in the container).")
+    port: int = _setting(8080, "TCP port of the web server.", _port)
+    public_url: str = _setting(
+        "",
+        "Address viewers use to reach this server, e.g. https://live.myshop.com. "
+        "Empty means http://HOST:PORT. Cookies are marked Secure when it starts with https.",
+        _url,
+    )
+    proxy_headers: bool = _setting(
+        False, "Trust X-Forwarded-For from a reverse proxy in front of Vitrine (client address for rate limits)."
+    )
+    backlog: int = _setting(1024, "Pending TCP connections the server queues.", _positive)
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    data_dir: str = _setting(
+        "./data", "Folder holding the database, uploads and recordings; back it up whole."
+    )
+
+
+@dataclass(frozen=True)
+class LimitsSettings:
+    max_image_bytes: int = _setting(
+        5_000_000, "Largest image upload (product images, covers, logo), in bytes.", _positive
+    )
+    max_csv_bytes: int = _setting(2_000_000, "Largest product CSV import, in bytes.", _positive)
+    max_form_bytes: int = _setting(
+        12_000_000, "Largest request body of any admin form, in bytes.", _positive
+    )
+    login_attempts: int = _setting(
+        5, "Failed sign-ins allowed per address and account in one window.", _positive
+    )
+    login_window_seconds: int = _setting(
+        300, "Length of the sign-in rate-limit window, in seconds.", _positive
+    )
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    limits: LimitsSettings = field(default_factory=LimitsSettings)
+    source: str = "defaults"
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.storage.data_dir).expanduser().resolve()
+
+    @property
+    def base_url(self) -> str:
+        if self.server.public_url:
+            return self.server.public_url.rstrip("/")
+        host = self.server.host
+        if host in ("0.0.0.0", "::", ""):  # noqa: S104 - a bind-all address is not a link
+            host = "127.0.0.1"
+        return f"http://{host}:{self.server.port}"
+
+    @property
+    def https(self) -> bool:
+        return self.base_url.startswith("https://")
+
+
+SECTIONS: dict[str, type] = {
+    "server": ServerSettings,
+    "storage": StorageSettings,
+    "limits": LimitsSettings,
+}
+
+
+@dataclass(frozen=True)
+class SettingInfo:
+    section: str
+    key: str
+    type: type
+    default: Any
+    help: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.section}.{self.key}"
+
+    @property
+    def env(self) -> str:
+        return f"{ENV_PREFIX}{self.section.upper()}_{self.key.upper()}"
+
+
+def settings_table() -> list[SettingInfo]:
+    """Every setting Vitrine knows, in documentation order."""
+    rows = []
+    for section, cls in SECTIONS.items():
+        hints = {f.name: f for f in dataclasses.fields(cls)}
+        for name, f in hints.items():
+            rows.append(SettingInfo(section, name, _field_type(cls, name), f.default, f.metadata["help"]))
+    return rows
+
+
+def _field_type(cls: type, name: str) -> type:
+    annotation = cls.__annotations__[name]
+    return {"str": str, "int": int, "bool": bool, "float": float}[annotation]
+
+
+def _coerce(info: SettingInfo, raw: Any, from_text: bool) -> Any:
+    want = info.type
+    expected = {str: "text", int: "an integer", bool: "true or false", float: "a number"}[want]
+    value: Any
+    if from_text and isinstance(raw, str) and want is not str:
+        text = raw.strip().lower()
+        try:
+            if want is bool:
+                if text not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+                    raise ValueError(text)
+                value = text in ("true", "1", "yes", "on")
+            else:
+                value = want(text)
+        except ValueError:
+            raise ConfigError(f"{info.name}: expected {expected}, got {raw!r}") from None
+    else:
+        value = raw
+        ok = isinstance(value, want) and not (want is not bool and isinstance(value, bool))
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            value, ok = float(value), True
+        if not ok:
+            raise ConfigError(f"{info.name}: expected {expected}, got {raw!r}")
+    return value
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Build the configuration: defaults < TOML file < environment < overrides."""
+    environ = os.environ if environ is None else environ
+    file_values: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        p = Path(path)
+        try:
+            with p.open("rb") as fh:
+                file_values = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"--config: no such file {str(p)!r}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p}: not valid TOML ({exc})") from None
+        source = str(p)
+        for section, body in file_values.items():
+            if section not in SECTIONS:
+                raise ConfigError(f"{section}: unknown section (known: {', '.join(SECTIONS)})")
+            if not isinstance(body, dict):
+                raise ConfigError(f"{section}: expected a [{section}] table")
+            known = {f.name for f in dataclasses.fields(SECTIONS[section])}
+            for key in body:
+                if key not in known:
+                    raise ConfigError(
+                        f"{section}.{key}: unknown setting (known: {', '.join(sorted(known))})"
+                    )
+
+    values: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
+    for info in settings_table():
+        value: Any = info.default
+        if info.key in file_values.get(info.section, {}):
+            value = _coerce(info, file_values[info.section][info.key], from_text=False)
+        if info.env in environ:
+            value = _coerce(info, environ[info.env], from_text=True)
+        if overrides and overrides.get(info.name) is not None:
+            value = _coerce(info, overrides[info.name], from_text=True)
+        check = _check_of(info)
+        if check is not None and (problem := check(value)) is not None:
+            raise ConfigError(f"{info.name}: expected {problem}, got {value!r}")
+        values[info.section][info.key] = value
+    return Config(
+        server=ServerSettings(**values["server"]),
+        storage=StorageSettings(**values["storage"]),
+        limits=LimitsSettings(**values["limits"]),
+        source=source,
+    )
+
+
+def _check_of(info: SettingInfo) -> Callable[[Any], str | None] | None:
+    for f in dataclasses.fields(SECTIONS[info.section]):
+        if f.name == info.key:
+            check: Callable[[Any], str | None] | None = f.metadata["check"]
+            return check
+    return None

@@ -1,0 +1,62 @@
+"""The shop's own settings: name, logo, brand colour, currency, language, time zone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from appliance.db import Database
+
+
+@dataclass(frozen=True)
+class Shop:
+    name: str
+    logo: str | None
+    brand_color: str
+    currency: str
+    language: str
+    timezone: str
+    cart_url_template: str
+
+
+async def get_shop(db: Database) -> Shop:
+    row = await db.fetchone("SELECT * FROM shop_settings WHERE id = 1")
+    if row is None:
+        raise RuntimeError("shop_settings row is missing: the database is damaged")
+    return Shop(
+        row["name"],
+        row["logo"],
+        row["brand_color"],
+        row["currency"],
+        row["language"],
+        row["timezone"],
+        row["cart_url_template"],
+    )
+
+
+async def save_shop(db: Database, shop: Shop) -> None:
+    await db.execute(
+        "UPDATE shop_settings SET name = ?, logo = ?, brand_color = ?, currency = ?, "
+        "language = ?, timezone = ?, cart_url_template = ? WHERE id = 1",
+        (
+            shop.name,
+            shop.logo,
+            shop.brand_color,
+            shop.currency,
+            shop.language,
+            shop.timezone,
+            shop.cart_url_template,
+        ),
+    )
+
+
+async def get_meta(db: Database, key: str) -> str | None:
+    value = await db.fetchval("SELECT value FROM meta WHERE key = ?", (key,))
+    return None if value is None else str(value)
+
+
+async def set_meta(db: Database, key: str, value: str) -> None:
+    await db.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )

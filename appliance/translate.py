@@ -1,0 +1,24 @@
+"""`_()` for Python code: translates into the language picked for the current request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import g, has_app_context
+
+
+def _translations() -> Any:
+    return getattr(g, "translations", None) if has_app_context() else None
+
+
+def _(message: str, **variables: Any) -> str:
+    t = _translations()
+    text = t.gettext(message) if t is not None else message
+    return text % variables if variables else text
+
+
+def ngettext(singular: str, plural: str, n: int, **variables: Any) -> str:
+    t = _translations()
+    text = t.ngettext(singular, plural, n) if t is not None else (singular if n == 1 else plural)
+    variables.setdefault("num", n)
+    return text % variables

@@ -1,0 +1,88 @@
+"""Admin: the shop's name, logo, brand colour, currency, language, time zone, cart links."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, replace
+from zoneinfo import available_timezones
+
+from quart import Blueprint, Response, g, redirect, request
+
+from appliance.forms import Form
+from appliance.i18n import LANGUAGES, known_currencies
+from appliance.services import Services
+from appliance.shop import Shop, save_shop
+from appliance.translate import _
+from appliance.uploads import BadUpload
+from appliance.views.admin_products import upload_error
+from appliance.web import admin_required, render, uploaded_bytes
+
+COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+def blueprint(svc: Services) -> Blueprint:
+    bp = Blueprint("admin_settings", __name__, url_prefix="/admin/settings")
+    zones = sorted(available_timezones())
+
+    async def page(values: dict[str, str], errors: dict[str, str], status: int = 200) -> tuple[str, int]:
+        return await render(
+            "admin/settings.html",
+            status,
+            form=values,
+            errors=errors,
+            languages=LANGUAGES,
+            currencies=list(known_currencies()),
+            zones=zones,
+        )
+
+    @bp.get("")
+    @admin_required
+    async def index() -> tuple[str, int]:
+        return await page({k: str(v or "") for k, v in asdict(g.shop).items()}, {})
+
+    @bp.post("")
+    @admin_required
+    async def save() -> tuple[str, int] | Response:
+        data = await request.form
+        form = Form(data)
+        name = form.text("name", 80)
+        color = form.raw("brand_color").strip()
+        if not COLOR_RE.match(color):
+            form.error("brand_color", _("Enter a colour like #d6336c."))
+        currency = form.choice("currency", known_currencies())
+        language = form.choice("language", LANGUAGES)
+        timezone = form.choice("timezone", zones)
+        template = form.url("cart_url_template")
+        if template and "{sku}" not in template:
+            form.error("cart_url_template", _("The template must contain {sku}."))
+        logo_bytes = await uploaded_bytes("logo")
+        if logo_bytes is not None:
+            try:
+                svc.uploads.check(logo_bytes)
+            except BadUpload as exc:
+                form.error("logo", upload_error(exc, svc.uploads.max_bytes))
+        if form.errors:
+            return await page(dict(data), form.errors, 400)
+        shop: Shop = g.shop
+        logo = shop.logo
+        if logo_bytes is not None:
+            logo = await svc.uploads.save(logo_bytes)
+        elif form.checkbox("remove_logo"):
+            logo = None
+        updated = replace(
+            shop,
+            name=name,
+            brand_color=color.lower(),
+            currency=currency,
+            language=language,
+            timezone=timezone,
+            cart_url_template=template,
+            logo=logo,
+        )
+        await save_shop(svc.db, updated)
+        svc.forget_shop()
+        if logo != shop.logo:
+            await svc.uploads.remove(shop.logo)
+        return redirect("/admin/settings?saved=1")
+
+    return bp

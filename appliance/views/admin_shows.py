@@ -1,0 +1,173 @@
+"""Admin: the show schedule, each show's line-up and stream key, and the dashboard."""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response, abort, g, redirect, request
+
+from appliance import products, shows, users
+from appliance.forms import Form, local_datetime_value
+from appliance.services import Services
+from appliance.translate import _
+from appliance.uploads import BadUpload
+from appliance.views.admin_products import upload_error
+from appliance.web import render, staff_required, uploaded_bytes
+
+editors = staff_required("admin", "host")
+MAX_LINEUP = 100
+
+
+def read_lineup(form: Form, known_ids: set[int]) -> list[int]:
+    """Products whose position field holds a number, in that order."""
+    picked: list[tuple[int, int]] = []
+    for key in form.data:
+        if not key.startswith("pos_"):
+            continue
+        try:
+            product_id = int(key[4:])
+        except ValueError:
+            continue
+        text = form.raw(key).strip()
+        if not text or product_id not in known_ids:
+            continue
+        try:
+            position = int(text)
+        except ValueError:
+            form.error("lineup", _("Positions in the line-up must be whole numbers."))
+            continue
+        picked.append((position, product_id))
+    if len(picked) > MAX_LINEUP:
+        form.error("lineup", _("A line-up holds at most %(n)s products.", n=MAX_LINEUP))
+    return [pid for _pos, pid in sorted(picked)]
+
+
+def blueprint(svc: Services) -> Blueprint:
+    bp = Blueprint("admin_shows", __name__)
+    db = svc.db
+
+    async def show_or_404(show_id: int) -> shows.Show:
+        show = await shows.get_show(db, show_id)
+        if show is None:
+            abort(404)
+        return show
+
+    async def editor(
+        show: shows.Show | None, values: dict[str, str], errors: dict[str, str], status: int
+    ) -> tuple[str, int]:
+        staff = [u for u in await users.list_users(db) if u.role in ("admin", "host") and u.active]
+        return await render(
+            "admin/show_form.html",
+            status,
+            show=show,
+            form=values,
+            errors=errors,
+            hosts=staff,
+            catalogue=await products.list_products(db),
+            whip_url=f"{svc.config.base_url}/whip/{show.id}" if show else "",
+        )
+
+    def values_of(show: shows.Show, lineup: list[products.Product]) -> dict[str, str]:
+        values = {
+            "title": show.title,
+            "description": show.description,
+            "starts_at": local_datetime_value(show.starts_at, g.shop.timezone),
+            "duration_minutes": str(show.duration_minutes),
+            "host_id": str(show.host_id or ""),
+        }
+        values.update({f"pos_{p.id}": str(i + 1) for i, p in enumerate(lineup)})
+        return values
+
+    @bp.get("/admin")
+    @staff_required()
+    async def dashboard() -> tuple[str, int]:
+        return await render(
+            "admin/dashboard.html",
+            live=await shows.list_shows(db, "live"),
+            upcoming=(await shows.list_shows(db, "scheduled"))[:5],
+            product_count=len(await products.list_products(db)),
+        )
+
+    @bp.get("/admin/shows")
+    @staff_required()
+    async def index() -> tuple[str, int]:
+        return await render("admin/shows.html", shows=await shows.list_shows(db))
+
+    @bp.get("/admin/shows/new")
+    @editors
+    async def new() -> tuple[str, int]:
+        return await editor(None, {"duration_minutes": "60"}, {}, 200)
+
+    @bp.get("/admin/shows/<int:show_id>")
+    @editors
+    async def edit(show_id: int) -> tuple[str, int]:
+        show = await show_or_404(show_id)
+        return await editor(show, values_of(show, await shows.lineup(db, show_id)), {}, 200)
+
+    @bp.post("/admin/shows/new")
+    @bp.post("/admin/shows/<int:show_id>")
+    @editors
+    async def save(show_id: int | None = None) -> tuple[str, int] | Response:
+        show = await show_or_404(show_id) if show_id is not None else None
+        data = await request.form
+        form = Form(data)
+        host_ids = {u.id for u in await users.list_users(db) if u.role in ("admin", "host")}
+        host_id = form.integer("host_id", 1, 2**31, required=False)
+        if host_id is not None and host_id not in host_ids:
+            form.error("host_id", _("Choose one of the offered values."))
+        item = shows.ShowData(
+            title=form.text("title", 120),
+            description=form.text("description", 4000, required=False, multiline=True),
+            starts_at=form.when("starts_at", g.shop.timezone),
+            duration_minutes=form.integer("duration_minutes", 5, 24 * 60) or 60,
+            host_id=host_id,
+        )
+        known = {p.id for p in await products.list_products(db)}
+        lineup = read_lineup(form, known)
+        cover_bytes = await uploaded_bytes("cover")
+        if cover_bytes is not None:
+            try:
+                svc.uploads.check(cover_bytes)
+            except BadUpload as exc:
+                form.error("cover", upload_error(exc, svc.uploads.max_bytes))
+        if form.errors:
+            return await editor(show, dict(data), form.errors, 400)
+        old_cover = show.cover if show else None
+        cover = old_cover
+        if cover_bytes is not None:
+            cover = await svc.uploads.save(cover_bytes)
+        elif form.checkbox("remove_cover"):
+            cover = None
+        if show is None:
+            show_id = await shows.create_show(db, item, cover, lineup)
+        else:
+            await shows.update_show(db, show.id, item, cover, lineup)
+        if cover != old_cover:
+            await svc.uploads.remove(old_cover)
+        return redirect(f"/admin/shows/{show_id}?saved=1")
+
+    @bp.post("/admin/shows/<int:show_id>/delete")
+    @staff_required("admin")
+    async def delete(show_id: int) -> Response:
+        show = await show_or_404(show_id)
+        if show.status == "live":
+            abort(409)
+        await shows.delete_show(db, show_id)
+        await svc.uploads.remove(show.cover)
+        return redirect("/admin/shows?deleted=1")
+
+    @bp.post("/admin/shows/<int:show_id>/rotate-key")
+    @editors
+    async def rotate_key(show_id: int) -> Response:
+        await show_or_404(show_id)
+        await shows.rotate_stream_key(db, show_id)
+        return redirect(f"/admin/shows/{show_id}?rotated=1")
+
+    @bp.post("/admin/shows/<int:show_id>/end")
+    @editors
+    async def end(show_id: int) -> Response:
+        show = await show_or_404(show_id)
+        if show.status == "ended":
+            abort(409)
+        await shows.end_show(db, show_id)
+        return redirect(f"/admin/shows/{show_id}?ended=1")
+
+    return bp

@@ -1,0 +1,102 @@
+"""The viewer site: home, show pages, calendar files, brand stylesheet, uploads, health."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from quart import Blueprint, Response, abort, g, send_file
+
+from appliance import calendar, shows
+from appliance.services import Services
+from appliance.web import render
+
+_COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+def blueprint(svc: Services) -> Blueprint:
+    bp = Blueprint("public", __name__)
+    db = svc.db
+
+    def show_url(show_id: int) -> str:
+        return f"{svc.config.base_url}/shows/{show_id}"
+
+    async def show_or_404(show_id: int) -> shows.Show:
+        show = await shows.get_show(db, show_id)
+        if show is None:
+            abort(404)
+        return show
+
+    @bp.get("/")
+    async def home() -> tuple[str, int]:
+        live = await shows.list_shows(db, "live")
+        upcoming = await shows.list_shows(db, "scheduled")
+        past = (await shows.list_shows(db, "ended"))[:24]
+        return await render(
+            "public/home.html", live=live, upcoming=upcoming, past=past, now=int(time.time())
+        )
+
+    @bp.get("/shows/<int:show_id>")
+    async def show_page(show_id: int) -> tuple[str, int]:
+        show = await show_or_404(show_id)
+        products = await shows.lineup(db, show_id)
+        google = calendar.google_calendar_link(
+            title=show.title,
+            description=show.description,
+            starts_at=show.starts_at,
+            ends_at=show.ends_at,
+            url=show_url(show.id),
+        )
+        return await render(
+            "public/show.html",
+            show=show,
+            products=products,
+            google_calendar=google,
+            page_url=show_url(show.id),
+            now=int(time.time()),
+        )
+
+    @bp.get("/shows/<int:show_id>/calendar.ics")
+    async def show_calendar(show_id: int) -> Response:
+        show = await show_or_404(show_id)
+        body = calendar.show_event(
+            show_id=show.id,
+            title=show.title,
+            description=show.description,
+            starts_at=show.starts_at,
+            ends_at=show.ends_at,
+            url=show_url(show.id),
+            shop_name=g.shop.name,
+            now=int(time.time()),
+        )
+        return Response(
+            body,
+            content_type="text/calendar; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="show-{show.id}.ics"'},
+        )
+
+    @bp.get("/brand.css")
+    async def brand_css() -> Response:
+        color = g.shop.brand_color if _COLOR_RE.match(g.shop.brand_color) else "#d6336c"
+        return Response(
+            f":root {{ --brand: {color}; }}\n",
+            content_type="text/css; charset=utf-8",
+            headers={"Cache-Control": "no-cache"},
+        )
+
+    @bp.get("/uploads/<name>")
+    async def upload(name: str) -> Response:
+        path = svc.uploads.path_of(name)
+        if path is None:
+            abort(404)
+        response = await send_file(path, conditional=True)
+        response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+        response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+        return response
+
+    @bp.get("/healthz")
+    async def healthz() -> Response:
+        await db.fetchval("SELECT 1")
+        return Response('{"status": "ok"}', content_type="application/json")
+
+    return bp

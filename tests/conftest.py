@@ -1,0 +1,133 @@
+"""Fixtures: a real app on a real SQLite file in a temporary data directory.
+
+`client` drives the app in-process with its lifespan running (startup migrations,
+shutdown); `live_server` starts the real `vitrine serve` under Hypercorn on a free port.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from quart import Quart
+from quart.testing import QuartClient
+
+from appliance.app import create_app
+from appliance.config import Config, load_config
+from appliance.services import Services
+from appliance.users import create_user
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "correct horse battery"
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    return load_config(environ={}, overrides={"storage.data_dir": str(tmp_path / "data")})
+
+
+@pytest.fixture
+async def app(config: Config) -> AsyncIterator[Quart]:
+    application = create_app(config)
+    async with application.test_app():
+        yield application
+
+
+@pytest.fixture
+def services(app: Quart) -> Services:
+    svc: Services = app.extensions["vitrine"]
+    return svc
+
+
+@pytest.fixture
+def client(app: Quart) -> QuartClient:
+    return app.test_client()
+
+
+async def csrf_of(client: QuartClient, path: str = "/login") -> str:
+    response = await client.get(path)
+    match = CSRF_RE.search(await response.get_data(as_text=True))
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+async def sign_in(client: QuartClient, services: Services, role: str = "admin") -> str:
+    """Create a user with `role`, sign in as them, and return a CSRF token for forms."""
+    email = f"{role}-{time.monotonic_ns()}@example.com"
+    await create_user(services.db, email, role.title(), role, PASSWORD)
+    token = await csrf_of(client)
+    response = await client.post(
+        "/login", form={"email": email, "password": PASSWORD, "csrf_token": token}
+    )
+    assert response.status_code == 302, await response.get_data(as_text=True)
+    # Signing in starts a new session, with a new CSRF token.
+    return await csrf_of(client, "/admin")
+
+
+@pytest.fixture
+async def admin(client: QuartClient, services: Services) -> str:
+    return await sign_in(client, services, "admin")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    url: str
+    data_dir: Path
+    process: subprocess.Popen[str]
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    port = free_port()
+    data_dir = tmp_path / "live-data"
+    log = tmp_path / "server.log"
+    env = {**os.environ, "VITRINE_SERVER_PORT": str(port), "VITRINE_STORAGE_DATA_DIR": str(data_dir)}
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "appliance", "serve"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    server = LiveServer(f"http://127.0.0.1:{port}", data_dir, process, log)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(server.url + "/healthz", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"server did not start:\n{server.output()}")
+        time.sleep(0.1)
+    yield server
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+from quart.testing import QuartClient
+
+from appliance.services import Services
+from appliance.users import admin_exists, create_user
+from tests.conftest import PASSWORD, csrf_of, sign_in
+
+
+async def test_sign_in_and_out(client: QuartClient, services: Services) -> None:
+    await create_user(services.db, "ana@example.com", "Ana", "admin", PASSWORD)
+    token = await csrf_of(client)
+    response = await client.post(
+        "/login",
+        form={"email": "ANA@example.com", "password": PASSWORD, "csrf_token": token, "next": "/admin/shows"},
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/admin/shows"
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+    page = await client.get("/admin")
+    assert page.status_code == 200
+    assert "Hello, Ana" in await page.get_data(as_text=True)
+    assert page.headers["Cache-Control"] == "no-store"
+    assert token not in await page.get_data(as_text=True), "CSRF token survived sign-in"
+    response = await client.post("/logout", form={"csrf_token": await csrf_of(client, "/admin")})
+    assert response.status_code == 302
+    response = await client.get("/admin")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login?next=/admin")
+
+
+async def test_wrong_password_and_rate_limit(client: QuartClient, services: Services) -> None:
+    await create_user(services.db, "bo@example.com", "Bo", "host", PASSWORD)
+    token = await csrf_of(client)
+    for _ in range(5):
+        r = await client.post("/login", form={"email": "bo@example.com", "password": "nope-nope-nope", "csrf_token": token})
+        assert r.status_code == 400
+        assert "Wrong email or password" in await r.get_data(as_text=True)
+    r = await client.post("/login", form={"email": "bo@example.com", "password": PASSWORD, "csrf_token": token})
+    assert r.status_code == 429
+    assert "Too many failed attempts" in await r.get_data(as_text=True)
+
+
+async def test_open_redirect_is_refused(client: QuartClient, services: Services) -> None:
+    await create_user(services.db, "cy@example.com", "Cy", "admin", PASSWORD)
+    token = await csrf_of(client)
+    r = await client.post(
+        "/login",
+        form={"email": "cy@example.com", "password": PASSWORD, "csrf_token": token, "next": "//evil.example/x"},
+    )
+    assert r.headers["Location"] == "/admin"
+
+
+async def test_forms_without_csrf_token_are_refused(client: QuartClient, services: Services) -> None:
+    await create_user(services.db, "di@example.com", "Di", "admin", PASSWORD)
+    await client.get("/login")
+    r = await client.post("/login", form={"email": "di@example.com", "password": PASSWORD})
+    assert r.status_code == 400
+    assert "This form has expired" in await r.get_data(as_text=True)
+    r = await client.post("/login", form={"email": "di@example.com", "password": PASSWORD, "csrf_token": "forged"})
+    assert r.status_code == 400
+
+
+async def test_setup_page_creates_first_admin_once(client: QuartClient, services: Services) -> None:
+    assert (await client.get("/setup?token=wrong")).status_code == 403
+    r = await client.get(f"/setup?token={services.setup_token}")
+    assert r.status_code == 200
+    token = await csrf_of(client, f"/setup?token={services.setup_token}")
+    bad = await client.post(
+        "/setup",
+        form={"token": services.setup_token, "csrf_token": token, "name": "Owner", "email": "owner@example.com", "password": "short"},
+    )
+    assert bad.status_code == 400
+    assert "Use at least 10 characters" in await bad.get_data(as_text=True)
+    assert not await admin_exists(services.db)
+    ok = await client.post(
+        "/setup",
+        form={"token": services.setup_token, "csrf_token": token, "name": "Owner", "email": "owner@example.com", "password": PASSWORD},
+    )
+    assert ok.status_code == 302
+    assert await admin_exists(services.db)
+    assert (await client.get(f"/setup?token={services.setup_token}")).status_code == 404
+    again = await client.post(
+        "/setup",
+        form={"token": services.setup_token, "csrf_token": await csrf_of(client, "/admin"), "name": "X", "email": "x@example.com", "password": PASSWORD},
+    )
+    assert again.status_code == 404
+
+
+async def test_roles_are_checked_on_the_server(client: QuartClient, services: Services) -> None:
+    token = await sign_in(client, services, "moderator")
+    assert (await client.get("/admin")).status_code == 200
+    assert (await client.get("/admin/shows")).status_code == 200
+    for path in ("/admin/products", "/admin/products/new", "/admin/shows/new", "/admin/users", "/admin/settings"):
+        assert (await client.get(path)).status_code == 403, path
+    r = await client.post("/admin/products/new", form={"csrf_token": token, "name": "x", "price": "1"})
+    assert r.status_code == 403
+    r = await client.post("/admin/users", form={"csrf_token": token, "name": "x", "email": "e@x.y", "role": "admin", "password": PASSWORD})
+    assert r.status_code == 403
+
+
+async def test_host_manages_catalogue_but_not_team(client: QuartClient, services: Services) -> None:
+    await sign_in(client, services, "host")
+    assert (await client.get("/admin/products")).status_code == 200
+    assert (await client.get("/admin/shows/new")).status_code == 200
+    assert (await client.get("/admin/users")).status_code == 403
+    assert (await client.get("/admin/settings")).status_code == 403
+
+
+async def test_anonymous_posts_are_refused(client: QuartClient) -> None:
+    token = await csrf_of(client)
+    r = await client.post("/admin/products/new", form={"csrf_token": token, "name": "x"})
+    assert r.status_code == 401
