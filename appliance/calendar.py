@@ -23,7 +23,8 @@ def _escape(text: str) -> str:
 
 def _fold(line: str) -> str:
     """Lines longer than 75 octets continue on the next line after a space (RFC 5545 3.1)."""
-    out, current = [], b""
+    out: list[str] = []
+    current = b""
     for ch in line:
         encoded = ch.encode()
         limit = 75 if not out else 74
@@ -36,8 +37,15 @@ def _fold(line: str) -> str:
 
 
 def show_event(
-    *, show_id: int, title: str, description: str, starts_at: int, ends_at: int, url: str,
-    shop_name: str, now: int,
+    *,
+    show_id: int,
+    title: str,
+    description: str,
+    starts_at: int,
+    ends_at: int,
+    url: str,
+    shop_name: str,
+    now: int,
 ) -> str:
     host = urlsplit(url).hostname or "vitrine"
     lines = [
@@ -66,7 +74,9 @@ def show_event(
     return "".join(_fold(line) + "\r\n" for line in lines)
 
 
-def google_calendar_link(*, title: str, description: str, starts_at: int, ends_at: int, url: str) -> str:
+def google_calendar_link(
+    *, title: str, description: str, starts_at: int, ends_at: int, url: str
+) -> str:
     query = urlencode(
         {
             "action": "TEMPLATE",

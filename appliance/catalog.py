@@ -83,17 +83,16 @@ def parse_csv(data: bytes, default_currency: str) -> tuple[list[ProductData], li
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         return [], [RowError(1, "", _("The file is not UTF-8 text. Export it as CSV UTF-8."))]
+    dialect: type[csv.Dialect] = csv.excel
     try:
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
     except csv.Error:
-        dialect = csv.excel()
+        pass
     reader = csv.DictReader(io.StringIO(text), dialect=dialect)
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
     missing = [c for c in ("name", "price") if c not in header]
     if missing:
-        return [], [
-            RowError(1, ", ".join(missing), _("The header row must name these columns."))
-        ]
+        return [], [RowError(1, ", ".join(missing), _("The header row must name these columns."))]
     reader.fieldnames = header
     items: list[ProductData] = []
     errors: list[RowError] = []
@@ -102,7 +101,9 @@ def parse_csv(data: bytes, default_currency: str) -> tuple[list[ProductData], li
         for index, row in enumerate(reader):
             line = index + 2
             if index >= MAX_ROWS:
-                errors.append(RowError(line, "", _("Import at most %(n)s rows at once.", n=MAX_ROWS)))
+                errors.append(
+                    RowError(line, "", _("Import at most %(n)s rows at once.", n=MAX_ROWS))
+                )
                 break
             if None in row:
                 errors.append(RowError(line, "", _("This row has more cells than the header.")))
@@ -114,7 +115,9 @@ def parse_csv(data: bytes, default_currency: str) -> tuple[list[ProductData], li
             item = read_product(form, default_currency)
             if item.sku:
                 if item.sku in seen_skus:
-                    form.error("sku", _("This SKU is already on line %(n)s.", n=seen_skus[item.sku]))
+                    form.error(
+                        "sku", _("This SKU is already on line %(n)s.", n=seen_skus[item.sku])
+                    )
                 seen_skus[item.sku] = line
             if form.errors:
                 errors.extend(RowError(line, f, m) for f, m in form.errors.items())

@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--host", help="listen address (overrides server.host)")
     p.add_argument("--port", help="listen port (overrides server.port)")
+    p.add_argument("--demo", action="store_true", help="create the demo shop first if it never was")
     p.set_defaults(handler=cmd_serve)
 
     p = sub.add_parser("migrate", help="apply pending database migrations")
@@ -137,8 +138,10 @@ def cmd_create_admin(args: argparse.Namespace, config: Config) -> int:
     else:
         password = getpass.getpass("Password for the new admin: ")
     if (problem := password_problem(password)) is not None:
-        print(f"vitrine: password refused ({problem.replace('_', ' ')}; at least 10 characters)",
-              file=sys.stderr)
+        print(
+            f"vitrine: password refused ({problem.replace('_', ' ')}; at least 10 characters)",
+            file=sys.stderr,
+        )
         return 2
     if "@" not in args.email:
         print("vitrine: --email must be an email address", file=sys.stderr)
@@ -224,8 +227,10 @@ def cmd_shows_create(args: argparse.Namespace, config: Config) -> int:
     try:
         moment = datetime.fromisoformat(args.starts_at.replace("Z", "+00:00"))
     except ValueError:
-        print(f"vitrine: --starts-at: not an ISO 8601 date and time: {args.starts_at!r}",
-              file=sys.stderr)
+        print(
+            f"vitrine: --starts-at: not an ISO 8601 date and time: {args.starts_at!r}",
+            file=sys.stderr,
+        )
         return 2
 
     async def work(database: dbmod.Database) -> Any:
@@ -254,6 +259,8 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     from appliance.logs import setup_logging
 
     setup_logging()
+    if args.demo:
+        cmd_seed_demo(args, config)
     app = create_app(config)
     hc = HypercornConfig()
     hc.bind = [f"{config.server.host}:{config.server.port}"]
@@ -281,7 +288,7 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
                     flush=True,
                 )
 
-        await serve(app, hc, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+        await serve(app, hc, shutdown_trigger=stop.wait)
 
     asyncio.run(run())
     return 0

@@ -47,7 +47,9 @@ def _url(value: str) -> str | None:
 
 @dataclass(frozen=True)
 class ServerSettings:
-    host: str = _setting("127.0.0.1", "Address the web server listens on (0.0.0.0 in the container).")
+    host: str = _setting(
+        "127.0.0.1", "Address the web server listens on (0.0.0.0 in the container)."
+    )
     port: int = _setting(8080, "TCP port of the web server.", _port)
     public_url: str = _setting(
         "",
@@ -56,7 +58,9 @@ class ServerSettings:
         _url,
     )
     proxy_headers: bool = _setting(
-        False, "Trust X-Forwarded-For from a reverse proxy in front of Vitrine (client address for rate limits)."
+        False,
+        "Trust X-Forwarded-For from a reverse proxy in front of Vitrine "
+        "(the client address used by rate limits).",
     )
     backlog: int = _setting(1024, "Pending TCP connections the server queues.", _positive)
 
@@ -140,7 +144,9 @@ def settings_table() -> list[SettingInfo]:
     for section, cls in SECTIONS.items():
         hints = {f.name: f for f in dataclasses.fields(cls)}
         for name, f in hints.items():
-            rows.append(SettingInfo(section, name, _field_type(cls, name), f.default, f.metadata["help"]))
+            rows.append(
+                SettingInfo(section, name, _field_type(cls, name), f.default, f.metadata["help"])
+            )
     return rows
 
 

@@ -16,7 +16,14 @@ from appliance.uploads import UploadStore
 DEMO_PRODUCTS = (
     ("Linen shirt", "Washed linen, relaxed fit.", "LIN-001", 5900, "in_stock", (191, 140, 96)),
     ("Silk scarf", "Hand-rolled edges, 90 x 90 cm.", "SCF-014", 7500, "low_stock", (176, 58, 86)),
-    ("Leather tote", "Vegetable-tanned, made in France.", "TOT-203", 18900, "in_stock", (120, 72, 40)),
+    (
+        "Leather tote",
+        "Vegetable-tanned, made in France.",
+        "TOT-203",
+        18900,
+        "in_stock",
+        (120, 72, 40),
+    ),
     ("Wool beanie", "Merino, one size.", "BNE-007", 2900, "preorder", (62, 96, 140)),
 )
 

@@ -42,9 +42,7 @@ class Form:
     def error(self, name: str, message: str) -> None:
         self.errors.setdefault(name, message)
 
-    def text(
-        self, name: str, max_len: int, required: bool = True, multiline: bool = False
-    ) -> str:
+    def text(self, name: str, max_len: int, required: bool = True, multiline: bool = False) -> str:
         value = clean_text(self.raw(name), multiline)
         if required and not value:
             self.error(name, _("This field is required."))

@@ -66,8 +66,7 @@ async def create_product(db: Database, data: ProductData, image: str | None) -> 
     cols = ", ".join(_DATA_COLUMNS)
     marks = ", ".join("?" for _ in _DATA_COLUMNS)
     return await db.execute(
-        f"INSERT INTO products ({cols}, image, created_at, updated_at) "
-        f"VALUES ({marks}, ?, ?, ?)",
+        f"INSERT INTO products ({cols}, image, created_at, updated_at) VALUES ({marks}, ?, ?, ?)",
         [*(getattr(data, c) for c in _DATA_COLUMNS), image, now, now],
     )
 
@@ -108,8 +107,7 @@ async def upsert_many(db: Database, items: Sequence[ProductData]) -> tuple[int, 
                 updated += 1
             else:
                 await conn.execute(
-                    f"INSERT INTO products ({cols}, created_at, updated_at) "
-                    f"VALUES ({marks}, ?, ?)",
+                    f"INSERT INTO products ({cols}, created_at, updated_at) VALUES ({marks}, ?, ?)",
                     [*values, now, now],
                 )
                 created += 1

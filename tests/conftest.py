@@ -101,7 +101,11 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
     port = free_port()
     data_dir = tmp_path / "live-data"
     log = tmp_path / "server.log"
-    env = {**os.environ, "VITRINE_SERVER_PORT": str(port), "VITRINE_STORAGE_DATA_DIR": str(data_dir)}
+    env = {
+        **os.environ,
+        "VITRINE_SERVER_PORT": str(port),
+        "VITRINE_STORAGE_DATA_DIR": str(data_dir),
+    }
     with log.open("w") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "appliance", "serve"],

@@ -12,7 +12,12 @@ async def test_sign_in_and_out(client: QuartClient, services: Services) -> None:
     token = await csrf_of(client)
     response = await client.post(
         "/login",
-        form={"email": "ANA@example.com", "password": PASSWORD, "csrf_token": token, "next": "/admin/shows"},
+        form={
+            "email": "ANA@example.com",
+            "password": PASSWORD,
+            "csrf_token": token,
+            "next": "/admin/shows",
+        },
     )
     assert response.status_code == 302
     assert response.headers["Location"] == "/admin/shows"
@@ -34,10 +39,15 @@ async def test_wrong_password_and_rate_limit(client: QuartClient, services: Serv
     await create_user(services.db, "bo@example.com", "Bo", "host", PASSWORD)
     token = await csrf_of(client)
     for _ in range(5):
-        r = await client.post("/login", form={"email": "bo@example.com", "password": "nope-nope-nope", "csrf_token": token})
+        r = await client.post(
+            "/login",
+            form={"email": "bo@example.com", "password": "nope-nope-nope", "csrf_token": token},
+        )
         assert r.status_code == 400
         assert "Wrong email or password" in await r.get_data(as_text=True)
-    r = await client.post("/login", form={"email": "bo@example.com", "password": PASSWORD, "csrf_token": token})
+    r = await client.post(
+        "/login", form={"email": "bo@example.com", "password": PASSWORD, "csrf_token": token}
+    )
     assert r.status_code == 429
     assert "Too many failed attempts" in await r.get_data(as_text=True)
 
@@ -47,18 +57,27 @@ async def test_open_redirect_is_refused(client: QuartClient, services: Services)
     token = await csrf_of(client)
     r = await client.post(
         "/login",
-        form={"email": "cy@example.com", "password": PASSWORD, "csrf_token": token, "next": "//evil.example/x"},
+        form={
+            "email": "cy@example.com",
+            "password": PASSWORD,
+            "csrf_token": token,
+            "next": "//evil.example/x",
+        },
     )
     assert r.headers["Location"] == "/admin"
 
 
-async def test_forms_without_csrf_token_are_refused(client: QuartClient, services: Services) -> None:
+async def test_forms_without_csrf_token_are_refused(
+    client: QuartClient, services: Services
+) -> None:
     await create_user(services.db, "di@example.com", "Di", "admin", PASSWORD)
     await client.get("/login")
     r = await client.post("/login", form={"email": "di@example.com", "password": PASSWORD})
     assert r.status_code == 400
     assert "This form has expired" in await r.get_data(as_text=True)
-    r = await client.post("/login", form={"email": "di@example.com", "password": PASSWORD, "csrf_token": "forged"})
+    r = await client.post(
+        "/login", form={"email": "di@example.com", "password": PASSWORD, "csrf_token": "forged"}
+    )
     assert r.status_code == 400
 
 
@@ -69,21 +88,39 @@ async def test_setup_page_creates_first_admin_once(client: QuartClient, services
     token = await csrf_of(client, f"/setup?token={services.setup_token}")
     bad = await client.post(
         "/setup",
-        form={"token": services.setup_token, "csrf_token": token, "name": "Owner", "email": "owner@example.com", "password": "short"},
+        form={
+            "token": services.setup_token,
+            "csrf_token": token,
+            "name": "Owner",
+            "email": "owner@example.com",
+            "password": "short",
+        },
     )
     assert bad.status_code == 400
     assert "Use at least 10 characters" in await bad.get_data(as_text=True)
     assert not await admin_exists(services.db)
     ok = await client.post(
         "/setup",
-        form={"token": services.setup_token, "csrf_token": token, "name": "Owner", "email": "owner@example.com", "password": PASSWORD},
+        form={
+            "token": services.setup_token,
+            "csrf_token": token,
+            "name": "Owner",
+            "email": "owner@example.com",
+            "password": PASSWORD,
+        },
     )
     assert ok.status_code == 302
     assert await admin_exists(services.db)
     assert (await client.get(f"/setup?token={services.setup_token}")).status_code == 404
     again = await client.post(
         "/setup",
-        form={"token": services.setup_token, "csrf_token": await csrf_of(client, "/admin"), "name": "X", "email": "x@example.com", "password": PASSWORD},
+        form={
+            "token": services.setup_token,
+            "csrf_token": await csrf_of(client, "/admin"),
+            "name": "X",
+            "email": "x@example.com",
+            "password": PASSWORD,
+        },
     )
     assert again.status_code == 404
 
@@ -92,11 +129,28 @@ async def test_roles_are_checked_on_the_server(client: QuartClient, services: Se
     token = await sign_in(client, services, "moderator")
     assert (await client.get("/admin")).status_code == 200
     assert (await client.get("/admin/shows")).status_code == 200
-    for path in ("/admin/products", "/admin/products/new", "/admin/shows/new", "/admin/users", "/admin/settings"):
+    for path in (
+        "/admin/products",
+        "/admin/products/new",
+        "/admin/shows/new",
+        "/admin/users",
+        "/admin/settings",
+    ):
         assert (await client.get(path)).status_code == 403, path
-    r = await client.post("/admin/products/new", form={"csrf_token": token, "name": "x", "price": "1"})
+    r = await client.post(
+        "/admin/products/new", form={"csrf_token": token, "name": "x", "price": "1"}
+    )
     assert r.status_code == 403
-    r = await client.post("/admin/users", form={"csrf_token": token, "name": "x", "email": "e@x.y", "role": "admin", "password": PASSWORD})
+    r = await client.post(
+        "/admin/users",
+        form={
+            "csrf_token": token,
+            "name": "x",
+            "email": "e@x.y",
+            "role": "admin",
+            "password": PASSWORD,
+        },
+    )
     assert r.status_code == 403
 
 

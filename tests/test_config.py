@@ -23,11 +23,17 @@ def test_file_then_environment_then_overrides(tmp_path: Path) -> None:
     path = tmp_path / "vitrine.toml"
     path.write_text('[server]\nport = 9000\nhost = "0.0.0.0"\n[limits]\nlogin_attempts = 3\n')
     config = load_config(path, environ={})
-    assert (config.server.port, config.server.host, config.limits.login_attempts) == (9000, "0.0.0.0", 3)
+    assert (config.server.port, config.server.host, config.limits.login_attempts) == (
+        9000,
+        "0.0.0.0",
+        3,
+    )
     assert config.base_url == "http://127.0.0.1:9000"
     config = load_config(path, environ={"VITRINE_SERVER_PORT": "9100"})
     assert config.server.port == 9100
-    config = load_config(path, environ={"VITRINE_SERVER_PORT": "9100"}, overrides={"server.port": "9200"})
+    config = load_config(
+        path, environ={"VITRINE_SERVER_PORT": "9100"}, overrides={"server.port": "9200"}
+    )
     assert config.server.port == 9200
 
 
@@ -44,7 +50,10 @@ def test_public_url_sets_https() -> None:
         ({"VITRINE_SERVER_PORT": "70000"}, "server.port: expected a port number"),
         ({"VITRINE_SERVER_PROXY_HEADERS": "maybe"}, "server.proxy_headers: expected true or false"),
         ({"VITRINE_SERVER_PUBLIC_URL": "shop.example"}, "server.public_url: expected an http://"),
-        ({"VITRINE_LIMITS_MAX_IMAGE_BYTES": "0"}, "limits.max_image_bytes: expected a number greater than 0"),
+        (
+            {"VITRINE_LIMITS_MAX_IMAGE_BYTES": "0"},
+            "limits.max_image_bytes: expected a number greater than 0",
+        ),
     ],
 )
 def test_bad_environment_values_name_the_key(env: dict[str, str], fragment: str) -> None:
@@ -76,7 +85,9 @@ def test_example_file_documents_every_key_with_its_default() -> None:
     text = (ROOT / "config.example.toml").read_text()
     example = tomllib.loads(text)
     for info in settings_table():
-        assert info.key in example.get(info.section, {}), f"{info.name} missing from config.example.toml"
+        assert info.key in example.get(info.section, {}), (
+            f"{info.name} missing from config.example.toml"
+        )
         assert example[info.section][info.key] == info.default, f"{info.name} default differs"
         assert info.env in text, f"{info.env} not mentioned in config.example.toml"
     known = {(i.section, i.key) for i in settings_table()}

@@ -43,7 +43,9 @@ def untranslated_literals(source: str) -> list[str]:
         elif kind == "name" and expect_tag_name:
             in_trans = {"trans": True, "endtrans": False}.get(value, in_trans)
             expect_tag_name = False
-    text = re.sub(r"<!--.*?-->|<script.*?</script>|<style.*?</style>", " ", "".join(parts), flags=re.S)
+    text = re.sub(
+        r"<!--.*?-->|<script.*?</script>|<style.*?</style>", " ", "".join(parts), flags=re.S
+    )
     found: list[str] = []
     for tag in re.findall(r"<[^>]*>", text):
         found += [v for _k, v in TRANSLATABLE_ATTRS.findall(tag) if re.search(r"[A-Za-z]", v)]
@@ -60,11 +62,16 @@ def test_the_literal_check_catches_literals() -> None:
     assert untranslated_literals('<img alt="A photo" src="{{ x }}">') == ["A photo"]
     assert untranslated_literals("<p>{{ _('Hello') }}</p><!-- note -->") == []
     assert untranslated_literals('<a href="/x" class="button">{{ _("Go") }}</a>') == []
-    assert untranslated_literals('<div class="f{% if e %} has-error{% endif %}">{{ x }}</div>') == []
+    assert (
+        untranslated_literals('<div class="f{% if e %} has-error{% endif %}">{{ x }}</div>') == []
+    )
     assert untranslated_literals("{% trans %}Hello{% endtrans %} world") == ["world"]
 
 
-@pytest.mark.parametrize("template", sorted(p.relative_to(TEMPLATES_DIR).as_posix() for p in TEMPLATES_DIR.rglob("*.html")))
+@pytest.mark.parametrize(
+    "template",
+    sorted(p.relative_to(TEMPLATES_DIR).as_posix() for p in TEMPLATES_DIR.rglob("*.html")),
+)
 def test_templates_have_no_untranslated_literals(template: str) -> None:
     assert untranslated_literals((TEMPLATES_DIR / template).read_text()) == []
 
@@ -74,7 +81,9 @@ def extracted_messages() -> set[str]:
     options = {"web/templates/**.html": {"extensions": "jinja2.ext.i18n"}}
     keywords = {"_": DEFAULT_KEYWORDS["_"], "ngettext": (1, 2)}
     ids = set()
-    for _file, _line, message, _comments, _ctx in extract_from_dir(ROOT, method_map, options, keywords):
+    for _file, _line, message, _comments, _ctx in extract_from_dir(
+        ROOT, method_map, options, keywords
+    ):
         ids.add(message[0] if isinstance(message, tuple) else message)
     return ids
 
@@ -88,7 +97,11 @@ def test_catalogue_is_fresh_and_complete(lang: str) -> None:
     assert in_code, "extraction found nothing: the check itself is broken"
     assert sorted(in_code - in_catalog) == [], "catalogue is stale: run scripts/i18n"
     assert sorted(in_catalog - in_code) == [], "catalogue has obsolete entries: run scripts/i18n"
-    untranslated = [m.id for m in catalog if m.id and (not m.string or (isinstance(m.string, tuple) and not all(m.string)))]
+    untranslated = [
+        m.id
+        for m in catalog
+        if m.id and (not m.string or (isinstance(m.string, tuple) and not all(m.string)))
+    ]
     assert untranslated == []
     assert not [m.id for m in catalog if m.id and m.fuzzy]
     assert list(catalog.check()) == []
@@ -110,8 +123,14 @@ def test_money_is_formatted_for_the_locale() -> None:
 
 
 async def test_viewer_pages_speak_french(client: QuartClient, services: Services) -> None:
-    pid = await create_product(services.db, ProductData("Foulard", "", None, 7500, "EUR", "low_stock", "https://s.example/f", ""), None)
-    show_id = await create_show(services.db, ShowData("Nouveautés", "", 1_900_000_000, 60, None), product_ids=[pid])
+    pid = await create_product(
+        services.db,
+        ProductData("Foulard", "", None, 7500, "EUR", "low_stock", "https://s.example/f", ""),
+        None,
+    )
+    show_id = await create_show(
+        services.db, ShowData("Nouveautés", "", 1_900_000_000, 60, None), product_ids=[pid]
+    )
     fr = {"Accept-Language": "fr-FR,fr;q=0.9"}
     home = await (await client.get("/", headers=fr)).get_data(as_text=True)
     assert '<html lang="fr">' in home and "Émissions à venir" in home
@@ -119,5 +138,7 @@ async def test_viewer_pages_speak_french(client: QuartClient, services: Services
     assert "75,00\u00a0€" in page
     assert "Ajouter à l’agenda" in page
     assert "mars 2030" in page  # 1_900_000_000 is 17 March 2030
-    en = await (await client.get(f"/shows/{show_id}", headers={"Accept-Language": "en-GB"})).get_data(as_text=True)
+    en = await (
+        await client.get(f"/shows/{show_id}", headers={"Accept-Language": "en-GB"})
+    ).get_data(as_text=True)
     assert "€75.00" in en and "Add to calendar" in en and "March" in en

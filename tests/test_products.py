@@ -19,13 +19,21 @@ VALID = {
 }
 
 
-async def post_product(client: QuartClient, token: str, path: str = "/admin/products/new", image: bytes | None = None, **changes: str):
+async def post_product(
+    client: QuartClient,
+    token: str,
+    path: str = "/admin/products/new",
+    image: bytes | None = None,
+    **changes: str,
+):
     form = {**VALID, **changes, "csrf_token": token}
     files = {"image": file_field(image)} if image is not None else None
     return await client.post(path, form=form, files=files)
 
 
-async def test_create_product_with_image(client: QuartClient, services: Services, admin: str) -> None:
+async def test_create_product_with_image(
+    client: QuartClient, services: Services, admin: str
+) -> None:
     r = await post_product(client, admin, image=PNG)
     assert r.status_code == 302, await r.get_data(as_text=True)
     [p] = await products.list_products(services.db)
@@ -39,14 +47,18 @@ async def test_create_product_with_image(client: QuartClient, services: Services
     assert "€59.90" in await listing.get_data(as_text=True)
 
 
-async def test_edit_replace_image_and_delete(client: QuartClient, services: Services, admin: str) -> None:
+async def test_edit_replace_image_and_delete(
+    client: QuartClient, services: Services, admin: str
+) -> None:
     await post_product(client, admin, image=PNG)
     [p] = await products.list_products(services.db)
     old_file = services.uploads.directory / p.image
     assert old_file.exists()
     page = await client.get(f"/admin/products/{p.id}")
     assert 'value="59.90"' in await page.get_data(as_text=True)
-    r = await post_product(client, admin, f"/admin/products/{p.id}", image=PNG, name="Linen shirt II", price="61")
+    r = await post_product(
+        client, admin, f"/admin/products/{p.id}", image=PNG, name="Linen shirt II", price="61"
+    )
     assert r.status_code == 302
     [p2] = await products.list_products(services.db)
     assert (p2.name, p2.price_minor) == ("Linen shirt II", 6100)
@@ -94,14 +106,18 @@ async def test_bad_images_are_refused(client: QuartClient, services: Services, a
     assert not services.uploads.directory.exists() or not any(services.uploads.directory.iterdir())
 
 
-async def test_oversized_request_is_413(client: QuartClient, services: Services, admin: str, app) -> None:
+async def test_oversized_request_is_413(
+    client: QuartClient, services: Services, admin: str, app
+) -> None:
     app.config["MAX_CONTENT_LENGTH"] = 10_000
     r = await post_product(client, admin, image=b"\x89PNG\r\n\x1a\n" + b"\0" * 20_000)
     assert r.status_code == 413
     assert await products.list_products(services.db) == []
 
 
-async def test_hostile_text_is_stored_as_is_and_escaped(client: QuartClient, services: Services, admin: str) -> None:
+async def test_hostile_text_is_stored_as_is_and_escaped(
+    client: QuartClient, services: Services, admin: str
+) -> None:
     hostile = "<script>alert('x')</script> '; DROP TABLE products; -- ünïcødé 🛍️"
     r = await post_product(client, admin, name=hostile[:120], description=hostile, sku="")
     assert r.status_code == 302
@@ -112,7 +128,9 @@ async def test_hostile_text_is_stored_as_is_and_escaped(client: QuartClient, ser
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in body
 
 
-async def test_duplicate_sku_is_refused(client: QuartClient, services: Services, admin: str) -> None:
+async def test_duplicate_sku_is_refused(
+    client: QuartClient, services: Services, admin: str
+) -> None:
     assert (await post_product(client, admin)).status_code == 302
     r = await post_product(client, admin, name="Other")
     assert r.status_code == 400
@@ -120,13 +138,18 @@ async def test_duplicate_sku_is_refused(client: QuartClient, services: Services,
     assert len(await products.list_products(services.db)) == 1
 
 
-async def test_csv_export_and_import_round_trip(client: QuartClient, services: Services, admin: str) -> None:
+async def test_csv_export_and_import_round_trip(
+    client: QuartClient, services: Services, admin: str
+) -> None:
     await post_product(client, admin)
-    await post_product(client, admin, name="=HYPERLINK(\"x\")", sku="EVIL", price="3")
+    await post_product(client, admin, name='=HYPERLINK("x")', sku="EVIL", price="3")
     export = await client.get("/admin/products/export.csv")
     assert export.headers["Content-Type"].startswith("text/csv")
     text = await export.get_data(as_text=True)
-    assert text.splitlines()[0] == "sku,name,description,price,currency,stock_status,product_url,cart_url"
+    assert (
+        text.splitlines()[0]
+        == "sku,name,description,price,currency,stock_status,product_url,cart_url"
+    )
     assert "'=HYPERLINK" in text, "formula cells must be defused"
     assert "LIN-1,Linen shirt,Washed linen.,59.90,EUR,in_stock" in text
     csv_in = text.replace("59.90", "49.00") + "NEW-1,Wool hat,,12.5,EUR,preorder,,\r\n"
@@ -161,7 +184,12 @@ async def test_csv_import_reports_every_bad_row_and_imports_nothing(
     assert r.status_code == 400
     body = await r.get_data(as_text=True)
     assert "Nothing was imported" in body
-    for line, message in [(3, "This field is required."), (4, "Enter a price like 19.90."), (5, "Enter a full web address"), (6, "This SKU is already on line 2.")]:
+    for line, message in [
+        (3, "This field is required."),
+        (4, "Enter a price like 19.90."),
+        (5, "Enter a full web address"),
+        (6, "This SKU is already on line 2."),
+    ]:
         assert f"<td>{line}</td>" in body and message in body
     assert await products.list_products(services.db) == []
 
@@ -171,10 +199,12 @@ async def test_csv_import_reports_every_bad_row_and_imports_nothing(
     [
         (b"\xff\xfe\x00garbage", "The file is not UTF-8 text."),
         (b"sku,title\nA,B\n", "The header row must name these columns."),
-        (b"name,price\n\"unclosed,1\n", "Nothing was imported"),
+        (b'name,price\n"unclosed,1\n', "Nothing was imported"),
     ],
 )
-async def test_csv_import_rejects_broken_files(client: QuartClient, services: Services, admin: str, payload: bytes, message: str) -> None:
+async def test_csv_import_rejects_broken_files(
+    client: QuartClient, services: Services, admin: str, payload: bytes, message: str
+) -> None:
     r = await client.post(
         "/admin/products/import",
         form={"csrf_token": admin},
@@ -185,7 +215,9 @@ async def test_csv_import_rejects_broken_files(client: QuartClient, services: Se
     assert await products.list_products(services.db) == []
 
 
-async def test_csv_import_without_file_or_too_big(client: QuartClient, services: Services, admin: str) -> None:
+async def test_csv_import_without_file_or_too_big(
+    client: QuartClient, services: Services, admin: str
+) -> None:
     r = await client.post("/admin/products/import", form={"csrf_token": admin})
     assert r.status_code == 400
     assert "Choose a CSV file to import." in await r.get_data(as_text=True)

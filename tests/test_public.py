@@ -29,15 +29,26 @@ async def test_health_and_not_found(client: QuartClient) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["../vitrine.sqlite3", "..%2Fvitrine.sqlite3", "%2e%2e/%2e%2e/etc/passwd", "vitrine.sqlite3", "x.png", ".hidden.png"],
+    [
+        "../vitrine.sqlite3",
+        "..%2Fvitrine.sqlite3",
+        "%2e%2e/%2e%2e/etc/passwd",
+        "vitrine.sqlite3",
+        "x.png",
+        ".hidden.png",
+    ],
 )
-async def test_uploads_cannot_escape_their_folder(client: QuartClient, services: Services, name: str) -> None:
+async def test_uploads_cannot_escape_their_folder(
+    client: QuartClient, services: Services, name: str
+) -> None:
     services.uploads.directory.mkdir(parents=True, exist_ok=True)
     r = await client.get(f"/uploads/{name}")
     assert r.status_code == 404
 
 
-async def test_settings_apply_brand_and_logo(client: QuartClient, services: Services, admin: str) -> None:
+async def test_settings_apply_brand_and_logo(
+    client: QuartClient, services: Services, admin: str
+) -> None:
     form = {
         "csrf_token": admin,
         "name": "Maison <Lune>",
@@ -68,8 +79,19 @@ async def test_settings_apply_brand_and_logo(client: QuartClient, services: Serv
         ({"name": ""}, "This field is required."),
     ],
 )
-async def test_bad_settings_change_nothing(client: QuartClient, services: Services, admin: str, changes: dict[str, str], message: str) -> None:
-    form = {"csrf_token": admin, "name": "Shop", "brand_color": "#112233", "currency": "EUR", "language": "en", "timezone": "UTC", "cart_url_template": "", **changes}
+async def test_bad_settings_change_nothing(
+    client: QuartClient, services: Services, admin: str, changes: dict[str, str], message: str
+) -> None:
+    form = {
+        "csrf_token": admin,
+        "name": "Shop",
+        "brand_color": "#112233",
+        "currency": "EUR",
+        "language": "en",
+        "timezone": "UTC",
+        "cart_url_template": "",
+        **changes,
+    }
     r = await client.post("/admin/settings", form=form)
     assert r.status_code == 400
     assert message in await r.get_data(as_text=True)
@@ -83,13 +105,33 @@ async def test_cart_link_template(client: QuartClient, services: Services, admin
 
     r = await client.post(
         "/admin/settings",
-        form={"csrf_token": admin, "name": "S", "brand_color": "#112233", "currency": "EUR", "language": "en", "timezone": "UTC", "cart_url_template": "https://s.example/cart/{sku}:{qty}"},
+        form={
+            "csrf_token": admin,
+            "name": "S",
+            "brand_color": "#112233",
+            "currency": "EUR",
+            "language": "en",
+            "timezone": "UTC",
+            "cart_url_template": "https://s.example/cart/{sku}:{qty}",
+        },
     )
     assert r.status_code == 302
-    a = await create_product(services.db, ProductData("A", "", "SKU-A", 100, "EUR", "in_stock", "https://s.example/a", ""), None)
-    b = await create_product(services.db, ProductData("B", "", "SKU-B", 100, "EUR", "in_stock", "", "https://s.example/add/b"), None)
-    c = await create_product(services.db, ProductData("C", "", "SKU-C", 100, "EUR", "out_of_stock", "", ""), None)
-    show_id = await create_show(services.db, ShowData("S", "", 2_000_000_000, 60, None), product_ids=[a, b, c])
+    a = await create_product(
+        services.db,
+        ProductData("A", "", "SKU-A", 100, "EUR", "in_stock", "https://s.example/a", ""),
+        None,
+    )
+    b = await create_product(
+        services.db,
+        ProductData("B", "", "SKU-B", 100, "EUR", "in_stock", "", "https://s.example/add/b"),
+        None,
+    )
+    c = await create_product(
+        services.db, ProductData("C", "", "SKU-C", 100, "EUR", "out_of_stock", "", ""), None
+    )
+    show_id = await create_show(
+        services.db, ShowData("S", "", 2_000_000_000, 60, None), product_ids=[a, b, c]
+    )
     page = await (await client.get(f"/shows/{show_id}")).get_data(as_text=True)
     assert 'href="https://s.example/cart/SKU-A:1"' in page
     assert 'href="https://s.example/add/b"' in page
@@ -99,20 +141,55 @@ async def test_cart_link_template(client: QuartClient, services: Services, admin
 async def test_team_management(client: QuartClient, services: Services, admin: str) -> None:
     from appliance.users import list_users
 
-    r = await client.post("/admin/users", form={"csrf_token": admin, "name": "Host <b>", "email": "h@example.com", "role": "host", "password": "long enough pw"})
+    r = await client.post(
+        "/admin/users",
+        form={
+            "csrf_token": admin,
+            "name": "Host <b>",
+            "email": "h@example.com",
+            "role": "host",
+            "password": "long enough pw",
+        },
+    )
     assert r.status_code == 302
-    r = await client.post("/admin/users", form={"csrf_token": admin, "name": "Dup", "email": "H@example.com", "role": "host", "password": "long enough pw"})
+    r = await client.post(
+        "/admin/users",
+        form={
+            "csrf_token": admin,
+            "name": "Dup",
+            "email": "H@example.com",
+            "role": "host",
+            "password": "long enough pw",
+        },
+    )
     assert r.status_code == 400 and "already exists" in await r.get_data(as_text=True)
-    r = await client.post("/admin/users", form={"csrf_token": admin, "name": "X", "email": "x@example.com", "role": "owner", "password": "long enough pw"})
+    r = await client.post(
+        "/admin/users",
+        form={
+            "csrf_token": admin,
+            "name": "X",
+            "email": "x@example.com",
+            "role": "owner",
+            "password": "long enough pw",
+        },
+    )
     assert r.status_code == 400
     team = {u.email: u for u in await list_users(services.db)}
     host = team["h@example.com"]
     assert host.role == "host" and host.name == "Host <b>"
-    r = await client.post(f"/admin/users/{host.id}", form={"csrf_token": admin, "name": "Host", "role": "moderator", "active": "on"})
+    r = await client.post(
+        f"/admin/users/{host.id}",
+        form={"csrf_token": admin, "name": "Host", "role": "moderator", "active": "on"},
+    )
     assert r.status_code == 302
     me = next(u for u in team.values() if u.role == "admin")
-    r = await client.post(f"/admin/users/{me.id}", form={"csrf_token": admin, "name": "Me", "role": "host", "active": "on"})
-    assert r.status_code == 400 and "Keep at least one active admin." in await r.get_data(as_text=True)
+    r = await client.post(
+        f"/admin/users/{me.id}",
+        form={"csrf_token": admin, "name": "Me", "role": "host", "active": "on"},
+    )
+    assert r.status_code == 400 and "Keep at least one active admin." in await r.get_data(
+        as_text=True
+    )
     r = await client.post(f"/admin/users/{me.id}/delete", form={"csrf_token": admin})
     assert r.status_code == 400
     r = await client.post(f"/admin/users/{host.id}/delete", form={"csrf_token": admin})

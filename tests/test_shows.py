@@ -33,7 +33,9 @@ def show_form(token: str, **changes: str) -> dict[str, str]:
     }
 
 
-async def test_schedule_a_show_with_three_products(client: QuartClient, services: Services, admin: str) -> None:
+async def test_schedule_a_show_with_three_products(
+    client: QuartClient, services: Services, admin: str
+) -> None:
     ids = await make_products(services)
     form = show_form(admin, **{f"pos_{ids[2]}": "1", f"pos_{ids[0]}": "2", f"pos_{ids[3]}": "3"})
     r = await client.post("/admin/shows/new", form=form, files={"cover": file_field(PNG)})
@@ -48,14 +50,16 @@ async def test_schedule_a_show_with_three_products(client: QuartClient, services
 
     home = await (await client.get("/")).get_data(as_text=True)
     assert "Winter coats, live" in home and f'href="/shows/{show_id}"' in home
-    assert 'data-starts="%d"' % show.starts_at in home
+    assert f'data-starts="{show.starts_at}"' in home
     page = await (await client.get(f"/shows/{show_id}")).get_data(as_text=True)
     assert page.index("Product 2") < page.index("Product 0") < page.index("Product 3")
     assert "Product 1" not in page
-    assert f'/shows/{show_id}/calendar.ics' in page
+    assert f"/shows/{show_id}/calendar.ics" in page
     assert "https://calendar.google.com/calendar/render?action=TEMPLATE" in page
     assert '<meta property="og:title" content="Winter coats, live">' in page
-    assert f'<meta property="og:image" content="http://127.0.0.1:8080/uploads/{show.cover}">' in page
+    assert (
+        f'<meta property="og:image" content="http://127.0.0.1:8080/uploads/{show.cover}">' in page
+    )
 
     edit = await (await client.get(f"/admin/shows/{show_id}")).get_data(as_text=True)
     assert 'value="2030-01-15T18:30"' in edit and show.stream_key in edit
@@ -65,7 +69,9 @@ async def test_schedule_a_show_with_three_products(client: QuartClient, services
 async def test_calendar_file_is_valid_ics(client: QuartClient, services: Services) -> None:
     starts = int(datetime(2030, 3, 1, 18, 0, tzinfo=ZoneInfo("Europe/Paris")).timestamp())
     long_title = "Spring; sale, with a very long title that needs folding " * 2
-    show_id = await shows.create_show(services.db, shows.ShowData(long_title.strip(), "Line 1\nLine 2", starts, 90, None))
+    show_id = await shows.create_show(
+        services.db, shows.ShowData(long_title.strip(), "Line 1\nLine 2", starts, 90, None)
+    )
     r = await client.get(f"/shows/{show_id}/calendar.ics")
     assert r.status_code == 200
     assert r.headers["Content-Type"] == "text/calendar; charset=utf-8"
@@ -89,7 +95,9 @@ async def test_calendar_file_is_valid_ics(client: QuartClient, services: Service
     assert fields["URL"] == f"http://127.0.0.1:8080/shows/{show_id}"
 
 
-async def test_stream_key_rotation_and_end(client: QuartClient, services: Services, admin: str) -> None:
+async def test_stream_key_rotation_and_end(
+    client: QuartClient, services: Services, admin: str
+) -> None:
     show_id = await shows.create_show(services.db, shows.ShowData("S", "", 2_000_000_000, 60, None))
     before = (await shows.get_show(services.db, show_id)).stream_key
     r = await client.post(f"/admin/shows/{show_id}/rotate-key", form={"csrf_token": admin})
@@ -140,7 +148,9 @@ async def test_bad_show_forms_write_nothing(
     assert await shows.list_shows(services.db) == []
 
 
-async def test_admin_deletes_show_but_not_while_live(client: QuartClient, services: Services, admin: str) -> None:
+async def test_admin_deletes_show_but_not_while_live(
+    client: QuartClient, services: Services, admin: str
+) -> None:
     show_id = await shows.create_show(services.db, shows.ShowData("S", "", 2_000_000_000, 60, None))
     await shows.go_live(services.db, show_id)
     r = await client.post(f"/admin/shows/{show_id}/delete", form={"csrf_token": admin})

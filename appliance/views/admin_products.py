@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from quart import Blueprint, Response, abort, g, redirect, request
+from quart.typing import ResponseReturnValue
 
 from appliance import catalog, products
 from appliance.forms import Form, format_minor_plain
@@ -42,7 +43,10 @@ def blueprint(svc: Services) -> Blueprint:
         }
 
     async def editor(
-        product: products.Product | None, values: dict[str, str], errors: dict[str, str], status: int
+        product: products.Product | None,
+        values: dict[str, str],
+        errors: dict[str, str],
+        status: int,
     ) -> tuple[str, int]:
         return await render(
             "admin/product_form.html",
@@ -74,7 +78,7 @@ def blueprint(svc: Services) -> Blueprint:
     @bp.post("/new")
     @bp.post("/<int:product_id>")
     @editors
-    async def save(product_id: int | None = None) -> tuple[str, int] | Response:
+    async def save(product_id: int | None = None) -> ResponseReturnValue:
         product = None
         if product_id is not None:
             product = await products.get_product(db, product_id)
@@ -114,7 +118,7 @@ def blueprint(svc: Services) -> Blueprint:
 
     @bp.post("/<int:product_id>/delete")
     @editors
-    async def delete(product_id: int) -> Response:
+    async def delete(product_id: int) -> ResponseReturnValue:
         product = await products.get_product(db, product_id)
         if product is None:
             abort(404)
@@ -124,7 +128,7 @@ def blueprint(svc: Services) -> Blueprint:
 
     @bp.get("/export.csv")
     @editors
-    async def export() -> Response:
+    async def export() -> ResponseReturnValue:
         body = catalog.export_csv(await products.list_products(db))
         return Response(
             body,
@@ -151,19 +155,28 @@ def blueprint(svc: Services) -> Blueprint:
             )
         if problem is not None or data is None:
             return await render(
-                "admin/product_import.html", 400, errors=[], problem=problem,
+                "admin/product_import.html",
+                400,
+                errors=[],
+                problem=problem,
                 columns=catalog.CSV_COLUMNS,
             )
         items, errors = catalog.parse_csv(data, g.shop.currency)
         if errors:
             return await render(
-                "admin/product_import.html", 400, errors=errors, columns=catalog.CSV_COLUMNS,
+                "admin/product_import.html",
+                400,
+                errors=errors,
+                columns=catalog.CSV_COLUMNS,
                 problem=_("Nothing was imported: fix these rows and import the file again."),
             )
         created, updated = await products.upsert_many(db, items)
         return await render(
-            "admin/product_import.html", errors=[], columns=catalog.CSV_COLUMNS,
-            created=created, updated=updated,
+            "admin/product_import.html",
+            errors=[],
+            columns=catalog.CSV_COLUMNS,
+            created=created,
+            updated=updated,
         )
 
     return bp

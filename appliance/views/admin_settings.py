@@ -6,7 +6,8 @@ import re
 from dataclasses import asdict, replace
 from zoneinfo import available_timezones
 
-from quart import Blueprint, Response, g, redirect, request
+from quart import Blueprint, g, redirect, request
+from quart.typing import ResponseReturnValue
 
 from appliance.forms import Form
 from appliance.i18n import LANGUAGES, known_currencies
@@ -24,7 +25,9 @@ def blueprint(svc: Services) -> Blueprint:
     bp = Blueprint("admin_settings", __name__, url_prefix="/admin/settings")
     zones = sorted(available_timezones())
 
-    async def page(values: dict[str, str], errors: dict[str, str], status: int = 200) -> tuple[str, int]:
+    async def page(
+        values: dict[str, str], errors: dict[str, str], status: int = 200
+    ) -> tuple[str, int]:
         return await render(
             "admin/settings.html",
             status,
@@ -42,7 +45,7 @@ def blueprint(svc: Services) -> Blueprint:
 
     @bp.post("")
     @admin_required
-    async def save() -> tuple[str, int] | Response:
+    async def save() -> ResponseReturnValue:
         data = await request.form
         form = Form(data)
         name = form.text("name", 80)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from quart import Blueprint, Response, abort, g, redirect, request
+from quart import Blueprint, abort, g, redirect, request
+from quart.typing import ResponseReturnValue
 
 from appliance import products, shows, users
 from appliance.forms import Form, local_datetime_value
@@ -105,7 +106,7 @@ def blueprint(svc: Services) -> Blueprint:
     @bp.post("/admin/shows/new")
     @bp.post("/admin/shows/<int:show_id>")
     @editors
-    async def save(show_id: int | None = None) -> tuple[str, int] | Response:
+    async def save(show_id: int | None = None) -> ResponseReturnValue:
         show = await show_or_404(show_id) if show_id is not None else None
         data = await request.form
         form = Form(data)
@@ -146,7 +147,7 @@ def blueprint(svc: Services) -> Blueprint:
 
     @bp.post("/admin/shows/<int:show_id>/delete")
     @staff_required("admin")
-    async def delete(show_id: int) -> Response:
+    async def delete(show_id: int) -> ResponseReturnValue:
         show = await show_or_404(show_id)
         if show.status == "live":
             abort(409)
@@ -156,14 +157,14 @@ def blueprint(svc: Services) -> Blueprint:
 
     @bp.post("/admin/shows/<int:show_id>/rotate-key")
     @editors
-    async def rotate_key(show_id: int) -> Response:
+    async def rotate_key(show_id: int) -> ResponseReturnValue:
         await show_or_404(show_id)
         await shows.rotate_stream_key(db, show_id)
         return redirect(f"/admin/shows/{show_id}?rotated=1")
 
     @bp.post("/admin/shows/<int:show_id>/end")
     @editors
-    async def end(show_id: int) -> Response:
+    async def end(show_id: int) -> ResponseReturnValue:
         show = await show_or_404(show_id)
         if show.status == "ended":
             abort(409)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from quart import Blueprint, Response, abort, redirect, request
+from quart import Blueprint, abort, redirect, request
+from quart.typing import ResponseReturnValue
 
 from appliance import users
 from appliance.forms import Form
@@ -16,7 +17,9 @@ def blueprint(svc: Services) -> Blueprint:
     bp = Blueprint("admin_users", __name__, url_prefix="/admin/users")
     db = svc.db
 
-    async def page(values: dict[str, str], errors: dict[str, str], status: int = 200) -> tuple[str, int]:
+    async def page(
+        values: dict[str, str], errors: dict[str, str], status: int = 200
+    ) -> tuple[str, int]:
         return await render(
             "admin/users.html",
             status,
@@ -34,7 +37,7 @@ def blueprint(svc: Services) -> Blueprint:
 
     @bp.post("")
     @admin_required
-    async def create() -> tuple[str, int] | Response:
+    async def create() -> ResponseReturnValue:
         data = await request.form
         form = Form(data)
         name = form.text("name", 80)
@@ -56,7 +59,7 @@ def blueprint(svc: Services) -> Blueprint:
 
     @bp.post("/<int:user_id>")
     @admin_required
-    async def update(user_id: int) -> tuple[str, int] | Response:
+    async def update(user_id: int) -> ResponseReturnValue:
         target = await users.get_user(db, user_id)
         if target is None:
             abort(404)
@@ -79,7 +82,7 @@ def blueprint(svc: Services) -> Blueprint:
 
     @bp.post("/<int:user_id>/delete")
     @admin_required
-    async def delete(user_id: int) -> tuple[str, int] | Response:
+    async def delete(user_id: int) -> ResponseReturnValue:
         target = await users.get_user(db, user_id)
         if target is None:
             abort(404)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from quart import Blueprint, Response, abort, redirect, request, session
+from quart import Blueprint, abort, redirect, request, session
+from quart.typing import ResponseReturnValue
 
 from appliance import users
 from appliance.forms import Form
@@ -33,13 +34,13 @@ def blueprint(svc: Services) -> Blueprint:
     db = svc.db
 
     @bp.get("/login")
-    async def login_form() -> tuple[str, int] | Response:
+    async def login_form() -> ResponseReturnValue:
         if current_user() is not None:
             return redirect(safe_next(request.args.get("next")))
         return await render("auth/login.html", next=request.args.get("next", ""), form={})
 
     @bp.post("/login")
-    async def login() -> tuple[str, int] | Response:
+    async def login() -> ResponseReturnValue:
         form = await request.form
         email = form.get("email", "").strip()[:254]
         password = form.get("password", "")[:256]
@@ -73,7 +74,7 @@ def blueprint(svc: Services) -> Blueprint:
         return redirect(safe_next(form.get("next")))
 
     @bp.post("/logout")
-    async def logout() -> Response:
+    async def logout() -> ResponseReturnValue:
         session.clear()
         return redirect("/")
 
@@ -86,10 +87,12 @@ def blueprint(svc: Services) -> Blueprint:
     @bp.get("/setup")
     async def setup_form() -> tuple[str, int]:
         await setup_guard(request.args.get("token", ""))
-        return await render("auth/setup.html", token=request.args.get("token", ""), form={}, errors={})
+        return await render(
+            "auth/setup.html", token=request.args.get("token", ""), form={}, errors={}
+        )
 
     @bp.post("/setup")
-    async def setup() -> tuple[str, int] | Response:
+    async def setup() -> ResponseReturnValue:
         data = await request.form
         await setup_guard(data.get("token", ""))
         form = Form(data)
