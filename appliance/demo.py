@@ -53,6 +53,10 @@ async def seed_demo(
     zone = ZoneInfo(timezone)
     evening = datetime.now(zone).replace(hour=18, minute=0, second=0, microsecond=0)
     next_week = int((evening + timedelta(days=7)).timestamp())
+    covers = [
+        await uploads.save(product_picture(color, size=480, height=270))
+        for color in ((150, 90, 60), (70, 110, 150))
+    ]
     await create_show(
         db,
         ShowData(
@@ -62,6 +66,7 @@ async def seed_demo(
             duration_minutes=45,
             host_id=None,
         ),
+        cover=covers[0],
         product_ids=ids[:3],
     )
     past = await create_show(
@@ -73,6 +78,7 @@ async def seed_demo(
             duration_minutes=40,
             host_id=None,
         ),
+        cover=covers[1],
         product_ids=[ids[1], ids[3]],
     )
     await go_live(db, past)

@@ -166,3 +166,21 @@ async def test_anonymous_posts_are_refused(client: QuartClient) -> None:
     token = await csrf_of(client)
     r = await client.post("/admin/products/new", form={"csrf_token": token, "name": "x"})
     assert r.status_code == 401
+
+
+async def test_cookie_is_secure_behind_https(tmp_path) -> None:
+    from appliance.app import create_app
+    from appliance.config import load_config
+
+    config = load_config(
+        environ={},
+        overrides={
+            "storage.data_dir": str(tmp_path / "d"),
+            "server.public_url": "https://live.shop.example",
+        },
+    )
+    app = create_app(config)
+    async with app.test_app():
+        client = app.test_client()
+        r = await client.get("/login")
+        assert "Secure" in r.headers["Set-Cookie"] and "HttpOnly" in r.headers["Set-Cookie"]

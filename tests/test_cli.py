@@ -140,7 +140,7 @@ def test_create_admin_and_backup(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert conn.execute("SELECT email FROM users").fetchall() == [("me@example.com",)]
         assert conn.execute("SELECT COUNT(*) FROM products").fetchone()[0] == 4
-    assert len(list((out / "uploads").iterdir())) == 4
+    assert len(list((out / "uploads").iterdir())) == 6  # 4 products, 2 covers
 
 
 def test_config_file_and_bad_values(tmp_path: Path) -> None:
