@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 from appliance import db as dbmod
 from appliance import i18n
 from appliance.config import Config
+from appliance.live import LiveShows
 from appliance.paths import STATIC_DIR, TEMPLATES_DIR
 from appliance.security import SlidingWindowLimiter, new_token
 from appliance.services import Services
@@ -25,7 +26,16 @@ from appliance.shop import get_meta, set_meta
 from appliance.translate import _, ngettext
 from appliance.uploads import UploadStore
 from appliance.users import get_user
-from appliance.views import admin_products, admin_settings, admin_shows, admin_users, auth, public
+from appliance.views import (
+    admin_products,
+    admin_settings,
+    admin_shows,
+    admin_users,
+    auth,
+    media_http,
+    public,
+    studio,
+)
 from appliance.web import csrf_ok, csrf_token, current_user, render
 
 log = logging.getLogger(__name__)
@@ -69,7 +79,9 @@ def create_app(config: Config) -> Quart:
         SEND_FILE_MAX_AGE_DEFAULT=timedelta(hours=1),
         TEMPLATES_AUTO_RELOAD=False,
     )
+    live = LiveShows(config, database)
     app.extensions["vitrine"] = services
+    app.extensions["vitrine.live"] = live
     _setup_templates(app, services)
 
     @app.before_serving
@@ -83,9 +95,11 @@ def create_app(config: Config) -> Quart:
             secret = new_token()
             await set_meta(database, "secret_key", secret)
         app.secret_key = secret
+        await live.start()
 
     @app.after_serving
     async def close_store() -> None:
+        await live.close()
         await database.close()
 
     @app.before_request
@@ -133,6 +147,8 @@ def create_app(config: Config) -> Quart:
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> Any:
+        if exc.response is not None:  # abort(Response): already the answer
+            return exc.response
         code = exc.code or 500
         if code == 401 and request.method == "GET":
             return redirect(f"/login?next={quote(request.full_path.rstrip('?'), safe='/?=&')}")
@@ -155,11 +171,12 @@ def create_app(config: Config) -> Quart:
         public.blueprint,
         auth.blueprint,
         admin_products.blueprint,
-        admin_shows.blueprint,
         admin_users.blueprint,
         admin_settings.blueprint,
     ):
         app.register_blueprint(make(services))
+    for make_live in (admin_shows.blueprint, media_http.blueprint, studio.blueprint):
+        app.register_blueprint(make_live(services, live))
     return app
 
 

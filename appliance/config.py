@@ -89,11 +89,62 @@ class LimitsSettings:
     )
 
 
+def _addresses(value: str) -> str | None:
+    import ipaddress
+
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        try:
+            ipaddress.ip_address(part)
+        except ValueError:
+            return "a comma-separated list of IP addresses, like 127.0.0.1"
+    return None
+
+
+def _ice_urls(value: str) -> str | None:
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        if not part.startswith(("stun:", "turn:", "turns:")):
+            return "a comma-separated list of stun:, turn: or turns: URLs"
+    return None
+
+
+def _ip_or_empty(value: str) -> str | None:
+    return _addresses(value) if "," not in value else "one IP address"
+
+
+@dataclass(frozen=True)
+class MediaSettings:
+    ice_servers: str = _setting(
+        "",
+        "STUN/TURN servers for WebRTC, comma-separated, e.g. stun:stun.example.com:3478. "
+        "Given to the server's peer connections and to the browser pages.",
+        _ice_urls,
+    )
+    turn_username: str = _setting("", "User name for the turn: servers in media.ice_servers.")
+    turn_password: str = _setting("", "Password for the turn: servers in media.ice_servers.")
+    host_addresses: str = _setting(
+        "",
+        "Local addresses to gather ICE candidates on, comma-separated. Empty: every "
+        "interface except loopback. 127.0.0.1 for tests and same-machine use.",
+        _addresses,
+    )
+    public_ip: str = _setting(
+        "",
+        "Public address to announce beside the local ones, for a server behind 1:1 NAT "
+        "(a cloud VM or a container with published UDP ports).",
+        _ip_or_empty,
+    )
+    grace_seconds: int = _setting(
+        60, "How long a live show waits for its publisher to come back after a drop.", _positive
+    )
+    max_viewers: int = _setting(500, "Most concurrent video viewers of one show.", _positive)
+
+
 @dataclass(frozen=True)
 class Config:
     server: ServerSettings = field(default_factory=ServerSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     limits: LimitsSettings = field(default_factory=LimitsSettings)
+    media: MediaSettings = field(default_factory=MediaSettings)
     source: str = "defaults"
 
     @property
@@ -118,6 +169,7 @@ SECTIONS: dict[str, type] = {
     "server": ServerSettings,
     "storage": StorageSettings,
     "limits": LimitsSettings,
+    "media": MediaSettings,
 }
 
 
@@ -228,6 +280,7 @@ def load_config(
         server=ServerSettings(**values["server"]),
         storage=StorageSettings(**values["storage"]),
         limits=LimitsSettings(**values["limits"]),
+        media=MediaSettings(**values["media"]),
         source=source,
     )
 

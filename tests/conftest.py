@@ -95,6 +95,19 @@ class LiveServer:
     def output(self) -> str:
         return self.log.read_text()
 
+    def cli(self, *args: str) -> str:
+        env = {**os.environ, "VITRINE_STORAGE_DATA_DIR": str(self.data_dir)}
+        result = subprocess.run(
+            [sys.executable, "-m", "appliance", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return result.stdout
+
 
 @pytest.fixture
 def live_server(tmp_path: Path) -> Iterator[LiveServer]:
@@ -105,6 +118,9 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
         **os.environ,
         "VITRINE_SERVER_PORT": str(port),
         "VITRINE_STORAGE_DATA_DIR": str(data_dir),
+        # aioice leaves loopback out unless told: everything here runs on 127.0.0.1.
+        "VITRINE_MEDIA_HOST_ADDRESSES": "127.0.0.1",
+        "VITRINE_MEDIA_GRACE_SECONDS": "3",
     }
     with log.open("w") as out:
         process = subprocess.Popen(

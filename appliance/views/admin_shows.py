@@ -7,6 +7,7 @@ from quart.typing import ResponseReturnValue
 
 from appliance import products, shows, users
 from appliance.forms import Form, local_datetime_value
+from appliance.live import LiveShows
 from appliance.services import Services
 from appliance.translate import _
 from appliance.uploads import BadUpload
@@ -41,7 +42,7 @@ def read_lineup(form: Form, known_ids: set[int]) -> list[int]:
     return [pid for _pos, pid in sorted(picked)]
 
 
-def blueprint(svc: Services) -> Blueprint:
+def blueprint(svc: Services, live: LiveShows) -> Blueprint:
     bp = Blueprint("admin_shows", __name__)
     db = svc.db
 
@@ -168,7 +169,7 @@ def blueprint(svc: Services) -> Blueprint:
         show = await show_or_404(show_id)
         if show.status == "ended":
             abort(409)
-        await shows.end_show(db, show_id)
+        await live.end(show_id)
         return redirect(f"/admin/shows/{show_id}?ended=1")
 
     return bp

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
 from quart import Blueprint, Response, abort, g, send_file
 
 from appliance import calendar, shows
+from appliance.live import ice_servers
 from appliance.services import Services
 from appliance.web import render
 
@@ -17,6 +19,7 @@ _COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 def blueprint(svc: Services) -> Blueprint:
     bp = Blueprint("public", __name__)
     db = svc.db
+    ice_json = json.dumps(ice_servers(svc.config))
 
     def show_url(show_id: int) -> str:
         return f"{svc.config.base_url}/shows/{show_id}"
@@ -54,6 +57,7 @@ def blueprint(svc: Services) -> Blueprint:
             google_calendar=google,
             page_url=show_url(show.id),
             now=int(time.time()),
+            ice_servers_json=ice_json,
         )
 
     @bp.get("/shows/<int:show_id>/calendar.ics")

@@ -1,0 +1,119 @@
+"""Live shows: joins the media plane's events to the shows' lifecycle in the database.
+
+- A publisher connecting makes a scheduled show live.
+- A publisher dropping (or stopping) starts a grace period; if nobody publishes again
+  before it ends, the show ends. A phone that switches networks comes back well within it.
+- "End show" ends it at once and closes every connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from aiortc import RTCIceServer
+
+from appliance import shows
+from appliance.config import Config
+from appliance.db import Database
+from media.plane import MediaPlane, MediaSettings
+
+log = logging.getLogger(__name__)
+
+
+def ice_servers(config: Config) -> list[dict[str, Any]]:
+    """The STUN/TURN servers as browsers want them (RTCIceServer dictionaries)."""
+    servers: list[dict[str, Any]] = []
+    for url in filter(None, (u.strip() for u in config.media.ice_servers.split(","))):
+        entry: dict[str, Any] = {"urls": url}
+        if url.startswith("turn") and config.media.turn_username:
+            entry["username"] = config.media.turn_username
+            entry["credential"] = config.media.turn_password
+        servers.append(entry)
+    return servers
+
+
+class LiveShows:
+    def __init__(self, config: Config, db: Database) -> None:
+        self.config = config
+        self.db = db
+        self.grace = float(config.media.grace_seconds)
+        self.plane = MediaPlane(
+            MediaSettings(
+                ice_servers=[RTCIceServer(**s) for s in ice_servers(config)],
+                host_addresses=[
+                    a.strip() for a in config.media.host_addresses.split(",") if a.strip()
+                ],
+                public_ip=config.media.public_ip,
+                max_viewers=config.media.max_viewers,
+            ),
+            on_event=self._on_event,
+        )
+        self.ice_servers_for_links = ice_servers(config)
+        self._grace_timers: dict[str, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def start(self) -> None:
+        await self.plane.start()
+        # Shows left live by a stopped server get the same grace as a dropped phone.
+        for show in await shows.list_shows(self.db, "live"):
+            self._start_grace(str(show.id))
+
+    async def close(self) -> None:
+        for timer in self._grace_timers.values():
+            timer.cancel()
+        await self.plane.close()
+        pending = [*self._grace_timers.values(), *self._tasks]
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _on_event(self, show: str, event: str) -> None:
+        log.info("show %s: %s", show, event.replace("_", " "))
+        if event == "publishing":
+            self._cancel_grace(show)
+            self._spawn(self._went_live(int(show)))
+        elif event in ("publisher_lost", "publisher_stopped"):
+            self._start_grace(show)
+
+    async def _went_live(self, show_id: int) -> None:
+        show = await shows.get_show(self.db, show_id)
+        if show is not None and show.status == "scheduled":
+            await shows.go_live(self.db, show_id)
+
+    def _cancel_grace(self, show: str) -> None:
+        timer = self._grace_timers.pop(show, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _start_grace(self, show: str) -> None:
+        self._cancel_grace(show)
+        self._grace_timers[show] = asyncio.ensure_future(self._grace(show))
+
+    async def _grace(self, show: str) -> None:
+        log.info("show %s: waiting %.0f s for its publisher", show, self.grace)
+        await asyncio.sleep(self.grace)
+        self._grace_timers.pop(show, None)
+        if not self.plane.has_publisher(show):
+            log.info("show %s: no publisher for %.0f s, ending it", show, self.grace)
+            await self.end(int(show))
+
+    async def end(self, show_id: int) -> None:
+        """End a show now: status, publisher and viewers."""
+        self._cancel_grace(str(show_id))
+        with contextlib.suppress(shows.BadTransition):
+            await shows.end_show(self.db, show_id)
+        await self.plane.end_show(str(show_id))
+
+    def status(self, show_id: int) -> dict[str, Any]:
+        key = str(show_id)
+        return {
+            "publishing": self.plane.is_publishing(key),
+            "viewers": self.plane.viewer_count(key),
+        }

@@ -1,0 +1,180 @@
+"""WHIP (RFC 9725) publishing and WHEP playback over HTTP, and the live status API.
+
+Every request is checked before the media plane sees it: content type (415), size
+(413), bearer token (401, on DELETE and PATCH too), the show (404), its state (409),
+and the SDP itself (400). No peer connection outlives a refused request.
+"""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response, abort, request
+from quart.typing import ResponseReturnValue
+
+from appliance import shows
+from appliance.live import LiveShows
+from appliance.security import same_secret
+from appliance.services import Services
+from media.offers import MAX_OFFER_BYTES, BadOffer
+from media.plane import NotLive, TooManyViewers
+
+SDP = "application/sdp"
+CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type, If-Match",
+    "Access-Control-Expose-Headers": "Location, Link, ETag",
+}
+
+
+def plain(message: str, status: int, **headers: str) -> Response:
+    return Response(
+        message + "\n",
+        status=status,
+        content_type="text/plain; charset=utf-8",
+        headers={**CORS, **headers},
+    )
+
+
+def blueprint(svc: Services, live: LiveShows) -> Blueprint:
+    bp = Blueprint("media_http", __name__)
+    db = svc.db
+
+    async def show_or_404(show_id: int) -> shows.Show:
+        show = await shows.get_show(db, show_id)
+        if show is None:
+            abort(plain("no such show", 404))
+        return show
+
+    def bearer_ok(show: shows.Show) -> bool:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        return scheme.lower() == "bearer" and same_secret(token.strip(), show.stream_key)
+
+    def unauthorized() -> Response:
+        return plain(
+            "missing or wrong stream key", 401, **{"WWW-Authenticate": 'Bearer realm="vitrine"'}
+        )
+
+    async def read_offer() -> bytes:
+        """The SDP body, or an HTTP error for the wrong type or size."""
+        ctype = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if ctype != SDP:
+            abort(plain(f"the body must be {SDP}", 415))
+        length = request.content_length
+        if length is not None and length > MAX_OFFER_BYTES:
+            abort(plain(f"the offer must be at most {MAX_OFFER_BYTES} bytes", 413))
+        body = await request.get_data(cache=False, as_text=False)
+        assert isinstance(body, bytes)
+        if len(body) > MAX_OFFER_BYTES:
+            abort(plain(f"the offer must be at most {MAX_OFFER_BYTES} bytes", 413))
+        return body
+
+    def created(kind: str, show_id: int, session: str, answer: str) -> Response:
+        links = ", ".join(f'<{s["urls"]}>; rel="ice-server"' for s in live.ice_servers_for_links)
+        headers = {**CORS, "Location": f"/{kind}/{show_id}/{session}", "ETag": f'"{session}"'}
+        if links:
+            headers["Link"] = links
+        return Response(answer, status=201, content_type=SDP, headers=headers)
+
+    def options(methods: str) -> Response:
+        return Response(
+            "",
+            status=204,
+            headers={**CORS, "Access-Control-Allow-Methods": methods, "Allow": methods},
+        )
+
+    # -- WHIP ----------------------------------------------------------------------
+
+    @bp.route("/whip/<int:show_id>", methods=["OPTIONS"])
+    async def whip_options(show_id: int) -> ResponseReturnValue:
+        return options("POST, OPTIONS")
+
+    @bp.route("/whip/<int:show_id>", methods=["POST"])
+    async def whip_publish(show_id: int) -> ResponseReturnValue:
+        show = await show_or_404(show_id)
+        if not bearer_ok(show):
+            return unauthorized()
+        offer = await read_offer()
+        if show.status == "ended":
+            return plain("this show has ended", 409)
+        try:
+            session, answer = await live.plane.publish(str(show_id), offer)
+        except BadOffer as exc:
+            return plain(f"bad offer: {exc}", 400)
+        return created("whip", show_id, session, answer)
+
+    @bp.route("/whip/<int:show_id>/<session>", methods=["OPTIONS"])
+    async def whip_session_options(show_id: int, session: str) -> ResponseReturnValue:
+        return options("PATCH, DELETE, OPTIONS")
+
+    @bp.route("/whip/<int:show_id>/<session>", methods=["DELETE", "PATCH"])
+    async def whip_session(show_id: int, session: str) -> ResponseReturnValue:
+        show = await show_or_404(show_id)
+        if not bearer_ok(show):
+            return unauthorized()
+        if live.plane.publisher_session(str(show_id)) != session:
+            return plain("no such session", 404)
+        if request.method == "PATCH":
+            # aiortc supports neither trickle ICE nor ICE restarts: RFC 9725 section
+            # 4.3.1 says 405. A client reconnects with a new POST and the same key.
+            return plain(
+                "trickle ICE and ICE restarts are not supported; POST again",
+                405,
+                Allow="DELETE, OPTIONS",
+            )
+        await live.plane.stop_publishing(str(show_id), session)
+        return plain("publishing stopped", 200)
+
+    # -- WHEP ----------------------------------------------------------------------
+
+    @bp.route("/whep/<int:show_id>", methods=["OPTIONS"])
+    async def whep_options(show_id: int) -> ResponseReturnValue:
+        return options("POST, OPTIONS")
+
+    @bp.route("/whep/<int:show_id>", methods=["POST"])
+    async def whep_play(show_id: int) -> ResponseReturnValue:
+        show = await show_or_404(show_id)
+        offer = await read_offer()
+        if show.status == "ended":
+            return plain("this show has ended", 409)
+        try:
+            session, answer = await live.plane.watch(str(show_id), offer)
+        except BadOffer as exc:
+            return plain(f"bad offer: {exc}", 400)
+        except NotLive:
+            return plain(
+                "the show is not on air right now; try again soon", 409, **{"Retry-After": "3"}
+            )
+        except TooManyViewers:
+            return plain(
+                "this show has as many viewers as it can take", 503, **{"Retry-After": "30"}
+            )
+        return created("whep", show_id, session, answer)
+
+    @bp.route("/whep/<int:show_id>/<session>", methods=["OPTIONS"])
+    async def whep_session_options(show_id: int, session: str) -> ResponseReturnValue:
+        return options("PATCH, DELETE, OPTIONS")
+
+    @bp.route("/whep/<int:show_id>/<session>", methods=["DELETE", "PATCH"])
+    async def whep_session(show_id: int, session: str) -> ResponseReturnValue:
+        await show_or_404(show_id)
+        # The session id is the viewer's capability: unguessable, known only to them.
+        if not live.plane.has_viewer(str(show_id), session):
+            return plain("no such session", 404)
+        if request.method == "PATCH":
+            return plain(
+                "trickle ICE and ICE restarts are not supported; POST again",
+                405,
+                Allow="DELETE, OPTIONS",
+            )
+        await live.plane.leave(str(show_id), session)
+        return plain("left", 200)
+
+    # -- status ----------------------------------------------------------------------
+
+    @bp.get("/api/shows/<int:show_id>/status")
+    async def status(show_id: int) -> ResponseReturnValue:
+        show = await show_or_404(show_id)
+        body = {"status": show.status, **live.status(show_id)}
+        return body, 200, {"Cache-Control": "no-store"}
+
+    return bp

@@ -1,0 +1,255 @@
+"""Everything the relay needs from aiortc's insides, in one place.
+
+aiortc decodes every received video track on a thread and encodes every sent one; a
+forwarding relay needs neither. This module swaps aiortc's RTP receiver and sender for
+ones that hand encoded packets to the relay and take rewritten packets from it, and
+gives the relay a synchronous send path (SRTP protect, then the UDP socket of the
+selected ICE pair) so forwarding one packet to one viewer needs no coroutine.
+
+Private aiortc APIs used here, each covered by tests/test_media_glue.py so an aiortc
+upgrade that changes them fails loudly (aiortc is pinned to 1.16):
+- `RTCRtpTransceiver._RTCRtpTransceiver__receiver` / `__sender` (the swap);
+- `RTCRtpReceiver` name-mangled state: `__codecs`, `__rtx_ssrc`, `__started`,
+  `__rtcp_task`, `__remote_streams`, `__nack_generator`, `__remote_bitrate_estimator`,
+  `__rtcp_ssrc`, and its `_run_rtcp`, `_send_rtcp`, `_send_rtcp_nack`,
+  `_send_rtcp_pli`, `_handle_rtcp_packet` methods;
+- `RTCDtlsTransport._register_rtp_receiver/_sender`, `_unregister_rtp_sender`,
+  `_tx_srtp`, `_state`, `transport` (the ICE transport) and its `_connection`
+  (aioice), whose `_nominated[1]` is the selected pair (`protocol.transport`,
+  `remote_addr`);
+- `aioice.ice.get_host_addresses`, replaced when host addresses are configured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import aioice.ice
+from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc.codecs import is_rtx
+from aiortc.rtcdtlstransport import RTCDtlsTransport, State
+from aiortc.rtcrtpparameters import RTCRtpReceiveParameters, RTCRtpSendParameters
+from aiortc.rtcrtptransceiver import RTCRtpTransceiver
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    AnyRtcpPacket,
+    HeaderExtensionsMap,
+    RtcpPsfbPacket,
+    RtcpSrPacket,
+    RtpPacket,
+    pack_remb_fci,
+    unwrap_rtx,
+)
+
+log = logging.getLogger(__name__)
+
+_RECEIVER = "_RTCRtpReceiver__"  # prefix of RTCRtpReceiver's name-mangled attributes
+RtpSink = Callable[["ForwardingReceiver", RtpPacket, int], None]
+SrSink = Callable[["ForwardingReceiver", int, int, int], None]
+
+
+def set_host_addresses(addresses: Sequence[str]) -> None:
+    """Gather ICE host candidates on exactly these addresses (e.g. 127.0.0.1 in tests).
+
+    aioice leaves loopback out of its candidates and offers no option for it; an empty
+    list restores aioice's own choice.
+    """
+    chosen = list(addresses)
+    if chosen:
+        aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: [
+            a for a in chosen if (":" in a and use_ipv6) or (":" not in a and use_ipv4)
+        ]
+    else:
+        aioice.ice.get_host_addresses = _original_get_host_addresses
+
+
+_original_get_host_addresses = aioice.ice.get_host_addresses
+
+
+class ForwardingReceiver(RTCRtpReceiver):
+    """Receives a publisher's track without ever decoding it.
+
+    Keeps what a good receiver owes the publisher: receiver reports (aiortc's RTCP
+    loop), NACKs for lost video packets, a bandwidth estimate (REMB); and hands every
+    packet, RTX already unwrapped, to `on_rtp`.
+    """
+
+    def __init__(self, kind: str, transport: RTCDtlsTransport) -> None:
+        super().__init__(kind, transport)
+        self.kind = kind
+        self.on_rtp: RtpSink | None = None
+        self.on_sr: SrSink | None = None
+        self.codecs: dict[int, Any] = {}
+
+    def _private(self, name: str) -> Any:
+        return getattr(self, _RECEIVER + name)
+
+    async def receive(self, parameters: RTCRtpReceiveParameters) -> None:
+        if self._private("started"):
+            return
+        rtx_ssrc = self._private("rtx_ssrc")
+        for codec in parameters.codecs:
+            if codec.payloadType is not None:
+                self.codecs[codec.payloadType] = codec
+                self._private("codecs")[codec.payloadType] = codec
+        for encoding in parameters.encodings:
+            if encoding.rtx:
+                rtx_ssrc[encoding.rtx.ssrc] = encoding.ssrc
+        # Unlike aiortc's receive(): no decoder thread.
+        self.transport._register_rtp_receiver(self, parameters)
+        setattr(self, _RECEIVER + "rtcp_task", asyncio.ensure_future(self._run_rtcp()))
+        setattr(self, _RECEIVER + "started", True)
+
+    async def _handle_rtcp_packet(self, packet: AnyRtcpPacket) -> None:
+        await super()._handle_rtcp_packet(packet)
+        if isinstance(packet, RtcpSrPacket) and self.on_sr is not None:
+            info = packet.sender_info
+            self.on_sr(self, packet.ssrc, info.ntp_timestamp, info.rtp_timestamp)
+
+    async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        if not self._enabled:
+            return
+        estimator = self._private("remote_bitrate_estimator")
+        rtcp_ssrc = self._private("rtcp_ssrc")
+        if estimator is not None and packet.extensions.abs_send_time is not None:
+            remb = estimator.add(
+                abs_send_time=packet.extensions.abs_send_time,
+                arrival_time_ms=arrival_time_ms,
+                payload_size=len(packet.payload) + packet.padding_size,
+                ssrc=packet.ssrc,
+            )
+            if rtcp_ssrc is not None and remb is not None:
+                await self._send_rtcp(
+                    RtcpPsfbPacket(
+                        fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb)
+                    )
+                )
+        codec = self.codecs.get(packet.payload_type)
+        if codec is None:
+            return
+        streams = self._private("remote_streams")
+        stats = streams.get(packet.ssrc)
+        if stats is None:
+            from aiortc.rtcrtpreceiver import StreamStatistics
+
+            stats = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
+        stats.add(packet)
+        if is_rtx(codec):
+            original = self._private("rtx_ssrc").get(packet.ssrc)
+            apt = codec.parameters.get("apt")
+            if original is None or len(packet.payload) < 2 or apt not in self.codecs:
+                return
+            packet = unwrap_rtx(packet, payload_type=apt, ssrc=original)
+        nacks = self._private("nack_generator")
+        if nacks is not None and nacks.add(packet):
+            await self._send_rtcp_nack(packet.ssrc, sorted(nacks.missing))
+        if self.on_rtp is not None:
+            try:
+                self.on_rtp(self, packet, arrival_time_ms)
+            except Exception:
+                # A relay bug must not take the publisher's connection down with it.
+                log.exception("forwarding a packet failed")
+
+    async def send_pli(self, media_ssrc: int) -> None:
+        await self._send_rtcp_pli(media_ssrc)
+
+
+class ForwardingSender(RTCRtpSender):
+    """Sends what the relay gives it; no encoder, no RTP task of its own.
+
+    The relay writes packets through `FastPath`; this object exists so the peer
+    connection negotiates, registers and stops it like any sender, and routes the
+    viewer's RTCP (receiver reports, NACK, PLI/FIR, REMB) to `on_rtcp`.
+    """
+
+    def __init__(self, kind: str, transport: RTCDtlsTransport, template: RTCRtpSender) -> None:
+        super().__init__(kind, transport)
+        # Keep the identity the peer connection already put in the SDP.
+        self._ssrc = template._ssrc
+        self._rtx_ssrc = template._rtx_ssrc
+        self._stream_id = template._stream_id
+        self._track_id = template._track_id
+        self.on_start: Callable[[ForwardingSender, RTCRtpSendParameters], None] | None = None
+        self.on_rtcp: Callable[[AnyRtcpPacket], None] | None = None
+        self.on_stop: Callable[[ForwardingSender], None] | None = None
+        self._started = False
+
+    async def send(self, parameters: RTCRtpSendParameters) -> None:
+        if self._started:
+            return
+        self._started = True
+        self.transport._register_rtp_sender(self, parameters)
+        if self.on_start is not None:
+            self.on_start(self, parameters)
+
+    async def stop(self) -> None:
+        if self._started:
+            self._started = False
+            self.transport._unregister_rtp_sender(self)
+            if self.on_stop is not None:
+                self.on_stop(self)
+
+    async def _handle_rtcp_packet(self, packet: AnyRtcpPacket) -> None:
+        if self.on_rtcp is not None:
+            self.on_rtcp(packet)
+
+
+def swap_receiver(transceiver: RTCRtpTransceiver) -> ForwardingReceiver:
+    old = transceiver.receiver
+    receiver = ForwardingReceiver(transceiver.kind, old.transport)
+    receiver._set_rtcp_ssrc(transceiver.sender._ssrc)
+    setattr(transceiver, "_RTCRtpTransceiver__receiver", receiver)  # noqa: B010
+    return receiver
+
+
+def swap_sender(transceiver: RTCRtpTransceiver) -> ForwardingSender:
+    old = transceiver.sender
+    sender = ForwardingSender(transceiver.kind, old.transport, old)
+    setattr(transceiver, "_RTCRtpTransceiver__sender", sender)  # noqa: B010
+    return sender
+
+
+def header_extensions_map(parameters: RTCRtpSendParameters) -> HeaderExtensionsMap:
+    extmap = HeaderExtensionsMap()
+    extmap.configure(parameters)
+    return extmap
+
+
+class FastPath:
+    """Synchronous SRTP + UDP send on one viewer's DTLS transport."""
+
+    __slots__ = ("_dtls", "_nominated")
+
+    def __init__(self, dtls: RTCDtlsTransport) -> None:
+        self._dtls = dtls
+        self._nominated: dict[int, Any] = dtls.transport._connection._nominated
+
+    def _pair(self) -> Any:
+        if self._dtls._state != State.CONNECTED:
+            return None
+        return self._nominated.get(1)
+
+    def backlog(self) -> int:
+        """Bytes the socket could not take yet (0 while the kernel keeps up)."""
+        pair = self._pair()
+        if pair is None:
+            return 1 << 30
+        size: int = pair.protocol.transport.get_write_buffer_size()
+        return size
+
+    def send_rtp(self, data: bytes) -> bool:
+        pair = self._pair()
+        if pair is None:
+            return False
+        pair.protocol.transport.sendto(self._dtls._tx_srtp.protect(data), pair.remote_addr)
+        return True
+
+    def send_rtcp(self, data: bytes) -> bool:
+        pair = self._pair()
+        if pair is None:
+            return False
+        pair.protocol.transport.sendto(self._dtls._tx_srtp.protect_rtcp(data), pair.remote_addr)
+        return True

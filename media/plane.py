@@ -1,0 +1,394 @@
+"""The media plane's interface to the app: publish, watch, leave, end, and events out.
+
+One `MediaPlane` per process. Each show that is being published or watched has a
+`ShowRelay`; publishers (WHIP) and viewers (WHEP) are peer connections whose RTP
+receivers and senders are swapped for forwarding ones (media.aiortc_glue), joined by
+the relay's streams (media.relay).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.rtcrtpsender import RTCRtpSender
+from aiortc.rtp import RtpPacket
+
+from media import aiortc_glue as glue
+from media.candidates import announce_public_ip
+from media.offers import BadOffer, check_offer
+from media.relay import DownTrack, Stream, codec_key
+
+log = logging.getLogger(__name__)
+
+EventSink = Callable[[str, str], None]
+TICK = 0.25
+VIEWER_SILENCE_LIMIT = 30.0  # seconds without RTCP from a viewer before we drop it
+AUDIO_ONLY_BELOW = 0.5  # a viewer's estimate under half the video bitrate: audio only
+PROBE_AFTER = 15.0  # seconds in audio-only before trying video again
+
+
+class NotLive(RuntimeError):
+    """Nobody is publishing this show right now."""
+
+
+class TooManyViewers(RuntimeError):
+    pass
+
+
+@dataclass
+class MediaSettings:
+    ice_servers: list[RTCIceServer] = field(default_factory=list)
+    host_addresses: list[str] = field(default_factory=list)
+    public_ip: str = ""
+    max_viewers: int = 500
+
+
+@dataclass
+class Publisher:
+    id: str
+    pc: RTCPeerConnection
+    receivers: dict[str, glue.ForwardingReceiver]
+    media_ssrc: dict[str, int] = field(default_factory=dict)
+    connected: bool = False
+
+
+@dataclass
+class Viewer:
+    id: str
+    pc: RTCPeerConnection
+    downtracks: dict[str, DownTrack]
+    joined_at: float = field(default_factory=time.monotonic)
+    audio_only_since: float | None = None
+
+
+class ShowRelay:
+    def __init__(self, show: str, plane: MediaPlane) -> None:
+        self.show = show
+        self.plane = plane
+        self.streams = {
+            kind: Stream(kind, self._keyframe_requester(kind)) for kind in ("audio", "video")
+        }
+        self.publisher: Publisher | None = None
+        self.viewers: dict[str, Viewer] = {}
+
+    def _keyframe_requester(self, kind: str) -> Callable[[], None]:
+        return lambda: self.request_keyframe(kind)
+
+    def request_keyframe(self, kind: str) -> None:
+        publisher = self.publisher
+        if publisher is None or kind not in publisher.receivers:
+            return
+        ssrc = publisher.media_ssrc.get(kind)
+        if ssrc is not None:
+            self.plane.spawn(publisher.receivers[kind].send_pli(ssrc))
+
+    def on_rtp(
+        self, publisher: Publisher, receiver: glue.ForwardingReceiver, packet: RtpPacket
+    ) -> None:
+        if publisher is not self.publisher:
+            return  # a replaced publisher's last packets
+        kind = receiver.kind
+        stream = self.streams[kind]
+        if publisher.media_ssrc.get(kind) != packet.ssrc:
+            codec = receiver.codecs.get(packet.payload_type)
+            if codec is None:
+                return
+            publisher.media_ssrc[kind] = packet.ssrc
+            stream.new_source(codec_key(codec.mimeType), codec.clockRate)
+        stream.on_packet(packet, time.monotonic())
+
+    def on_sr(self, publisher: Publisher, kind: str, ssrc: int, ntp: int, rtp_ts: int) -> None:
+        if publisher is self.publisher and publisher.media_ssrc.get(kind) == ssrc:
+            self.streams[kind].on_sender_report(ntp, rtp_ts, time.monotonic())
+
+    @property
+    def idle(self) -> bool:
+        return self.publisher is None and not self.viewers
+
+
+class MediaPlane:
+    def __init__(self, settings: MediaSettings, on_event: EventSink | None = None) -> None:
+        self.settings = settings
+        self.on_event = on_event or (lambda show, event: None)
+        self.relays: dict[str, ShowRelay] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._ticker: asyncio.Task[None] | None = None
+        self._closed = False
+        glue.set_host_addresses(settings.host_addresses)
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._ticker = asyncio.create_task(self._tick_forever())
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        for show in list(self.relays):
+            await self.end_show(show)
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _relay(self, show: str) -> ShowRelay:
+        relay = self.relays.get(show)
+        if relay is None:
+            relay = self.relays[show] = ShowRelay(show, self)
+        return relay
+
+    def _forget_if_idle(self, show: str) -> None:
+        relay = self.relays.get(show)
+        if relay is not None and relay.idle:
+            del self.relays[show]
+
+    def _new_pc(self) -> RTCPeerConnection:
+        return RTCPeerConnection(RTCConfiguration(iceServers=self.settings.ice_servers or None))
+
+    # -- queries -----------------------------------------------------------------
+
+    def is_publishing(self, show: str) -> bool:
+        relay = self.relays.get(show)
+        return bool(relay and relay.publisher and relay.publisher.connected)
+
+    def has_publisher(self, show: str) -> bool:
+        relay = self.relays.get(show)
+        return bool(relay and relay.publisher)
+
+    def viewer_count(self, show: str) -> int:
+        relay = self.relays.get(show)
+        return len(relay.viewers) if relay else 0
+
+    def publisher_session(self, show: str) -> str | None:
+        relay = self.relays.get(show)
+        return relay.publisher.id if relay and relay.publisher else None
+
+    def has_viewer(self, show: str, session: str) -> bool:
+        relay = self.relays.get(show)
+        return bool(relay and session in relay.viewers)
+
+    # -- publishing (WHIP) -------------------------------------------------------
+
+    async def publish(self, show: str, offer: bytes) -> tuple[str, str]:
+        """Start (or take over) publishing; returns (session id, SDP answer)."""
+        check_offer(offer, "publish")
+        relay = self._relay(show)
+        pc = self._new_pc()
+        publisher = Publisher(id=secrets.token_urlsafe(16), pc=pc, receivers={})
+        try:
+            for kind in ("audio", "video"):
+                transceiver = pc.addTransceiver(kind, direction="recvonly")
+                transceiver.setCodecPreferences(_publish_codecs(kind))
+                receiver = glue.swap_receiver(transceiver)
+                receiver.on_rtp = lambda r, p, _t, pub=publisher: relay.on_rtp(pub, r, p)
+                receiver.on_sr = lambda r, ssrc, ntp, ts, pub=publisher: relay.on_sr(
+                    pub, r.kind, ssrc, ntp, ts
+                )
+                publisher.receivers[kind] = receiver
+            await pc.setRemoteDescription(RTCSessionDescription(offer.decode(), "offer"))
+            await pc.setLocalDescription(await pc.createAnswer())
+        except BadOffer:
+            await pc.close()
+            raise
+        except Exception as exc:
+            await pc.close()
+            self._forget_if_idle(show)
+            raise BadOffer(f"the offer was refused ({type(exc).__name__}: {exc})") from None
+
+        previous, relay.publisher = relay.publisher, publisher
+
+        @pc.on("connectionstatechange")
+        async def _state() -> None:
+            state = pc.connectionState
+            log.info("show %s: publisher %s is %s", show, publisher.id[:6], state)
+            if state == "connected" and relay.publisher is publisher:
+                publisher.connected = True
+                self.on_event(show, "publishing")
+            elif state in ("failed", "closed") and relay.publisher is publisher:
+                relay.publisher = None
+                self.on_event(show, "publisher_lost")
+                await pc.close()
+                self._forget_if_idle(show)
+
+        if previous is not None:
+            self.spawn(previous.pc.close())
+        return publisher.id, announce_public_ip(pc.localDescription.sdp, self.settings.public_ip)
+
+    async def stop_publishing(self, show: str, session: str) -> bool:
+        relay = self.relays.get(show)
+        if relay is None or relay.publisher is None or relay.publisher.id != session:
+            return False
+        publisher, relay.publisher = relay.publisher, None
+        await publisher.pc.close()
+        self.on_event(show, "publisher_stopped")
+        self._forget_if_idle(show)
+        return True
+
+    # -- watching (WHEP) ---------------------------------------------------------
+
+    async def watch(self, show: str, offer: bytes) -> tuple[str, str]:
+        check_offer(offer, "play")
+        relay = self.relays.get(show)
+        if relay is None or relay.publisher is None:
+            raise NotLive(show)
+        if len(relay.viewers) >= self.settings.max_viewers:
+            raise TooManyViewers(show)
+        pc = self._new_pc()
+        viewer = Viewer(id=secrets.token_urlsafe(16), pc=pc, downtracks={})
+        try:
+            for kind in ("audio", "video"):
+                transceiver = pc.addTransceiver(kind, direction="sendonly")
+                transceiver.setCodecPreferences(_play_codecs(kind, relay.streams[kind].codec))
+                sender = glue.swap_sender(transceiver)
+                down = DownTrack(relay.streams[kind], viewer.id)
+                sender.on_start = lambda s, params, d=down: _start_downtrack(d, s, params)
+                sender.on_rtcp = down.on_rtcp
+                sender.on_stop = lambda _s, d=down: d.stop()
+                viewer.downtracks[kind] = down
+            await pc.setRemoteDescription(RTCSessionDescription(offer.decode(), "offer"))
+            await pc.setLocalDescription(await pc.createAnswer())
+        except Exception as exc:
+            await pc.close()
+            if isinstance(exc, BadOffer):
+                raise
+            raise BadOffer(f"the offer was refused ({type(exc).__name__}: {exc})") from None
+        relay.viewers[viewer.id] = viewer
+
+        @pc.on("connectionstatechange")
+        async def _state() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                await self.leave(show, viewer.id)
+
+        return viewer.id, announce_public_ip(pc.localDescription.sdp, self.settings.public_ip)
+
+    async def leave(self, show: str, session: str) -> bool:
+        relay = self.relays.get(show)
+        viewer = relay.viewers.pop(session, None) if relay else None
+        if viewer is None:
+            return False
+        for down in viewer.downtracks.values():
+            down.stop()
+        await viewer.pc.close()
+        self._forget_if_idle(show)
+        return True
+
+    async def end_show(self, show: str) -> None:
+        """The show is over: close its publisher and every viewer."""
+        relay = self.relays.get(show)
+        if relay is None:
+            return
+        if relay.publisher is not None:
+            publisher, relay.publisher = relay.publisher, None
+            await publisher.pc.close()
+        for session in list(relay.viewers):
+            await self.leave(show, session)
+        self.relays.pop(show, None)
+
+    def set_video(self, show: str, session: str, enabled: bool) -> bool:
+        """Pause (audio only) or resume a viewer's video, e.g. while their tab is hidden."""
+        relay = self.relays.get(show)
+        viewer = relay.viewers.get(session) if relay else None
+        if viewer is None or "video" not in viewer.downtracks:
+            return False
+        viewer.downtracks["video"].set_paused(not enabled)
+        return True
+
+    # -- periodic work -------------------------------------------------------------
+
+    async def _tick_forever(self) -> None:
+        ticks = 0
+        while True:
+            await asyncio.sleep(TICK)
+            ticks += 1
+            now = time.monotonic()
+            for show, relay in list(self.relays.items()):
+                video = relay.streams["video"]
+                if video.waiting_viewers():
+                    video.want_keyframe(now)
+                if ticks % 4 == 0:
+                    self._every_second(show, relay, now)
+
+    def _every_second(self, show: str, relay: ShowRelay, now: float) -> None:
+        video_rate = relay.streams["video"].bitrate
+        for viewer in list(relay.viewers.values()):
+            newest_rtcp = 0.0
+            for down in viewer.downtracks.values():
+                report = down.sender_report(now)
+                if report is not None and down.path is not None:
+                    down.path.send_rtcp(report)
+                newest_rtcp = max(newest_rtcp, down.last_rtcp)
+            if now - max(newest_rtcp, viewer.joined_at) > VIEWER_SILENCE_LIMIT:
+                self.spawn(self.leave(show, viewer.id))
+                continue
+            video = viewer.downtracks.get("video")
+            if video is not None:
+                _decide_audio_only(viewer, video, video_rate, now)
+
+
+def _decide_audio_only(viewer: Viewer, video: DownTrack, video_rate: float, now: float) -> None:
+    """Selective forwarding: a viewer whose link cannot carry the video gets audio only."""
+    if viewer.audio_only_since is None:
+        if video.remb is not None and video_rate > 0 and video.remb < video_rate * AUDIO_ONLY_BELOW:
+            viewer.audio_only_since = now
+            video.set_paused(True)
+    elif now - viewer.audio_only_since >= PROBE_AFTER:
+        viewer.audio_only_since = None
+        video.remb = None  # judge the new estimate, not the old one
+        video.set_paused(False)
+
+
+def _start_downtrack(down: DownTrack, sender: glue.ForwardingSender, params: Any) -> None:
+    payload_types: dict[str, int] = {}
+    for codec in params.codecs:
+        payload_types.setdefault(codec_key(codec.mimeType), codec.payloadType)
+    ext_ids = tuple(sorted((e.uri, e.id) for e in params.headerExtensions))
+    down.start(
+        ssrc=sender._ssrc,
+        cname=params.rtcp.cname or "vitrine",
+        mid=params.muxId or "",
+        extmap=glue.header_extensions_map(params),
+        ext_ids=ext_ids,  # type: ignore[arg-type]
+        payload_types=payload_types,
+        path=glue.FastPath(sender.transport),
+        first_seq=secrets.randbelow(1 << 16),
+        first_ts=secrets.randbelow(1 << 32),
+    )
+
+
+def _capabilities(kind: str) -> list[Any]:
+    return list(RTCRtpSender.getCapabilities(kind).codecs)
+
+
+def _publish_codecs(kind: str) -> list[Any]:
+    """H264 first (replays need it), then VP8; RTX kept so publishers can repair loss."""
+    caps = _capabilities(kind)
+    if kind == "audio":
+        return [c for c in caps if c.mimeType.lower() == "audio/opus"]
+    order = {"video/h264": 0, "video/vp8": 1, "video/rtx": 2}
+    return sorted(
+        (c for c in caps if c.mimeType.lower() in order), key=lambda c: order[c.mimeType.lower()]
+    )
+
+
+def _play_codecs(kind: str, current: str) -> list[Any]:
+    """The codec the publisher sends now first, the other one in case it changes."""
+    caps = _capabilities(kind)
+    if kind == "audio":
+        return [c for c in caps if c.mimeType.lower() == "audio/opus"]
+    first = current or "video/h264"
+    wanted = [c for c in caps if c.mimeType.lower() in ("video/h264", "video/vp8")]
+    return sorted(wanted, key=lambda c: c.mimeType.lower() != first)

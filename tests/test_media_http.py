@@ -1,0 +1,228 @@
+"""Publishing over WHIP and watching over WHEP, against the real server, with real
+aiortc peers on 127.0.0.1: the relay forwards the publisher's own encoded video."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiortc import RTCPeerConnection
+
+from media.aiortc_glue import set_host_addresses
+from tests.conftest import LiveServer
+from tests.media_helpers import CounterVideoTrack, answer, make_publisher, make_viewer, read_counter
+
+
+@dataclass
+class Reply:
+    status: int
+    body: str
+    headers: Any  # case-insensitive, like http.client.HTTPMessage
+
+
+def http(
+    method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> Reply:
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return Reply(r.status, r.read().decode(), r.headers)
+    except urllib.error.HTTPError as exc:
+        return Reply(exc.code, exc.read().decode(), exc.headers)
+
+
+async def ahttp(*args, **kwargs) -> Reply:
+    return await asyncio.to_thread(http, *args, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def loopback_candidates() -> Iterator[None]:
+    set_host_addresses(["127.0.0.1"])
+    yield
+    set_host_addresses([])
+
+
+@dataclass
+class Show:
+    server: LiveServer
+    id: int
+    key: str
+
+    @property
+    def whip(self) -> str:
+        return f"{self.server.url}/whip/{self.id}"
+
+    @property
+    def whep(self) -> str:
+        return f"{self.server.url}/whep/{self.id}"
+
+    def status(self) -> dict:
+        return json.loads(http("GET", f"{self.server.url}/api/shows/{self.id}/status").body)
+
+
+@pytest.fixture
+def show(live_server: LiveServer) -> Show:
+    created = json.loads(
+        live_server.cli(
+            "shows", "create", "--title", "Live test", "--starts-at", "2030-01-01T10:00"
+        )
+    )
+    return Show(live_server, created["id"], created["stream_key"])
+
+
+async def publish(show: Show, track: CounterVideoTrack) -> tuple[RTCPeerConnection, str]:
+    pc, offer = await make_publisher(track)
+    reply = await ahttp(
+        "POST",
+        show.whip,
+        offer.encode(),
+        {"Content-Type": "application/sdp", "Authorization": f"Bearer {show.key}"},
+    )
+    assert reply.status == 201, reply.body
+    assert reply.headers["Content-Type"] == "application/sdp"
+    await answer(pc, reply.body)
+    return pc, reply.headers["Location"]
+
+
+async def watch(show: Show) -> tuple[RTCPeerConnection, str, list]:
+    pc, offer, tracks = await make_viewer()
+    reply = await ahttp("POST", show.whep, offer.encode(), {"Content-Type": "application/sdp"})
+    assert reply.status == 201, reply.body
+    await answer(pc, reply.body)
+    return pc, reply.headers["Location"], tracks
+
+
+async def until(check, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await asyncio.to_thread(check):
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.1)
+
+
+async def frames(tracks: list, n: int) -> list:
+    video = next(t for t in tracks if t.kind == "video")
+    return [await asyncio.wait_for(video.recv(), 10) for _ in range(n)]
+
+
+@pytest.fixture
+async def cleanup() -> AsyncIterator[list[RTCPeerConnection]]:
+    pcs: list[RTCPeerConnection] = []
+    yield pcs
+    for pc in pcs:
+        await pc.close()
+
+
+async def test_publish_and_watch_the_publishers_own_video(show: Show, cleanup: list) -> None:
+    track = CounterVideoTrack(640, 360, 30)
+    pub, location = await publish(show, track)
+    cleanup.append(pub)
+    assert location.startswith(f"/whip/{show.id}/")
+    await until(lambda: show.status()["publishing"])
+    assert show.status()["status"] == "live"
+
+    viewers = [await watch(show) for _ in range(3)]
+    cleanup.extend(pc for pc, _, _ in viewers)
+    await until(lambda: show.status()["viewers"] == 3)
+    started = time.monotonic()
+    decoded = await asyncio.gather(*(frames(tracks, 45) for _, _, tracks in viewers))
+    elapsed = time.monotonic() - started
+    for got in decoded:
+        assert {(f.width, f.height) for f in got} == {(640, 360)}
+        counters = [read_counter(f) for f in got]
+        assert counters == sorted(counters) and len(set(counters)) == len(counters), counters
+        assert counters[-1] <= track.count
+        rate = (counters[-1] - counters[0]) / (got[-1].time - got[0].time)
+        assert 27 <= rate <= 33, rate  # the publisher's 30 fps, within 10 %
+    assert elapsed < 10
+
+
+async def test_publisher_takeover_keeps_viewers(show: Show, cleanup: list) -> None:
+    first = CounterVideoTrack(640, 360, 30)
+    pub1, _ = await publish(show, first)
+    cleanup.append(pub1)
+    await until(lambda: show.status()["publishing"])
+    viewer, _, tracks = await watch(show)
+    cleanup.append(viewer)
+    before = [read_counter(f) for f in await frames(tracks, 20)]
+    assert before == sorted(before)
+
+    second = CounterVideoTrack(640, 360, 30, first=50_000)  # told apart by their numbers
+    pub2, _ = await publish(show, second)
+    cleanup.append(pub2)
+    await until(lambda: pub1.connectionState == "closed" or pub1.connectionState == "failed", 15)
+    after = [read_counter(f) for f in await frames(tracks, 60)]
+    assert any(n >= 50_000 for n in after), after
+    new = [n for n in after if n >= 50_000]
+    assert new == sorted(new)
+    assert show.status()["viewers"] == 1 and show.status()["status"] == "live"
+
+
+async def test_viewer_leaves_and_show_ends(show: Show, cleanup: list) -> None:
+    pub, location = await publish(show, CounterVideoTrack(320, 180, 15))
+    cleanup.append(pub)
+    await until(lambda: show.status()["publishing"])
+    viewer, whep_location, _ = await watch(show)
+    cleanup.append(viewer)
+    await until(lambda: show.status()["viewers"] == 1)
+    reply = await ahttp("DELETE", show.server.url + whep_location)
+    assert reply.status == 200
+    assert (await ahttp("DELETE", show.server.url + whep_location)).status == 404
+    await until(lambda: show.status()["viewers"] == 0)
+    # The publisher drops without a word: the show stays live for the grace period…
+    await pub.close()
+    await until(lambda: not show.status()["publishing"])
+    assert show.status()["status"] == "live"
+    # …and ends when nobody comes back (grace is 3 s in tests).
+    await until(lambda: show.status()["status"] == "ended", 15)
+    reply = await ahttp(
+        "POST",
+        show.whip,
+        b"v=0",
+        {"Content-Type": "application/sdp", "Authorization": f"Bearer {show.key}"},
+    )
+    assert reply.status == 409
+
+
+async def test_join_leave_cycles_leak_nothing(show: Show, cleanup: list) -> None:
+    pub, _ = await publish(show, CounterVideoTrack(320, 180, 15))
+    cleanup.append(pub)
+    await until(lambda: show.status()["publishing"])
+    pid = show.server.process.pid
+
+    def resources() -> tuple[int, int]:
+        fds = len(list(Path(f"/proc/{pid}/fd").iterdir()))
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+        threads = int(next(line for line in status if line.startswith("Threads:")).split()[1])
+        return fds, threads
+
+    async def cycle(connect: bool) -> None:
+        pc, offer, _ = await make_viewer()
+        reply = await ahttp("POST", show.whep, offer.encode(), {"Content-Type": "application/sdp"})
+        assert reply.status == 201, reply.body
+        if connect:
+            await answer(pc, reply.body)
+            deadline = time.monotonic() + 10
+            while pc.connectionState != "connected":
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+        assert (await ahttp("DELETE", show.server.url + reply.headers["Location"])).status == 200
+        await pc.close()
+
+    for i in range(10):  # warm up: thread pools and caches reach their size
+        await cycle(connect=i % 2 == 0)
+    fds_before, threads_before = resources()
+    for i in range(200):
+        await cycle(connect=i % 10 == 0)
+    await until(lambda: show.status()["viewers"] == 0)
+    await asyncio.sleep(1)
+    fds_after, threads_after = resources()
+    assert fds_after <= fds_before + 3, (fds_before, fds_after)
+    assert threads_after <= threads_before + 2, (threads_before, threads_after)
