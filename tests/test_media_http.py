@@ -100,8 +100,8 @@ async def watch(show: Show) -> tuple[RTCPeerConnection, str, list]:
     return pc, reply.headers["Location"], tracks
 
 
-async def until(check, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
+async def until(check, limit: float = 10.0) -> None:
+    deadline = time.monotonic() + limit
     while not await asyncio.to_thread(check):
         assert time.monotonic() < deadline, "condition not reached in time"
         await asyncio.sleep(0.1)
@@ -166,7 +166,7 @@ async def test_publisher_takeover_keeps_viewers(show: Show, cleanup: list) -> No
 
 
 async def test_viewer_leaves_and_show_ends(show: Show, cleanup: list) -> None:
-    pub, location = await publish(show, CounterVideoTrack(320, 180, 15))
+    pub, _ = await publish(show, CounterVideoTrack(320, 180, 15))
     cleanup.append(pub)
     await until(lambda: show.status()["publishing"])
     viewer, whep_location, _ = await watch(show)
