@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TRANSLATABLE_ATTRS = re.compile(r'\b(alt|title|placeholder|aria-label|label)="([^"\x00]*)"')
 # Tokens that are not text: CSS classes given in {% block body_class %}, machine values of
 # <meta content> (Open Graph types, card kinds).
-NOT_TEXT = {"site", "admin", "show-page", "website", "video.other", "summary_large_image"}
+NOT_TEXT = {"site", "admin", "show-page", "studio", "website", "video.other", "summary_large_image"}
 
 
 def untranslated_literals(source: str) -> list[str]:

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from quart.testing import QuartClient
+
+from appliance import shows
+from appliance.services import Services
+from appliance.users import create_user
+from tests.conftest import PASSWORD, csrf_of, sign_in
+
+
+async def make_show(services: Services, host_id: int | None = None) -> int:
+    return await shows.create_show(
+        services.db, shows.ShowData("Live", "", 2_000_000_000, 60, host_id)
+    )
+
+
+async def test_studio_page_for_hosts(client: QuartClient, services: Services) -> None:
+    show_id = await make_show(services)
+    assert (await client.get(f"/studio/{show_id}")).status_code == 302  # sign in first
+    await sign_in(client, services, "host")
+    r = await client.get(f"/studio/{show_id}")
+    assert r.status_code == 200
+    page = await r.get_data(as_text=True)
+    show = await shows.get_show(services.db, show_id)
+    assert show.stream_key in page and f'data-whip-url="/whip/{show_id}"' in page
+    assert "/static/js/studio.js" in page
+    assert (await client.get("/studio/999")).status_code == 404
+
+
+async def test_moderators_and_other_hosts_are_refused(
+    client: QuartClient, services: Services
+) -> None:
+    other = await create_user(services.db, "other@example.com", "Other", "host", PASSWORD)
+    theirs = await make_show(services, host_id=other.id)
+    await sign_in(client, services, "host")
+    assert (await client.get(f"/studio/{theirs}")).status_code == 403
+    client2 = client.app.test_client()
+    await sign_in(client2, services, "moderator")
+    assert (await client2.get(f"/studio/{await make_show(services)}")).status_code == 403
+
+
+async def test_end_show_needs_csrf_and_ends_it(client: QuartClient, services: Services) -> None:
+    show_id = await make_show(services)
+    await sign_in(client, services, "admin")
+    await shows.go_live(services.db, show_id)
+    r = await client.post(f"/studio/{show_id}/end")
+    assert r.status_code == 400
+    assert (await shows.get_show(services.db, show_id)).status == "live"
+    token = await csrf_of(client, "/admin")
+    r = await client.post(f"/studio/{show_id}/end", headers={"X-CSRF-Token": token})
+    assert r.status_code == 204
+    assert (await shows.get_show(services.db, show_id)).status == "ended"
+    r = await client.post(f"/studio/{show_id}/end", headers={"X-CSRF-Token": token})
+    assert r.status_code == 204
