@@ -177,6 +177,17 @@ class MediaPlane:
         relay = self.relays.get(show)
         return relay.publisher.id if relay and relay.publisher else None
 
+    def stats(self, show: str) -> dict[str, Any]:
+        """Counters and delays of one show's relay, for operators and benchmarks."""
+        relay = self.relays.get(show)
+        if relay is None:
+            return {"publishing": False, "viewers": 0, "streams": {}}
+        return {
+            "publishing": self.is_publishing(show),
+            "viewers": len(relay.viewers),
+            "streams": {kind: stream.stats() for kind, stream in relay.streams.items()},
+        }
+
     def has_viewer(self, show: str, session: str) -> bool:
         relay = self.relays.get(show)
         return bool(relay and session in relay.viewers)
@@ -353,8 +364,16 @@ def _decide_audio_only(viewer: Viewer, video: DownTrack, video_rate: float, now:
 
 def _start_downtrack(down: DownTrack, sender: glue.ForwardingSender, params: Any) -> None:
     payload_types: dict[str, int] = {}
+    by_pt: dict[int, str] = {}
     for codec in params.codecs:
-        payload_types.setdefault(codec_key(codec.mimeType), codec.payloadType)
+        if codec_key(codec.mimeType) != "video/rtx":
+            payload_types.setdefault(codec_key(codec.mimeType), codec.payloadType)
+            by_pt[codec.payloadType] = codec_key(codec.mimeType)
+    rtx_types: dict[str, int] = {}
+    for codec in params.codecs:
+        base = by_pt.get(codec.parameters.get("apt", -1))
+        if codec_key(codec.mimeType) == "video/rtx" and base is not None:
+            rtx_types.setdefault(base, codec.payloadType)
     ext_ids = tuple(sorted((e.uri, e.id) for e in params.headerExtensions))
     down.start(
         ssrc=sender._ssrc,
@@ -363,6 +382,8 @@ def _start_downtrack(down: DownTrack, sender: glue.ForwardingSender, params: Any
         extmap=glue.header_extensions_map(params),
         ext_ids=ext_ids,  # type: ignore[arg-type]
         payload_types=payload_types,
+        rtx_types=rtx_types,
+        rtx_ssrc=sender._rtx_ssrc,
         path=glue.FastPath(sender.transport),
         first_seq=secrets.randbelow(1 << 16),
         first_ts=secrets.randbelow(1 << 32),
@@ -390,5 +411,7 @@ def _play_codecs(kind: str, current: str) -> list[Any]:
     if kind == "audio":
         return [c for c in caps if c.mimeType.lower() == "audio/opus"]
     first = current or "video/h264"
-    wanted = [c for c in caps if c.mimeType.lower() in ("video/h264", "video/vp8")]
-    return sorted(wanted, key=lambda c: c.mimeType.lower() != first)
+    wanted = [c for c in caps if c.mimeType.lower() in ("video/h264", "video/vp8", "video/rtx")]
+    # RTX, for answering NACKs, follows the codec it repairs.
+    order = {first: 0, "video/h264": 1, "video/vp8": 1, "video/rtx": 2}
+    return sorted(wanted, key=lambda c: order[c.mimeType.lower()])

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import struct
 import time
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +50,7 @@ from media.rewrite import SequenceRewriter
 KEYFRAME_INTERVAL = 0.5  # seconds between two keyframe requests to the publisher
 MAX_BACKLOG = 256 * 1024  # bytes a viewer's socket may hold before we drop for it
 NTP_EPOCH = 2208988800
+FANOUT_RING = 1024
 _HEADER = struct.Struct("!HII")
 
 
@@ -97,6 +99,10 @@ class Stream:
         self.packets_out = 0
         self._bitrate_window: tuple[float, int] = (time.monotonic(), 0)
         self.bitrate = 0.0  # bits per second, over the last second or so
+        # Time from a packet reaching the relay to its send to the last viewer, in
+        # seconds, for the last FANOUT_RING packets that had viewers.
+        self.fanout = array("d", [0.0]) * FANOUT_RING
+        self.fanout_count = 0
 
     def new_source(self, codec: str, clock_rate: int) -> None:
         """A (new) publisher starts sending this stream."""
@@ -137,11 +143,36 @@ class Stream:
         if now - started >= 1.0:
             self.bitrate = (self.bytes_in - counted) * 8 / (now - started)
             self._bitrate_window = (now, self.bytes_in)
+        downtracks = self.downtracks
+        if not downtracks:
+            return
         sent = 0
-        for down in self.downtracks:
+        for down in downtracks:
             if down.write(source, now):
                 sent += 1
         self.packets_out += sent
+        self.fanout[self.fanout_count % FANOUT_RING] = time.monotonic() - now
+        self.fanout_count += 1
+
+    def stats(self) -> dict[str, Any]:
+        filled = min(self.fanout_count, FANOUT_RING)
+        delays = sorted(self.fanout[:filled])
+
+        def pct(q: float) -> float:
+            return round(delays[min(filled - 1, int(q * filled))] * 1000, 3) if filled else 0.0
+
+        return {
+            "codec": self.codec,
+            "packets_in": self.packets_in,
+            "bytes_in": self.bytes_in,
+            "packets_out": self.packets_out,
+            "bitrate": round(self.bitrate),
+            "viewers": len(self.downtracks),
+            "waiting_for_keyframe": self.waiting_viewers(),
+            "dropped": sum(d.dropped for d in self.downtracks),
+            "fanout_ms_p50": pct(0.5),
+            "fanout_ms_p99": pct(0.99),
+        }
 
     def on_sender_report(self, ntp: int, rtp_ts: int, now: float) -> None:
         self.sr = (ntp, rtp_ts, now)
@@ -172,6 +203,9 @@ class DownTrack:
         self.extmap: HeaderExtensionsMap | None = None
         self.layout: tuple[Any, ...] = ()
         self.payload_types: dict[str, int] = {}
+        self.rtx_types: dict[str, int] = {}  # codec -> RTX payload type, if negotiated
+        self.rtx_ssrc = 0
+        self._rtx_seq = 0
         self.path: Any = None  # media.aiortc_glue.FastPath once connected
         self.rewriter: SequenceRewriter | None = None
         self.need_keyframe = self.kind == "video"
@@ -199,11 +233,16 @@ class DownTrack:
         extmap: HeaderExtensionsMap,
         ext_ids: tuple[int, ...],
         payload_types: dict[str, int],
+        rtx_types: dict[str, int],
+        rtx_ssrc: int,
         path: Any,
         first_seq: int,
         first_ts: int,
     ) -> None:
         self.ssrc = ssrc
+        self.rtx_types = rtx_types
+        self.rtx_ssrc = rtx_ssrc
+        self._rtx_seq = first_seq ^ 0x5A5A
         self.cname = cname
         self.mid = mid
         self.extmap = extmap
@@ -274,6 +313,20 @@ class DownTrack:
         _HEADER.pack_into(data, 2, seq, ts, self.ssrc)
         return bytes(data)
 
+    def _serialise_rtx(self, packet: SourcePacket, rtx_pt: int, out_seq: int, ts: int) -> bytes:
+        header = RtpPacket(
+            payload_type=rtx_pt,
+            marker=packet.marker,
+            sequence_number=self._rtx_seq,
+            timestamp=ts,
+            ssrc=self.rtx_ssrc,
+            payload=struct.pack("!H", out_seq) + packet.payload,
+        )
+        header.extensions.mid = self.mid
+        self._rtx_seq = (self._rtx_seq + 1) % 65536
+        assert self.extmap is not None
+        return header.serialize(self.extmap)
+
     # -- RTCP from and to the viewer ----------------------------------------------
 
     def on_rtcp(self, packet: AnyRtcpPacket) -> None:
@@ -313,11 +366,15 @@ class DownTrack:
             packet = self.stream.cache.get(in_seq)
             if packet is None or packet.generation != generation:
                 continue
-            pt = self.payload_types.get(packet.codec)
-            if pt is None:
+            # A resend with the same sequence number would be a replay to the viewer's
+            # SRTP: retransmissions travel on the RTX stream (RFC 4588).
+            rtx_pt = self.rtx_types.get(packet.codec)
+            if rtx_pt is None:
                 continue
             self._nack_budget -= 1
-            path.send_rtp(self._serialise(packet, pt, out_seq, rewriter.timestamp_for(packet.ts)))
+            path.send_rtp(
+                self._serialise_rtx(packet, rtx_pt, out_seq, rewriter.timestamp_for(packet.ts))
+            )
 
     def sender_report(self, now: float) -> bytes | None:
         """SR + SDES for this viewer, with the publisher's clock mapping, or None."""

@@ -14,6 +14,7 @@ from appliance import shows
 from appliance.live import LiveShows
 from appliance.security import same_secret
 from appliance.services import Services
+from appliance.web import staff_required
 from media.offers import MAX_OFFER_BYTES, BadOffer
 from media.plane import NotLive, TooManyViewers
 
@@ -176,5 +177,11 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
         show = await show_or_404(show_id)
         body = {"status": show.status, **live.status(show_id)}
         return body, 200, {"Cache-Control": "no-store"}
+
+    @bp.get("/api/shows/<int:show_id>/media-stats")
+    @staff_required("admin", "host")
+    async def media_stats(show_id: int) -> ResponseReturnValue:
+        await show_or_404(show_id)
+        return live.plane.stats(str(show_id)), 200, {"Cache-Control": "no-store"}
 
     return bp

@@ -1,0 +1,303 @@
+"""Processes of the relay benchmark, each driven by JSON lines on stdin/stdout.
+
+  relay_agents.py publisher URL KEY   publish a pre-encoded 720p30 H264 + Opus stream
+  relay_agents.py viewers URL         hold many WHEP viewers that never decode
+  relay_agents.py baseline PORT       a WHIP/WHEP server built on aiortc's MediaRelay,
+                                      decoding once and re-encoding per viewer
+
+Commands (one JSON object a line) and answers are described in each agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import json
+import os
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+import av  # noqa: E402
+from aiortc import (  # noqa: E402
+    MediaStreamTrack,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import AudioStreamTrack  # noqa: E402
+
+from media import aiortc_glue as glue  # noqa: E402
+from media.keyframes import is_keyframe  # noqa: E402
+
+FPS = 30
+WIDTH, HEIGHT = 1280, 720
+
+
+def reply(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+async def commands() -> Any:
+    loop = asyncio.get_running_loop()
+    while True:
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        if not line:
+            return
+        yield json.loads(line)
+
+
+def cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def post_sdp(url: str, sdp: str, headers: dict[str, str] | None = None) -> tuple[str, str]:
+    request = urllib.request.Request(
+        url,
+        data=sdp.encode(),
+        method="POST",
+        headers={"Content-Type": "application/sdp", **(headers or {})},
+    )
+    with urllib.request.urlopen(request, timeout=30) as r:
+        return r.read().decode(), r.headers["Location"]
+
+
+# -- publisher ---------------------------------------------------------------------
+
+
+def encode_clip(seconds: int = 10, bitrate: int = 1_200_000) -> list[bytes]:
+    """A 720p30 H264 clip with enough motion to need its bitrate; keyframe every 0.5 s."""
+    codec = av.CodecContext.create("libx264", "w")
+    codec.width, codec.height, codec.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+    codec.time_base = fractions.Fraction(1, FPS)
+    codec.framerate = FPS
+    codec.bit_rate = bitrate
+    codec.options = {
+        "preset": "ultrafast",
+        "tune": "zerolatency",
+        "x264-params": f"keyint={FPS // 2}:min-keyint={FPS // 2}:scenecut=0:bframes=0",
+        "maxrate": str(bitrate),
+        "bufsize": str(bitrate // 2),
+    }
+    uv = bytes([128]) * (WIDTH // 2 * HEIGHT // 2)
+    packets: list[bytes] = []
+    noise_rows = HEIGHT // 4
+    for i in range(seconds * FPS):
+        shade = bytes([(i * 3) % 220 + 16]) * WIDTH
+        y = shade * (HEIGHT - noise_rows) + os.urandom(WIDTH * noise_rows // 16) * 16
+        frame = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
+        frame.planes[0].update(y)
+        frame.planes[1].update(uv)
+        frame.planes[2].update(uv)
+        frame.pts = i
+        packets += [bytes(p) for p in codec.encode(frame)]
+    packets += [bytes(p) for p in codec.encode(None)]
+    return packets
+
+
+class ClipTrack(MediaStreamTrack):
+    """Loops the pre-encoded clip at 30 fps; aiortc packetises it without encoding."""
+
+    kind = "video"
+
+    def __init__(self, clip: list[bytes]) -> None:
+        super().__init__()
+        self.clip = clip
+        self.frames = 0
+        self.start: float | None = None
+
+    async def recv(self) -> av.Packet:
+        if self.start is None:
+            self.start = time.monotonic()
+        delay = self.start + self.frames / FPS - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        packet = av.Packet(self.clip[self.frames % len(self.clip)])
+        packet.pts = self.frames * (90000 // FPS)
+        packet.time_base = fractions.Fraction(1, 90000)
+        self.frames += 1
+        return packet
+
+
+async def run_publisher(url: str, key: str) -> None:
+    glue.set_host_addresses(["127.0.0.1"])
+    clip = encode_clip()
+    track = ClipTrack(clip)
+    pc = RTCPeerConnection()
+    video = pc.addTransceiver(track, direction="sendonly")
+    # The clip is H264: offer nothing else.
+    video.setCodecPreferences(
+        [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == "video/H264"]
+    )
+    audio = pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    answer, _ = await asyncio.to_thread(
+        post_sdp, url, pc.localDescription.sdp, {"Authorization": f"Bearer {key}"}
+    )
+    await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+    clip_bytes = sum(len(p) for p in clip)
+    reply({"ready": True, "clip_kbps": round(clip_bytes * 8 / (len(clip) / FPS) / 1000)})
+    async for cmd in commands():
+        if cmd["op"] == "report":
+            stats = {}
+            for kind, tr in (("video", video), ("audio", audio)):
+                for s in (await tr.sender.getStats()).values():
+                    if s.type == "outbound-rtp":
+                        stats[kind] = s.packetsSent
+            reply({"frames": track.frames, "packets": stats, "cpu": cpu_seconds()})
+        elif cmd["op"] == "stop":
+            break
+    await pc.close()
+
+
+# -- viewers -----------------------------------------------------------------------
+
+
+class CountingViewer:
+    def __init__(self) -> None:
+        self.pc = RTCPeerConnection()
+        self.packets = {"audio": 0, "video": 0}
+        self.frames = 0
+        self.connect_started = 0.0
+        self.first_keyframe: float | None = None
+        for kind in ("audio", "video"):
+            transceiver = self.pc.addTransceiver(kind, direction="recvonly")
+            receiver = glue.swap_receiver(transceiver)
+            receiver.on_rtp = self.on_rtp
+
+    def on_rtp(self, receiver: Any, packet: Any, _arrival: int) -> None:
+        kind = receiver.kind
+        self.packets[kind] += 1
+        if kind == "video":
+            if packet.marker:
+                self.frames += 1
+            if self.first_keyframe is None:
+                codec = receiver.codecs.get(packet.payload_type)
+                if codec and is_keyframe(codec.mimeType.lower(), packet.payload):
+                    self.first_keyframe = time.monotonic() - self.connect_started
+
+    async def connect(self, url: str) -> None:
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        self.connect_started = time.monotonic()
+        answer, _ = await asyncio.to_thread(post_sdp, url, self.pc.localDescription.sdp)
+        await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+
+
+async def run_viewers(url: str) -> None:
+    glue.set_host_addresses(["127.0.0.1"])
+    viewers: list[CountingViewer] = []
+    reply({"ready": True})
+    async for cmd in commands():
+        op = cmd["op"]
+        if op == "add":
+            new = [CountingViewer() for _ in range(cmd["count"])]
+            for chunk in range(0, len(new), 10):
+                await asyncio.gather(*(v.connect(url) for v in new[chunk : chunk + 10]))
+            viewers += new
+            reply({"viewers": len(viewers)})
+        elif op == "reset":
+            for v in viewers:
+                v.packets = {"audio": 0, "video": 0}
+                v.frames = 0
+            reply({"ok": True})
+        elif op == "report":
+            reply(
+                {
+                    "viewers": [
+                        {
+                            "packets": v.packets,
+                            "frames": v.frames,
+                            "first_keyframe": v.first_keyframe,
+                            "state": v.pc.connectionState,
+                        }
+                        for v in viewers
+                    ],
+                    "cpu": cpu_seconds(),
+                }
+            )
+        elif op == "stop":
+            break
+    await asyncio.gather(*(v.pc.close() for v in viewers))
+
+
+# -- the MediaRelay baseline server --------------------------------------------------
+
+
+async def run_baseline(port: int) -> None:
+    """aiortc's own recipe: decode the publisher once, re-encode for every viewer."""
+    from aiortc.contrib.media import MediaRelay
+    from quart import Quart, request
+
+    glue.set_host_addresses(["127.0.0.1"])
+    app = Quart("baseline")
+    relay = MediaRelay()
+    tracks: dict[str, MediaStreamTrack] = {}
+    pcs: set[RTCPeerConnection] = set()
+
+    @app.post("/whip/<int:show>")
+    async def whip(show: int) -> Any:
+        pc = RTCPeerConnection()
+        pcs.add(pc)
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            tracks[track.kind] = track
+
+        await pc.setRemoteDescription(
+            RTCSessionDescription(await request.get_data(as_text=True), "offer")
+        )
+        await pc.setLocalDescription(await pc.createAnswer())
+        return (
+            pc.localDescription.sdp,
+            201,
+            {"Location": "/whip/1/x", "Content-Type": "application/sdp"},
+        )
+
+    @app.post("/whep/<int:show>")
+    async def whep(show: int) -> Any:
+        pc = RTCPeerConnection()
+        pcs.add(pc)
+        await pc.setRemoteDescription(
+            RTCSessionDescription(await request.get_data(as_text=True), "offer")
+        )
+        for kind in ("audio", "video"):
+            if kind in tracks:
+                pc.addTrack(relay.subscribe(tracks[kind], buffered=False))
+        await pc.setLocalDescription(await pc.createAnswer())
+        return (
+            pc.localDescription.sdp,
+            201,
+            {"Location": "/whep/1/x", "Content-Type": "application/sdp"},
+        )
+
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
+    config = Config()
+    config.bind = [f"127.0.0.1:{port}"]
+    config.accesslog = None
+    config.errorlog = None
+    await serve(app, config)  # type: ignore[arg-type]
+
+
+def main() -> None:
+    role = sys.argv[1]
+    if role == "publisher":
+        asyncio.run(run_publisher(sys.argv[2], sys.argv[3]))
+    elif role == "viewers":
+        asyncio.run(run_viewers(sys.argv[2]))
+    elif role == "baseline":
+        asyncio.run(run_baseline(int(sys.argv[2])))
+    else:
+        raise SystemExit(f"unknown role {role}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""The private aiortc/aioice APIs the relay relies on (media/aiortc_glue.py).
+
+aiortc is pinned; these tests fail loudly if an upgrade renames or removes any of
+them, before the media tests fail in more puzzling ways.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import aioice.ice
+import aiortc
+from aiortc import RTCPeerConnection, RTCRtpReceiver
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+
+from media import aiortc_glue as glue
+
+
+def test_aiortc_is_the_pinned_version() -> None:
+    assert aiortc.__version__ == "1.16.0"
+
+
+async def test_receiver_private_state_exists() -> None:
+    pc = RTCPeerConnection()
+    try:
+        transceiver = pc.addTransceiver("video", direction="recvonly")
+        receiver = transceiver.receiver
+        for name in (
+            "codecs",
+            "rtx_ssrc",
+            "started",
+            "rtcp_task",
+            "remote_streams",
+            "nack_generator",
+            "remote_bitrate_estimator",
+            "rtcp_ssrc",
+            "decoder_thread",
+        ):
+            assert hasattr(receiver, glue._RECEIVER + name), name
+        for method in (
+            "_run_rtcp",
+            "_send_rtcp",
+            "_send_rtcp_nack",
+            "_send_rtcp_pli",
+            "_handle_rtcp_packet",
+            "_set_rtcp_ssrc",
+        ):
+            assert callable(getattr(RTCRtpReceiver, method)), method
+        assert hasattr(transceiver, "_RTCRtpTransceiver__receiver")
+        assert hasattr(transceiver, "_RTCRtpTransceiver__sender")
+        swapped = glue.swap_receiver(transceiver)
+        assert transceiver.receiver is swapped and isinstance(swapped, glue.ForwardingReceiver)
+        sender = glue.swap_sender(transceiver)
+        assert transceiver.sender is sender and sender._ssrc and sender._stream_id
+    finally:
+        await pc.close()
+
+
+def test_transport_internals_exist() -> None:
+    for name in (
+        "_register_rtp_receiver",
+        "_register_rtp_sender",
+        "_unregister_rtp_sender",
+        "_send_rtp",
+    ):
+        assert callable(getattr(RTCDtlsTransport, name)), name
+    source = inspect.getsource(RTCDtlsTransport)
+    assert "self._tx_srtp" in source and "self._state" in source
+    assert "_nominated" in inspect.getsource(aioice.ice.Connection)
+    assert "get_host_addresses(" in inspect.getsource(aioice.ice.Connection)
+    assert callable(aioice.ice.get_host_addresses)
+
+
+def test_host_addresses_setting() -> None:
+    glue.set_host_addresses(["127.0.0.1", "::1"])
+    try:
+        assert aioice.ice.get_host_addresses(True, False) == ["127.0.0.1"]
+        assert aioice.ice.get_host_addresses(True, True) == ["127.0.0.1", "::1"]
+    finally:
+        glue.set_host_addresses([])
+    assert aioice.ice.get_host_addresses is glue._original_get_host_addresses
