@@ -218,37 +218,39 @@ def header_extensions_map(parameters: RTCRtpSendParameters) -> HeaderExtensionsM
     return extmap
 
 
+SENT, CONGESTED, CLOSED = 0, 1, 2
+
+
 class FastPath:
-    """Synchronous SRTP + UDP send on one viewer's DTLS transport."""
+    """Synchronous SRTP + UDP send on one viewer's DTLS transport.
 
-    __slots__ = ("_dtls", "_nominated")
+    `send_rtp` refuses (CONGESTED) when the socket already holds more than
+    `max_backlog` bytes it could not send: the caller drops instead of queueing.
+    """
 
-    def __init__(self, dtls: RTCDtlsTransport) -> None:
+    __slots__ = ("_dtls", "_nominated", "max_backlog")
+
+    def __init__(self, dtls: RTCDtlsTransport, max_backlog: int = 256 * 1024) -> None:
         self._dtls = dtls
         self._nominated: dict[int, Any] = dtls.transport._connection._nominated
+        self.max_backlog = max_backlog
 
-    def _pair(self) -> Any:
+    def send_rtp(self, data: bytes) -> int:
         if self._dtls._state != State.CONNECTED:
-            return None
-        return self._nominated.get(1)
-
-    def backlog(self) -> int:
-        """Bytes the socket could not take yet (0 while the kernel keeps up)."""
-        pair = self._pair()
+            return CLOSED
+        pair = self._nominated.get(1)
         if pair is None:
-            return 1 << 30
-        size: int = pair.protocol.transport.get_write_buffer_size()
-        return size
-
-    def send_rtp(self, data: bytes) -> bool:
-        pair = self._pair()
-        if pair is None:
-            return False
-        pair.protocol.transport.sendto(self._dtls._tx_srtp.protect(data), pair.remote_addr)
-        return True
+            return CLOSED
+        transport = pair.protocol.transport
+        if transport.get_write_buffer_size() > self.max_backlog:
+            return CONGESTED
+        transport.sendto(self._dtls._tx_srtp.protect(data), pair.remote_addr)
+        return SENT
 
     def send_rtcp(self, data: bytes) -> bool:
-        pair = self._pair()
+        if self._dtls._state != State.CONNECTED:
+            return False
+        pair = self._nominated.get(1)
         if pair is None:
             return False
         pair.protocol.transport.sendto(self._dtls._tx_srtp.protect_rtcp(data), pair.remote_addr)

@@ -9,8 +9,9 @@ viewer's UDP socket. Nothing in that loop awaits, logs or allocates beyond the c
 Per-viewer decisions (the "selective" part), all in `DownTrack.write`:
 - a video viewer starts, and restarts after any drop, on a keyframe; while any viewer
   waits, the relay asks the publisher for one (PLI, at most every 500 ms);
-- a viewer whose socket cannot take more (its send buffer holds over 256 KiB) loses
-  packets until the next keyframe; nobody else waits for it;
+- a viewer whose socket cannot take more (its send buffer holds over 256 KiB, see
+  media.aiortc_glue.FastPath) loses packets until the next keyframe; nobody else
+  waits for it;
 - a viewer can be switched to audio only (its bandwidth estimate is far below the
   video's bitrate, or the page is hidden) and back, with a fresh keyframe.
 """
@@ -43,12 +44,12 @@ from aiortc.rtp import (
     unpack_remb_fci,
 )
 
+from media.aiortc_glue import CONGESTED
 from media.keyframes import is_keyframe
 from media.packetcache import PacketCache
 from media.rewrite import SequenceRewriter
 
 KEYFRAME_INTERVAL = 0.5  # seconds between two keyframe requests to the publisher
-MAX_BACKLOG = 256 * 1024  # bytes a viewer's socket may hold before we drop for it
 NTP_EPOCH = 2208988800
 FANOUT_RING = 1024
 _HEADER = struct.Struct("!HII")
@@ -286,14 +287,14 @@ class DownTrack:
         if pt is None:
             self.dropped += 1
             return False
-        path = self.path
-        if path.backlog() > MAX_BACKLOG:
-            self.dropped += 1
-            if self.kind == "video":
-                self.need_keyframe = True
-            return False
         seq, ts = rewriter.rewrite(packet.seq, packet.ts, now, packet.generation)
-        if not path.send_rtp(self._serialise(packet, pt, seq, ts)):
+        result = self.path.send_rtp(self._serialise(packet, pt, seq, ts))
+        if result:  # CONGESTED or CLOSED: this viewer loses the packet, nobody waits
+            self.dropped += 1
+            if result == CONGESTED and self.kind == "video":
+                self.need_keyframe = True
+            # The next packet sent continues the numbering: no gap to NACK for.
+            rewriter.unsend(seq)
             return False
         self.packets_sent += 1
         self.octets_sent += len(packet.payload)

@@ -71,6 +71,13 @@ class SequenceRewriter:
         self._ring_gen[slot] = generation
         return out_seq, out_ts
 
+    def unsend(self, out_seq: int) -> None:
+        """`out_seq` was not sent after all: hand its number to the next packet."""
+        if (out_seq + 1) % SEQ_MOD == self._next_seq:
+            self._next_seq = out_seq
+            self._seq_offset = (self._seq_offset - 1) % SEQ_MOD
+        self._ring_out[out_seq % RING] = -1
+
     def source_of(self, out_seq: int) -> tuple[int, int] | None:
         """(in_seq, generation) of an outgoing packet still remembered, else None."""
         slot = out_seq % RING

@@ -5,6 +5,7 @@ and the audio-only decision works per viewer."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -73,7 +74,7 @@ async def test_relay_never_decodes_and_sends_reports(plane: MediaPlane) -> None:
         # is the only codec thread in the process).
         assert not [t.name for t in threading.enumerate() if t.name.endswith("-decoder")]
         seqs = [s for _, s, _, _ in viewer.video]
-        assert all((b - a) % 65536 == 1 for a, b in zip(seqs, seqs[1:], strict=False))
+        assert all((b - a) % 65536 == 1 for a, b in itertools.pairwise(seqs))
         # Sender reports map NTP to this viewer's RTP timestamps: the RTP time they
         # announce is close to that of the video packets arriving at that moment.
         video_ssrc = viewer.video[-1][3]

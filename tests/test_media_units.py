@@ -78,6 +78,16 @@ def test_rewriter_keeps_one_continuous_stream() -> None:
     assert r.rewrite(40002, 0, now=1.1)[0] == (seq2 + 1) % SEQ_MOD
 
 
+def test_unsent_numbers_are_reused() -> None:
+    r = SequenceRewriter(100, 0, 90000)
+    assert r.rewrite(7, 10, 0.0)[0] == 100
+    dropped, ts = r.rewrite(8, 10, 0.0)
+    r.unsend(dropped)
+    assert r.source_of(dropped) is None
+    assert r.rewrite(9, 10, 0.0) == (101, ts)  # same frame, same timestamp, no gap
+    assert r.rewrite(10, 3010, 0.1)[0] == 102
+
+
 def test_rewriter_remembers_sources_for_nacks() -> None:
     r = SequenceRewriter(0, 0, 90000)
     sent = [r.rewrite(500 + i, i, 0.0, generation=3)[0] for i in range(5)]

@@ -171,6 +171,10 @@ class CountingViewer:
             transceiver = self.pc.addTransceiver(kind, direction="recvonly")
             receiver = glue.swap_receiver(transceiver)
             receiver.on_rtp = self.on_rtp
+            # A light load generator: receiver reports only, no bandwidth estimation
+            # or NACKs (they would cost the load generator, not the relay, CPU).
+            setattr(receiver, glue._RECEIVER + "remote_bitrate_estimator", None)
+            setattr(receiver, glue._RECEIVER + "nack_generator", None)
 
     def on_rtp(self, receiver: Any, packet: Any, _arrival: int) -> None:
         kind = receiver.kind
