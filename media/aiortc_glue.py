@@ -16,7 +16,7 @@ upgrade that changes them fails loudly (aiortc is pinned to 1.16):
 - `RTCDtlsTransport._register_rtp_receiver/_sender`, `_unregister_rtp_sender`,
   `_tx_srtp`, `_state`, `transport` (the ICE transport) and its `_connection`
   (aioice), whose `_nominated[1]` is the selected pair (`protocol.transport`,
-  `remote_addr`);
+  `remote_addr`), and asyncio's `_SelectorDatagramTransport._sock`;
 - `aioice.ice.get_host_addresses`, replaced when host addresses are configured.
 """
 
@@ -224,16 +224,17 @@ SENT, CONGESTED, CLOSED = 0, 1, 2
 class FastPath:
     """Synchronous SRTP + UDP send on one viewer's DTLS transport.
 
-    `send_rtp` refuses (CONGESTED) when the socket already holds more than
-    `max_backlog` bytes it could not send: the caller drops instead of queueing.
+    Writes straight to the selected pair's socket (asyncio's `_sock`), skipping the
+    datagram transport's buffering: when the kernel's send buffer for that viewer is
+    full, `send_rtp` answers CONGESTED and the caller drops instead of queueing. The
+    kernel buffer is the only per-viewer queue, and it is bounded.
     """
 
-    __slots__ = ("_dtls", "_nominated", "max_backlog")
+    __slots__ = ("_dtls", "_nominated")
 
-    def __init__(self, dtls: RTCDtlsTransport, max_backlog: int = 256 * 1024) -> None:
+    def __init__(self, dtls: RTCDtlsTransport) -> None:
         self._dtls = dtls
         self._nominated: dict[int, Any] = dtls.transport._connection._nominated
-        self.max_backlog = max_backlog
 
     def send_rtp(self, data: bytes) -> int:
         if self._dtls._state != State.CONNECTED:
@@ -241,10 +242,14 @@ class FastPath:
         pair = self._nominated.get(1)
         if pair is None:
             return CLOSED
-        transport = pair.protocol.transport
-        if transport.get_write_buffer_size() > self.max_backlog:
+        try:
+            pair.protocol.transport._sock.sendto(
+                self._dtls._tx_srtp.protect(data), pair.remote_addr
+            )
+        except BlockingIOError:
             return CONGESTED
-        transport.sendto(self._dtls._tx_srtp.protect(data), pair.remote_addr)
+        except OSError:
+            return CLOSED
         return SENT
 
     def send_rtcp(self, data: bytes) -> bool:

@@ -9,8 +9,8 @@ viewer's UDP socket. Nothing in that loop awaits, logs or allocates beyond the c
 Per-viewer decisions (the "selective" part), all in `DownTrack.write`:
 - a video viewer starts, and restarts after any drop, on a keyframe; while any viewer
   waits, the relay asks the publisher for one (PLI, at most every 500 ms);
-- a viewer whose socket cannot take more (its send buffer holds over 256 KiB, see
-  media.aiortc_glue.FastPath) loses packets until the next keyframe; nobody else
+- a viewer whose socket cannot take more (the kernel's send buffer for it is full,
+  see media.aiortc_glue.FastPath) loses packets until the next keyframe; nobody else
   waits for it;
 - a viewer can be switched to audio only (its bandwidth estimate is far below the
   video's bitrate, or the page is hidden) and back, with a fresh keyframe.

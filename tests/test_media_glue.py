@@ -69,6 +69,9 @@ def test_transport_internals_exist() -> None:
     assert "_nominated" in inspect.getsource(aioice.ice.Connection)
     assert "get_host_addresses(" in inspect.getsource(aioice.ice.Connection)
     assert callable(aioice.ice.get_host_addresses)
+    import asyncio.selector_events
+
+    assert "self._sock" in inspect.getsource(asyncio.selector_events._SelectorTransport)
 
 
 def test_host_addresses_setting() -> None:

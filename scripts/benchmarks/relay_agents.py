@@ -176,6 +176,9 @@ class CountingViewer:
             setattr(receiver, glue._RECEIVER + "remote_bitrate_estimator", None)
             setattr(receiver, glue._RECEIVER + "nack_generator", None)
 
+        self.kinds: dict[int, str] = {}
+        self.fast = False
+
     def on_rtp(self, receiver: Any, packet: Any, _arrival: int) -> None:
         kind = receiver.kind
         self.packets[kind] += 1
@@ -186,6 +189,40 @@ class CountingViewer:
                 codec = receiver.codecs.get(packet.payload_type)
                 if codec and is_keyframe(codec.mimeType.lower(), packet.payload):
                     self.first_keyframe = time.monotonic() - self.connect_started
+                    self.count_at_the_socket()
+
+    def count_at_the_socket(self) -> None:
+        """From now on count RTP by its clear-text header as it reaches the socket.
+
+        SRTP leaves the RTP header unencrypted; skipping decryption and parsing keeps
+        the load generator's CPU for what it measures. RTCP still goes through aiortc,
+        so this viewer keeps sending receiver reports.
+        """
+        if self.fast:
+            return
+        for t in self.pc.getTransceivers():
+            for pt in t.receiver.codecs:
+                self.kinds[pt] = t.kind
+        dtls = self.pc.getTransceivers()[0].receiver.transport
+        pair = dtls.transport._connection._nominated.get(1)
+        if pair is None:
+            return
+        protocol = pair.protocol
+        original = protocol.datagram_received
+        packets, kinds = self.packets, self.kinds
+
+        def counting(data: bytes, addr: Any) -> None:
+            if len(data) > 12 and 128 <= data[0] < 192 and not 192 <= data[1] <= 223:
+                kind = kinds.get(data[1] & 0x7F)
+                if kind is not None:
+                    packets[kind] += 1
+                    if kind == "video" and data[1] & 0x80:
+                        self.frames += 1
+                    return
+            original(data, addr)
+
+        protocol.datagram_received = counting
+        self.fast = True
 
     async def connect(self, url: str) -> None:
         await self.pc.setLocalDescription(await self.pc.createOffer())
@@ -208,7 +245,7 @@ async def run_viewers(url: str) -> None:
             reply({"viewers": len(viewers)})
         elif op == "reset":
             for v in viewers:
-                v.packets = {"audio": 0, "video": 0}
+                v.packets["audio"] = v.packets["video"] = 0
                 v.frames = 0
             reply({"ok": True})
         elif op == "report":
