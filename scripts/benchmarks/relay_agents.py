@@ -178,6 +178,12 @@ class CountingViewer:
 
         self.kinds: dict[int, str] = {}
         self.fast = False
+        self.connected: float | None = None
+
+        @self.pc.on("connectionstatechange")
+        def _state() -> None:
+            if self.pc.connectionState == "connected" and self.connected is None:
+                self.connected = time.monotonic() - self.connect_started
 
     def on_rtp(self, receiver: Any, packet: Any, _arrival: int) -> None:
         kind = receiver.kind
