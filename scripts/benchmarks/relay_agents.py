@@ -262,6 +262,7 @@ async def run_viewers(url: str) -> None:
                             "packets": v.packets,
                             "frames": v.frames,
                             "first_keyframe": v.first_keyframe,
+                            "connected": v.connected,
                             "state": v.pc.connectionState,
                         }
                         for v in viewers
