@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -216,6 +217,16 @@ def header_extensions_map(parameters: RTCRtpSendParameters) -> HeaderExtensionsM
     extmap = HeaderExtensionsMap()
     extmap.configure(parameters)
     return extmap
+
+
+def enlarge_receive_buffer(dtls: RTCDtlsTransport, size: int = 2 * 1024 * 1024) -> None:
+    """Let the kernel hold a burst (a keyframe) while the loop is busy forwarding.
+
+    The kernel caps the size at net.core.rmem_max; asking for more is harmless.
+    """
+    pair: Any = dtls.transport._connection._nominated.get(1)
+    if pair is not None:
+        pair.protocol.transport._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
 
 
 SENT, CONGESTED, CLOSED = 0, 1, 2

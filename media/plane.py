@@ -228,6 +228,7 @@ class MediaPlane:
             log.info("show %s: publisher %s is %s", show, publisher.id[:6], state)
             if state == "connected" and relay.publisher is publisher:
                 publisher.connected = True
+                glue.enlarge_receive_buffer(publisher.receivers["video"].transport)
                 self.on_event(show, "publishing")
             elif state in ("failed", "closed") and relay.publisher is publisher:
                 relay.publisher = None

@@ -194,10 +194,10 @@ class Server:
         shutil.rmtree(self.data, ignore_errors=True)
 
 
-def forwarded(stats: dict[str, Any] | None) -> int:
+def forwarded(stats: dict[str, Any] | None, key: str = "packets_out") -> int:
     if not stats:
         return 0
-    return sum(s["packets_out"] for s in stats["streams"].values())
+    return sum(s[key] for s in stats["streams"].values())
 
 
 def run_mode(mode: str, steps: list[int], window: float, workers: int) -> list[dict[str, Any]]:
@@ -219,8 +219,7 @@ def run_mode(mode: str, steps: list[int], window: float, workers: int) -> list[d
                     w.ask(op="add", count=share)
             held = n
             time.sleep(3)  # warm-up: ICE, DTLS, first keyframes
-            for w in viewers:
-                w.ask(op="reset")
+            reset_at = {id(w): w.ask(op="reset")["t"] for w in viewers}
             pub0, cpu0, gen0 = publisher.ask(op="report"), proc_cpu(server.proc.pid), 0.0
             gen0 = pub0["cpu"] + sum(w.ask(op="report")["cpu"] for w in viewers)
             st0 = server.stats()
@@ -231,13 +230,19 @@ def run_mode(mode: str, steps: list[int], window: float, workers: int) -> list[d
             elapsed = time.monotonic() - t0
             st1 = server.stats()
             gen1 = pub1["cpu"] + sum(r["cpu"] for r in reports)
-            frames_sent = max(pub1["frames"] - pub0["frames"], 1)
-            packets_sent = max(sum(pub1["packets"].values()) - sum(pub0["packets"].values()), 1)
+            # Every process stamps its counters with the system-wide monotonic clock, so
+            # the rates compare like with like even when a busy process answers late.
+            pub_dt = pub1["t"] - pub0["t"]
+            frame_rate = max(pub1["frames"] - pub0["frames"], 1) / pub_dt
+            packets_sent = sum(pub1["packets"].values()) - sum(pub0["packets"].values())
+            packet_rate = max(packets_sent, 1) / pub_dt
             all_viewers = [v for r in reports for v in r["viewers"]]
-            frame_ratio = [min(v["frames"] / frames_sent, 1.0) for v in all_viewers]
-            packet_ratio = [
-                min(sum(v["packets"].values()) / packets_sent, 1.0) for v in all_viewers
-            ]
+            frame_ratio, packet_ratio = [], []
+            for w, r in zip(viewers, reports, strict=True):
+                dt = r["t"] - reset_at[id(w)]
+                for v in r["viewers"]:
+                    frame_ratio.append(min(v["frames"] / dt / frame_rate, 1.0))
+                    packet_ratio.append(min(sum(v["packets"].values()) / dt / packet_rate, 1.0))
             new_keyframes, new_connects = [], []
             for w, r in zip(viewers, reports, strict=True):
                 for v in r["viewers"][before[id(w)] :]:
@@ -267,6 +272,7 @@ def run_mode(mode: str, steps: list[int], window: float, workers: int) -> list[d
                 "connect_p95": pct(new_connects, 0.95),
                 "rss": proc_rss_mb(server.proc.pid),
                 "us_per_packet": 1e6 * server_cpu / max(out, 1),
+                "relay_drops": forwarded(st1, "dropped") - forwarded(st0, "dropped"),
                 "loadgen_cpu": 100 * (gen1 - gen0) / elapsed,
             }
             rows.append(row)

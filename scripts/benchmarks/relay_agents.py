@@ -151,7 +151,14 @@ async def run_publisher(url: str, key: str) -> None:
                 for s in (await tr.sender.getStats()).values():
                     if s.type == "outbound-rtp":
                         stats[kind] = s.packetsSent
-            reply({"frames": track.frames, "packets": stats, "cpu": cpu_seconds()})
+            reply(
+                {
+                    "frames": track.frames,
+                    "packets": stats,
+                    "cpu": cpu_seconds(),
+                    "t": time.monotonic(),
+                }
+            )
         elif cmd["op"] == "stop":
             break
     await pc.close()
@@ -214,6 +221,7 @@ class CountingViewer:
         if pair is None:
             return
         protocol = pair.protocol
+        glue.enlarge_receive_buffer(dtls, 1 << 20)
         original = protocol.datagram_received
         packets, kinds = self.packets, self.kinds
 
@@ -253,7 +261,7 @@ async def run_viewers(url: str) -> None:
             for v in viewers:
                 v.packets["audio"] = v.packets["video"] = 0
                 v.frames = 0
-            reply({"ok": True})
+            reply({"ok": True, "t": time.monotonic()})
         elif op == "report":
             reply(
                 {
@@ -268,6 +276,7 @@ async def run_viewers(url: str) -> None:
                         for v in viewers
                     ],
                     "cpu": cpu_seconds(),
+                    "t": time.monotonic(),
                 }
             )
         elif op == "stop":
