@@ -212,10 +212,7 @@ class MediaPlane:
                 publisher.receivers[kind] = receiver
             await pc.setRemoteDescription(RTCSessionDescription(offer.decode(), "offer"))
             await pc.setLocalDescription(await pc.createAnswer())
-        except BadOffer:
-            await pc.close()
-            raise
-        except Exception as exc:
+        except Exception as exc:  # aiortc refuses some offers that look fine on paper
             await pc.close()
             self._forget_if_idle(show)
             raise BadOffer(f"the offer was refused ({type(exc).__name__}: {exc})") from None
