@@ -20,6 +20,8 @@ from appliance import i18n
 from appliance.config import Config
 from appliance.live import LiveShows
 from appliance.paths import STATIC_DIR, TEMPLATES_DIR
+from appliance.room_handlers import RoomService
+from appliance.room_store import RoomStore
 from appliance.security import SlidingWindowLimiter, new_token
 from appliance.services import Services
 from appliance.shop import get_meta, set_meta
@@ -34,6 +36,7 @@ from appliance.views import (
     auth,
     media_http,
     public,
+    room_ws,
     studio,
 )
 from appliance.web import csrf_ok, csrf_token, current_user, render
@@ -80,8 +83,12 @@ def create_app(config: Config) -> Quart:
         TEMPLATES_AUTO_RELOAD=False,
     )
     live = LiveShows(config, database)
+    room_store = RoomStore(database)
+    rooms = RoomService(database, room_store, services.shop)
+    live.status_listeners.append(rooms.show_status)
     app.extensions["vitrine"] = services
     app.extensions["vitrine.live"] = live
+    app.extensions["vitrine.rooms"] = rooms
     _setup_templates(app, services)
 
     @app.before_serving
@@ -95,11 +102,15 @@ def create_app(config: Config) -> Quart:
             secret = new_token()
             await set_meta(database, "secret_key", secret)
         app.secret_key = secret
+        await room_store.start()
+        await rooms.hub.start()
         await live.start()
 
     @app.after_serving
     async def close_store() -> None:
         await live.close()
+        await rooms.hub.close()
+        await room_store.close()
         await database.close()
 
     @app.before_request
@@ -177,6 +188,7 @@ def create_app(config: Config) -> Quart:
         app.register_blueprint(make(services))
     for make_live in (admin_shows.blueprint, media_http.blueprint, studio.blueprint):
         app.register_blueprint(make_live(services, live))
+    app.register_blueprint(room_ws.blueprint(services, rooms))
     return app
 
 

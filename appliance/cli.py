@@ -252,21 +252,19 @@ def cmd_shows_create(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    import gc
+
     from hypercorn.asyncio import serve
-    from hypercorn.config import Config as HypercornConfig
 
     from appliance.app import create_app
     from appliance.logs import setup_logging
+    from appliance.serving import hypercorn_config
 
     setup_logging()
     if args.demo:
         cmd_seed_demo(args, config)
     app = create_app(config)
-    hc = HypercornConfig()
-    hc.bind = [f"{config.server.host}:{config.server.port}"]
-    hc.backlog = config.server.backlog
-    hc.accesslog = None
-    hc.graceful_timeout = 10
+    hc = hypercorn_config(config)
     services = app.extensions["vitrine"]
 
     async def run() -> None:
@@ -288,6 +286,10 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
                     flush=True,
                 )
 
+        # Everything loaded at start lives as long as the process: keep it out of the
+        # garbage collector's full passes, which otherwise pause a busy live room.
+        gc.collect()
+        gc.freeze()
         await serve(app, hc, shutdown_trigger=stop.wait)
 
     asyncio.run(run())

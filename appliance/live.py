@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from aiortc import RTCIceServer
@@ -52,6 +53,8 @@ class LiveShows:
             on_event=self._on_event,
         )
         self.ice_servers_for_links = ice_servers(config)
+        # Told (show id, status, live since) whenever a show goes live or ends.
+        self.status_listeners: list[Callable[[int, str, float | None], None]] = []
         self._grace_timers: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -86,6 +89,13 @@ class LiveShows:
         show = await shows.get_show(self.db, show_id)
         if show is not None and show.status == "scheduled":
             await shows.go_live(self.db, show_id)
+            await self._tell(show_id)
+
+    async def _tell(self, show_id: int) -> None:
+        show = await shows.get_show(self.db, show_id)
+        if show is not None:
+            for listener in self.status_listeners:
+                listener(show.id, show.status, show.live_started_at)
 
     def _cancel_grace(self, show: str) -> None:
         timer = self._grace_timers.pop(show, None)
@@ -109,6 +119,7 @@ class LiveShows:
         self._cancel_grace(str(show_id))
         with contextlib.suppress(shows.BadTransition):
             await shows.end_show(self.db, show_id)
+        await self._tell(show_id)
         await self.plane.end_show(str(show_id))
 
     def status(self, show_id: int) -> dict[str, Any]:

@@ -96,11 +96,15 @@ class LiveServer:
         return self.log.read_text()
 
     def cli(self, *args: str) -> str:
+        return self.cli_input(list(args), "")
+
+    def cli_input(self, args: list[str], stdin: str) -> str:
         env = {**os.environ, "VITRINE_STORAGE_DATA_DIR": str(self.data_dir)}
         result = subprocess.run(
             [sys.executable, "-m", "appliance", *args],
             cwd=ROOT,
             env=env,
+            input=stdin + "\n",
             capture_output=True,
             text=True,
             timeout=60,

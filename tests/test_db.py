@@ -11,7 +11,7 @@ from appliance.security import SlidingWindowLimiter, hash_password, verify_passw
 
 async def test_fresh_database_is_migrated_with_wal_and_foreign_keys(tmp_path: Path) -> None:
     path = tmp_path / "v.sqlite3"
-    assert dbmod.migrate_sync(path) == ["0001_initial.sql"]
+    assert dbmod.migrate_sync(path) == [name for _v, name, _sql in dbmod.migration_files()]
     database = dbmod.Database(path)
     await database.open()
     try:
@@ -54,12 +54,14 @@ def test_pending_migration_backs_up_first(tmp_path: Path, monkeypatch: pytest.Mo
     with sqlite3.connect(path) as conn:
         conn.execute("INSERT INTO meta VALUES ('marker', 'before')")
     shipped = dbmod.migration_files()
-    extra = (2, "0002_test.sql", "CREATE TABLE extra (id INTEGER PRIMARY KEY);")
+    extra = (len(shipped) + 1, "9999_test.sql", "CREATE TABLE extra (id INTEGER PRIMARY KEY);")
     monkeypatch.setattr(dbmod, "migration_files", lambda: [*shipped, extra])
-    assert dbmod.migrate_sync(path, tmp_path / "backups") == ["0002_test.sql"]
+    assert dbmod.migrate_sync(path, tmp_path / "backups") == ["9999_test.sql"]
     [backup] = (tmp_path / "backups").iterdir()
     with sqlite3.connect(backup) as conn:
-        assert conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] == 1
+        assert conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] == len(
+            shipped
+        )
         assert conn.execute("SELECT value FROM meta").fetchone()[0] == "before"
 
 
@@ -69,12 +71,16 @@ def test_broken_migration_keeps_previous_version(
     path = tmp_path / "v.sqlite3"
     dbmod.migrate_sync(path)
     shipped = dbmod.migration_files()
-    broken = (2, "0002_broken.sql", "CREATE TABLE ok_part (id INTEGER);\nCREATE TABLE users (x);")
+    broken = (
+        len(shipped) + 1,
+        "9999_broken.sql",
+        "CREATE TABLE ok_part (id INTEGER);\nCREATE TABLE users (x);",
+    )
     monkeypatch.setattr(dbmod, "migration_files", lambda: [*shipped, broken])
     with pytest.raises(sqlite3.OperationalError):
         dbmod.migrate_sync(path)
     with sqlite3.connect(path) as conn:
-        assert dbmod.current_version_sync(conn) == 1
+        assert dbmod.current_version_sync(conn) == len(shipped)
         assert (
             conn.execute("SELECT name FROM sqlite_master WHERE name = 'ok_part'").fetchone() is None
         )

@@ -79,7 +79,7 @@ def test_templates_have_no_untranslated_literals(template: str) -> None:
 def extracted_messages() -> set[str]:
     method_map = [("appliance/**.py", "python"), ("web/templates/**.html", "jinja2")]
     options = {"web/templates/**.html": {"extensions": "jinja2.ext.i18n"}}
-    keywords = {"_": DEFAULT_KEYWORDS["_"], "ngettext": (1, 2)}
+    keywords = {"_": DEFAULT_KEYWORDS["_"], "N_": None, "ngettext": (1, 2)}
     ids = set()
     for _file, _line, message, _comments, _ctx in extract_from_dir(
         ROOT, method_map, options, keywords

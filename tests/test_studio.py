@@ -27,7 +27,7 @@ async def test_studio_page_for_hosts(client: QuartClient, services: Services) ->
     assert (await client.get("/studio/999")).status_code == 404
 
 
-async def test_moderators_and_other_hosts_are_refused(
+async def test_other_hosts_are_refused_and_moderators_only_moderate(
     client: QuartClient, services: Services
 ) -> None:
     other = await create_user(services.db, "other@example.com", "Other", "host", PASSWORD)
@@ -36,7 +36,11 @@ async def test_moderators_and_other_hosts_are_refused(
     assert (await client.get(f"/studio/{theirs}")).status_code == 403
     client2 = client.app.test_client()
     await sign_in(client2, services, "moderator")
-    assert (await client2.get(f"/studio/{await make_show(services)}")).status_code == 403
+    # Moderators get the moderation panel, without the camera.
+    page = await (await client2.get(f"/studio/{theirs}")).get_data(as_text=True)
+    assert 'id="moderation"' in page and "studio.js" not in page and 'id="preview"' not in page
+    r = await client2.post(f"/studio/{theirs}/end", headers={"X-CSRF-Token": "x"})
+    assert r.status_code in (400, 403)
 
 
 async def test_end_show_needs_csrf_and_ends_it(client: QuartClient, services: Services) -> None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import time
 
-from quart import Blueprint, Response, abort, g, send_file
+from quart import Blueprint, Response, abort, g, request, send_file
 
 from appliance import calendar, shows
 from appliance.live import ice_servers
 from appliance.services import Services
+from appliance.views.room_ws import VIEWER_COOKIE
 from appliance.web import render
 
 _COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -40,7 +42,7 @@ def blueprint(svc: Services) -> Blueprint:
         )
 
     @bp.get("/shows/<int:show_id>")
-    async def show_page(show_id: int) -> tuple[str, int]:
+    async def show_page(show_id: int) -> Response:
         show = await show_or_404(show_id)
         products = await shows.lineup(db, show_id)
         google = calendar.google_calendar_link(
@@ -50,7 +52,7 @@ def blueprint(svc: Services) -> Blueprint:
             ends_at=show.ends_at,
             url=show_url(show.id),
         )
-        return await render(
+        body, status = await render(
             "public/show.html",
             show=show,
             products=products,
@@ -59,6 +61,18 @@ def blueprint(svc: Services) -> Blueprint:
             now=int(time.time()),
             ice_servers_json=ice_json,
         )
+        response = Response(body, status=status, content_type="text/html; charset=utf-8")
+        if not request.cookies.get(VIEWER_COOKIE):
+            # A random first-party id: how the live room tells viewers apart. No personal data.
+            response.set_cookie(
+                VIEWER_COOKIE,
+                "v_" + secrets.token_urlsafe(16),
+                max_age=365 * 86400,
+                httponly=True,
+                samesite="Lax",
+                secure=svc.config.https,
+            )
+        return response
 
     @bp.get("/shows/<int:show_id>/calendar.ics")
     async def show_calendar(show_id: int) -> Response:

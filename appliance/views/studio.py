@@ -13,6 +13,7 @@ from appliance.services import Services
 from appliance.web import current_user, render, staff_required
 
 hosts_only = staff_required("admin", "host")
+any_staff = staff_required("admin", "host", "moderator")
 
 
 def blueprint(svc: Services, live: LiveShows) -> Blueprint:
@@ -24,18 +25,21 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
         if show is None:
             abort(404)
         user = current_user()
-        # A host runs their own shows (and shows with no host yet); admins run any.
+        # A host runs their own shows (and shows with no host yet); admins run any;
+        # moderators moderate any show but do not publish.
         if user is not None and user.role == "host" and show.host_id not in (None, user.id):
             abort(403)
         return show
 
     @bp.get("/studio/<int:show_id>")
-    @hosts_only
+    @any_staff
     async def studio(show_id: int) -> ResponseReturnValue:
         show = await show_for_host(show_id)
+        user = current_user()
         return await render(
             "studio.html",
             show=show,
+            can_publish=user is not None and user.role in ("admin", "host"),
             stream_key=show.stream_key,
             whip_url=f"/whip/{show.id}",
             status_url=f"/api/shows/{show.id}/status",

@@ -1,0 +1,260 @@
+"""The live room of a show: who is connected, what they see, and the broadcast tick.
+
+Messages for everyone are not sent one by one: they go to the room's outbox, and every
+tick (100 ms) the outbox becomes one JSON frame, serialised once and queued to every
+client. Hearts are summed and sent as one count every 250 ms; the viewer count at most
+once a second. So the cost of a busy room grows with ticks times clients, not with
+messages times clients.
+
+Each client has a bounded queue of frames; a client whose queue is full is slow or
+gone, and is disconnected (it may reconnect) rather than waited for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from babel.support import NullTranslations
+
+from appliance.security import TokenBucket
+
+log = logging.getLogger(__name__)
+
+TICK = 0.1
+HEART_EVERY = 0.25
+VIEWERS_EVERY = 1.0
+QUEUE_FRAMES = 64
+RECENT = 50
+REMEMBERED = 2000  # messages whose authors staff can still mute or ban
+CLOSE_SLOW = 1013
+CLOSE_POLICY = 1008
+
+
+@dataclass(eq=False)
+class Client:
+    viewer: str
+    address: str
+    tr: NullTranslations
+    staff_user: int | None = None
+    role: str | None = None
+    name: str | None = None
+    queue: asyncio.Queue[str | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_FRAMES))
+    # The queue holds QUEUE_FRAMES - 1 frames; its last slot is kept for the close.
+    close_code: int | None = None
+    chat_bucket: TokenBucket = field(default_factory=lambda: TokenBucket(0.5, 3))
+    heart_bucket: TokenBucket = field(default_factory=lambda: TokenBucket(10, 20))
+    frame_bucket: TokenBucket = field(default_factory=lambda: TokenBucket(20, 60))
+    bad_frames: int = 0
+    last_notice: float = 0.0
+    last_message: float = 0.0
+    said_hello: bool = False
+
+    @property
+    def staff(self) -> bool:
+        return self.staff_user is not None
+
+    def send(self, frame: str) -> None:
+        """Queue a frame; a full queue means this client cannot keep up: drop it."""
+        if self.close_code is not None:
+            return
+        if self.queue.qsize() >= QUEUE_FRAMES - 1:  # keep the last slot for the close
+            self.close(CLOSE_SLOW, discard=True)
+            return
+        self.queue.put_nowait(frame)
+
+    def send_messages(self, *messages: dict[str, Any]) -> None:
+        self.send(json.dumps(messages))
+
+    def close(self, code: int, discard: bool = False) -> None:
+        """Close after the frames already queued (a notice saying why, say), or at once,
+        dropping them, for a client too slow to take them."""
+        if self.close_code is not None:
+            return
+        self.close_code = code
+        if discard:
+            while not self.queue.empty():
+                self.queue.get_nowait()
+        self.queue.put_nowait(None)  # the writer closes the socket when it gets here
+
+
+@dataclass
+class Record:
+    """What staff act on for a message: its author and where they connected from."""
+
+    message: dict[str, Any]
+    viewer: str
+    address: str
+
+
+class Room:
+    def __init__(self, show_id: int, status: str, live_started_at: float | None) -> None:
+        self.show_id = show_id
+        self.status = status
+        self.live_started_at = live_started_at
+        self.clients: set[Client] = set()
+        self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT)
+        self.records: dict[int, Record] = {}
+        self.pinned_message: dict[str, Any] | None = None
+        self.product: dict[str, Any] | None = None
+        self.offer: dict[str, Any] | None = None
+        self.offer_claims: set[str] = set()
+        self.chat_open = True
+        self.slow_mode = 0
+        self.muted: dict[str, float] = {}
+        self.banned_viewers: set[str] = set()
+        self.banned_addresses: set[str] = set()
+        self.last_said: dict[str, float] = {}
+        self.outbox: list[dict[str, Any]] = []
+        self.hearts = 0
+        self._hearts_at = 0.0
+        self._viewers_sent = -1
+        self._viewers_at = 0.0
+
+    # -- membership ----------------------------------------------------------------
+
+    @property
+    def viewer_count(self) -> int:
+        return sum(1 for c in self.clients if not c.staff)
+
+    def is_banned(self, client: Client) -> bool:
+        return client.viewer in self.banned_viewers or client.address in self.banned_addresses
+
+    def names_in_use(self, exclude: Client) -> set[str]:
+        return {fold(c.name) for c in self.clients if c.name and c is not exclude}
+
+    def show_offset(self, now: float | None = None) -> float | None:
+        if self.status != "live" or self.live_started_at is None:
+            return None
+        return round((time.time() if now is None else now) - self.live_started_at, 1)
+
+    # -- what a joining client gets --------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "type": "state",
+            "show": {"id": self.show_id, "status": self.status},
+            "messages": list(self.recent),
+            "questions": [m for m in self.recent if m["question"] and not m["answered"]],
+            "pinned_message": self.pinned_message,
+            "product": self.product,
+            "offer": self.public_offer(),
+            "viewers": self.viewer_count,
+            "chat": {"open": self.chat_open, "slow_mode": self.slow_mode},
+        }
+
+    def public_offer(self) -> dict[str, Any] | None:
+        offer = self.offer
+        if offer is None:
+            return None
+        limited = offer["quantity"] is not None
+        return {
+            "code": None if limited else offer["code"],
+            "ends_at": offer["ends_at"],
+            "quantity": offer["quantity"],
+            "remaining": offer["remaining"],
+        }
+
+    # -- broadcasting ----------------------------------------------------------------
+
+    def broadcast(self, message: dict[str, Any]) -> None:
+        self.outbox.append(message)
+
+    def remember(self, message: dict[str, Any], viewer: str, address: str) -> None:
+        self.recent.append(message)
+        self.records[message["id"]] = Record(message, viewer, address)
+        if len(self.records) > REMEMBERED:
+            for old in list(self.records)[: len(self.records) - REMEMBERED]:
+                del self.records[old]
+
+    def forget_message(self, message_id: int) -> None:
+        kept = [m for m in self.recent if m["id"] != message_id]
+        self.recent.clear()
+        self.recent.extend(kept)
+
+    def tick(self, now: float) -> None:
+        """Turn what happened since the last tick into one frame for everyone."""
+        offer = self.offer
+        if offer is not None and time.time() >= offer["ends_at"]:
+            self.offer = None
+            self.offer_claims = set()
+            self.outbox.append({"type": "offer", "offer": None})
+        if self.hearts and now - self._hearts_at >= HEART_EVERY:
+            self.outbox.append({"type": "hearts", "count": self.hearts})
+            self.hearts = 0
+            self._hearts_at = now
+        if now - self._viewers_at >= VIEWERS_EVERY:
+            count = self.viewer_count
+            if count != self._viewers_sent:
+                self.outbox.append({"type": "viewers", "count": count})
+                self._viewers_sent = count
+            self._viewers_at = now
+        if not self.outbox:
+            return
+        frame = json.dumps(self.outbox)
+        self.outbox = []
+        for client in list(self.clients):
+            if client.said_hello:
+                client.send(frame)
+
+
+def fold(name: str) -> str:
+    """A name as compared for uniqueness and impersonation: case, spaces, dots ignored."""
+    import unicodedata
+
+    folded = unicodedata.normalize("NFKC", name).casefold()
+    return "".join(ch for ch in folded if ch.isalnum())
+
+
+class RoomHub:
+    """All rooms of the process, and the one task that ticks them."""
+
+    def __init__(self, loader: Callable[[int], Any]) -> None:
+        self.rooms: dict[int, Room] = {}
+        self._loader = loader
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._tick_forever())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for room in self.rooms.values():
+            room.tick(time.monotonic())
+            for client in list(room.clients):
+                client.close(1001)
+
+    async def room(self, show_id: int) -> Room:
+        room = self.rooms.get(show_id)
+        if room is not None:
+            return room
+        lock = self._locks.setdefault(show_id, asyncio.Lock())
+        async with lock:
+            room = self.rooms.get(show_id)
+            if room is None:
+                room = self.rooms[show_id] = await self._loader(show_id)
+        return room
+
+    def leave(self, room: Room, client: Client) -> None:
+        room.clients.discard(client)
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(TICK)
+            now = time.monotonic()
+            for room in list(self.rooms.values()):
+                try:
+                    room.tick(now)
+                except Exception:
+                    log.exception("room %s: tick failed", room.show_id)

@@ -1,0 +1,178 @@
+"""What the live room keeps in SQLite, written in batches by one background task.
+
+Chat is the busiest writer in Vitrine: every message would otherwise be its own
+transaction. The room appends rows to this buffer; one flush a second writes them all
+in a single transaction. At most about a second of chat is at risk on a crash; nothing
+is lost on a clean shutdown (the app flushes before closing the database).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from appliance.db import Database
+
+log = logging.getLogger(__name__)
+FLUSH_SECONDS = 1.0
+
+
+@dataclass
+class Pending:
+    chats: list[tuple[Any, ...]] = field(default_factory=list)
+    flags: list[tuple[str, int]] = field(default_factory=list)  # (column, message id)
+    # In order: (show id, product id or None to unpin, at, show offset)
+    pins: list[tuple[int, int | None, float, float | None]] = field(default_factory=list)
+    actions: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.chats or self.flags or self.pins or self.actions)
+
+
+class RoomStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._pending = Pending()
+        self._task: asyncio.Task[None] | None = None
+        self.next_id = 1
+
+    async def start(self) -> None:
+        self.next_id = (
+            int(await self.db.fetchval("SELECT COALESCE(MAX(id), 0) FROM chat_messages")) + 1
+        )
+        self._task = asyncio.create_task(self._flush_forever())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
+
+    def new_message_id(self) -> int:
+        self.next_id += 1
+        return self.next_id - 1
+
+    # -- what the room records ---------------------------------------------------
+
+    def chat(
+        self, message: dict[str, Any], show_id: int, viewer: str, staff_user: int | None
+    ) -> None:
+        self._pending.chats.append(
+            (
+                message["id"],
+                show_id,
+                viewer,
+                message["name"],
+                message["text"],
+                staff_user,
+                int(message["question"]),
+                message["at"],
+                time.time(),
+            )
+        )
+
+    def flag(self, column: str, message_id: int) -> None:
+        assert column in ("deleted", "answered")
+        self._pending.flags.append((column, message_id))
+
+    def pin(self, show_id: int, product_id: int | None, offset: float | None) -> None:
+        """Pin a product (closing the open pin), or unpin with product_id None."""
+        self._pending.pins.append((show_id, product_id, time.time(), offset))
+
+    def action(
+        self, show_id: int, user_id: int | None, action: str, target: str, details: dict[str, Any]
+    ) -> None:
+        self._pending.actions.append(
+            (show_id, user_id, action, target, json.dumps(details), time.time())
+        )
+
+    # -- writing -----------------------------------------------------------------
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("writing the live room's records failed; will retry")
+
+    async def flush(self) -> None:
+        batch, self._pending = self._pending, Pending()
+        if not batch:
+            return
+        try:
+            async with self.db.transaction() as conn:
+                await conn.executemany(
+                    "INSERT INTO chat_messages (id, show_id, viewer, name, text, staff_user_id, "
+                    "question, show_offset, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    batch.chats,
+                )
+                for column, message_id in batch.flags:
+                    await conn.execute(
+                        f"UPDATE chat_messages SET {column} = 1 WHERE id = ?", (message_id,)
+                    )
+                # Each pin closes the show's open pin, then opens its own (in order).
+                for show_id, product_id, at, offset in batch.pins:
+                    await conn.execute(
+                        "UPDATE show_pins SET unpinned_at = ? "
+                        "WHERE show_id = ? AND unpinned_at IS NULL",
+                        (at, show_id),
+                    )
+                    if product_id is not None:
+                        await conn.execute(
+                            "INSERT INTO show_pins (show_id, product_id, pinned_at, show_offset) "
+                            "VALUES (?, ?, ?, ?)",
+                            (show_id, product_id, at, offset),
+                        )
+                await conn.executemany(
+                    "INSERT INTO moderation_log (show_id, user_id, action, target, details, at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    batch.actions,
+                )
+        except Exception:
+            # Keep the rows for the next flush rather than lose them.
+            self._pending.chats[:0] = batch.chats
+            self._pending.flags[:0] = batch.flags
+            self._pending.pins[:0] = batch.pins
+            self._pending.actions[:0] = batch.actions
+            raise
+
+    # -- reading -------------------------------------------------------------------
+
+    async def recent(self, show_id: int, limit: int = 50) -> list[tuple[dict[str, Any], str]]:
+        """The last messages of a show, oldest first, each with its author's viewer id."""
+        rows = await self.db.fetchall(
+            "SELECT * FROM (SELECT * FROM chat_messages WHERE show_id = ? AND deleted = 0 "
+            "ORDER BY id DESC LIMIT ?) ORDER BY id",
+            (show_id, limit),
+        )
+        return [
+            (
+                {
+                    "type": "chat",
+                    "id": r["id"],
+                    "name": r["name"],
+                    "text": r["text"],
+                    "staff": r["staff_user_id"] is not None,
+                    "question": bool(r["question"]),
+                    "answered": bool(r["answered"]),
+                    "at": r["show_offset"],
+                },
+                r["viewer"],
+            )
+            for r in rows
+        ]
+
+    async def open_pin(self, show_id: int) -> int | None:
+        value = await self.db.fetchval(
+            "SELECT product_id FROM show_pins WHERE show_id = ? AND unpinned_at IS NULL "
+            "ORDER BY id DESC LIMIT 1",
+            (show_id,),
+        )
+        return None if value is None else int(value)

@@ -1,0 +1,37 @@
+"""Hypercorn settings that the live room depends on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import hypercorn.protocol.ws_stream as ws_stream
+from hypercorn.config import Config as HypercornConfig
+from wsproto.extensions import PerMessageDeflate
+
+from appliance.config import Config
+
+
+class _NoDeflate(PerMessageDeflate):
+    """Declines permessage-deflate: compressing every chat frame for every viewer costs
+    more than twice the CPU of sending it, for frames of a few hundred bytes."""
+
+    def accept(self, offer: Any) -> None:  # type: ignore[override]
+        return None
+
+
+def refuse_websocket_compression() -> None:
+    # Hypercorn always offers permessage-deflate to clients that ask; it has no setting.
+    ws_stream.PerMessageDeflate = _NoDeflate
+
+
+def hypercorn_config(config: Config) -> HypercornConfig:
+    hc = HypercornConfig()
+    hc.bind = [f"{config.server.host}:{config.server.port}"]
+    hc.backlog = config.server.backlog
+    hc.accesslog = None
+    hc.graceful_timeout = 10
+    hc.websocket_max_message_size = 64 * 1024
+    hc.websocket_ping_interval = 20.0
+    if not config.server.websocket_compression:
+        refuse_websocket_compression()
+    return hc

@@ -1,0 +1,121 @@
+"""The live room's websocket: `/ws/shows/<show>` (protocol in docs/protocol.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+from urllib.parse import urlsplit
+
+from quart import Blueprint, abort, session, websocket
+
+from appliance import i18n
+from appliance.room import CLOSE_POLICY, Client
+from appliance.room_handlers import RoomService, notice
+from appliance.services import Services
+from appliance.users import get_user
+
+log = logging.getLogger(__name__)
+MAX_FRAME = 4096
+IDLE_SECONDS = 60.0
+VIEWER_COOKIE = "vitrine_viewer"
+
+
+def allowed_origin(origin: str | None, base_url: str, host: str | None) -> bool:
+    """Only pages of this server may open the socket (no cross-site websocket hijacking)."""
+    if not origin:
+        return False
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https"):
+        return False
+    if origin.rstrip("/") == base_url.rstrip("/"):
+        return True
+    return bool(host) and parts.netloc == host
+
+
+def blueprint(svc: Services, rooms: RoomService) -> Blueprint:
+    bp = Blueprint("room_ws", __name__)
+    hub = rooms.hub
+
+    @bp.websocket("/ws/shows/<int:show_id>")
+    async def room_socket(show_id: int) -> None:
+        headers = websocket.headers
+        if not allowed_origin(headers.get("Origin"), svc.config.base_url, headers.get("Host")):
+            abort(403)
+        try:
+            room = await hub.room(show_id)
+        except LookupError:
+            abort(404)
+        shop = await svc.shop()
+        lang = i18n.pick_language(headers.get("Accept-Language"), shop.language)
+        viewer = websocket.cookies.get(VIEWER_COOKIE) or ""
+        if not (16 <= len(viewer) <= 64) or not viewer.replace("-", "").replace("_", "").isalnum():
+            viewer = "anon-" + secrets.token_urlsafe(12)
+        address = websocket.remote_addr or ""
+        if svc.config.server.proxy_headers and headers.get("X-Forwarded-For"):
+            address = headers["X-Forwarded-For"].split(",")[0].strip()
+        client = Client(
+            viewer=viewer, address=address, tr=svc.translations.get(lang, svc.translations["en"])
+        )
+        user_id = session.get("user_id")
+        if isinstance(user_id, int):
+            user = await get_user(svc.db, user_id)
+            if user is not None and user.active:
+                client.staff_user, client.role, client.name = user.id, user.role, user.name
+        await websocket.accept()
+        if not client.staff and room.is_banned(client):
+            notice(client, "banned")
+            client.close(CLOSE_POLICY)
+        room.clients.add(client)
+        reader = asyncio.ensure_future(_read(rooms, room, client))
+        try:
+            await _write(client)
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            hub.leave(room, client)
+
+    return bp
+
+
+async def _write(client: Client) -> None:
+    while True:
+        frame = await client.queue.get()
+        if frame is None:
+            await websocket.close(client.close_code or 1000)
+            return
+        await websocket.send(frame)
+
+
+async def _read(rooms: RoomService, room: object, client: Client) -> None:
+    from appliance.room import Room
+
+    assert isinstance(room, Room)
+    dropped = 0
+    try:
+        while client.close_code is None:
+            data = await asyncio.wait_for(websocket.receive(), IDLE_SECONDS)
+            if not client.frame_bucket.take():
+                dropped += 1
+                if dropped > 200:  # far beyond anything a person can type or tap
+                    client.close(CLOSE_POLICY)
+                continue
+            if not isinstance(data, str) or len(data) > MAX_FRAME:
+                client.bad_frames += 1
+                notice(client, "bad_message")
+                continue
+            try:
+                message = json.loads(data)
+            except ValueError:
+                message = None
+            await rooms.handle(room, client, message)
+    except TimeoutError:
+        client.close(1001)  # silent for a minute: gone
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("live room %s: a client's messages failed", room.show_id)
+        client.close(1011)
