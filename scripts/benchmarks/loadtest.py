@@ -1,0 +1,215 @@
+"""Drives loadtests/locustfile.py against a fresh `vitrine serve` (see scripts/loadtest).
+
+For each number of users: Locust spawns them (100 a second), they stay connected for the
+measured window, then Locust stops. The figures: chat delivery time measured in the
+clients (p50/p95/p99), connection failures, the server's CPU and RSS, and Locust's CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from perfdoc import write_section
+from relay import proc_cpu, proc_rss_mb
+
+ROOT = Path(__file__).resolve().parents[2]
+SPAWN_RATE = 100
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and all its descendants."""
+    total = 0.0
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            total += proc_cpu(current)
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        todo += [int(c) for c in children]
+    return total
+
+
+def run_step(
+    url: str,
+    show: int,
+    users: int,
+    seconds: int,
+    processes: int,
+    server_pid: int,
+    chat_rate: float,
+    heart_rate: float,
+) -> dict[str, float]:
+    spawn = users / SPAWN_RATE
+    out = Path(tempfile.mkdtemp(prefix="vitrine-locust-"))
+    env = {
+        **os.environ,
+        "VITRINE_LOAD_SHOW": str(show),
+        "VITRINE_LOAD_USERS": str(users),
+        "VITRINE_LOAD_CHAT_RATE": str(chat_rate),
+        "VITRINE_LOAD_HEART_RATE": str(heart_rate),
+    }
+    command = [
+        str(ROOT / ".venv" / "bin" / "locust"),
+        "-f",
+        str(ROOT / "loadtests" / "locustfile.py"),
+        "--headless",
+        "--host",
+        url,
+        "-u",
+        str(users),
+        "-r",
+        str(SPAWN_RATE),
+        "-t",
+        f"{int(spawn + seconds + 5)}s",
+        "--csv",
+        str(out / "run"),
+        "--only-summary",
+        "--stop-timeout",
+        "5",
+        "--loglevel",
+        "WARNING",
+    ]
+    if processes > 1:
+        command += ["--processes", str(processes)]
+    locust = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    time.sleep(spawn + 5)  # everyone connected
+    cpu0, gen0, t0 = proc_cpu(server_pid), tree_cpu(locust.pid), time.monotonic()
+    time.sleep(seconds)
+    cpu1, gen1, t1 = proc_cpu(server_pid), tree_cpu(locust.pid), time.monotonic()
+    rss = proc_rss_mb(server_pid)
+    locust.wait(timeout=seconds + 120)
+    rows = {}
+    with (out / "run_stats.csv").open() as fh:
+        for row in csv.DictReader(fh):
+            rows[(row["Type"], row["Name"])] = row
+    shutil.rmtree(out, ignore_errors=True)
+    delivery = rows.get(("WS", "chat delivery"), {})
+    connect = rows.get(("WS", "connect"), {})
+
+    def num(row: dict[str, str], key: str) -> float:
+        try:
+            return float(row.get(key) or "nan")
+        except ValueError:
+            return float("nan")
+
+    return {
+        "users": users,
+        "p50": num(delivery, "50%"),
+        "p95": num(delivery, "95%"),
+        "p99": num(delivery, "99%"),
+        "samples": num(delivery, "Request Count"),
+        "connected": num(connect, "Request Count") - num(connect, "Failure Count"),
+        "server_cpu": 100 * (cpu1 - cpu0) / (t1 - t0),
+        "rss": rss,
+        "locust_cpu": 100 * (gen1 - gen0) / (t1 - t0),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--users", default="500,1000,2000")
+    parser.add_argument("--seconds", type=int, default=45, help="measured window per step")
+    parser.add_argument("--processes", type=int, default=2, help="Locust worker processes")
+    parser.add_argument("--chat-rate", type=float, default=20.0)
+    parser.add_argument("--heart-rate", type=float, default=200.0)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    data = Path(tempfile.mkdtemp(prefix="vitrine-load-"))
+    port = free_port()
+    env = {
+        **os.environ,
+        "VITRINE_STORAGE_DATA_DIR": str(data),
+        "VITRINE_SERVER_PORT": str(port),
+        "VITRINE_LOG_LEVEL": "WARNING",
+    }
+    vitrine = [sys.executable, "-m", "appliance"]
+    subprocess.run([*vitrine, "seed-demo"], env=env, cwd=ROOT, check=True, capture_output=True)
+    show = json.loads(
+        subprocess.run(
+            [*vitrine, "shows", "create", "--title", "Load", "--starts-at", "2030-01-01T10:00"],
+            env=env,
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )["id"]
+    server = subprocess.Popen(
+        [*vitrine, "serve"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    header = (
+        "| users | connected | chat delivery ms p50 / p95 / p99 | delivery samples | "
+        "server CPU % | server RSS MB | Locust CPU % |\n| --- | --- | --- | --- | --- | --- | --- |"
+    )
+    lines = []
+    try:
+        time.sleep(3)
+        print(header, flush=True)
+        for users in [int(u) for u in args.users.split(",")]:
+            r = run_step(
+                url,
+                show,
+                users,
+                args.seconds,
+                args.processes,
+                server.pid,
+                args.chat_rate,
+                args.heart_rate,
+            )
+            line = (
+                f"| {r['users']:.0f} | {r['connected']:.0f} | {r['p50']:.0f} / {r['p95']:.0f} / "
+                f"{r['p99']:.0f} | {r['samples']:.0f} | {r['server_cpu']:.0f} | {r['rss']:.0f} | "
+                f"{r['locust_cpu']:.0f} |"
+            )
+            lines.append(line)
+            print(line, flush=True)
+            time.sleep(3)
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        shutil.rmtree(data, ignore_errors=True)
+    body = "\n".join(
+        [
+            "## Live room: websocket viewers (Locust)",
+            "",
+            f"`scripts/loadtest --users {args.users} --seconds {args.seconds} --processes "
+            f"{args.processes}`: Locust users load the show page and its static files, open the",
+            f"room's websocket and stay; {args.chat_rate:.0f} chat messages/s and "
+            f"{args.heart_rate:.0f} hearts/s across the room (10 % of users chat,",
+            "everyone taps hearts). Delivery = time from a chat message's send to its arrival,",
+            "measured in 5 % of the clients with the sender's timestamp. Locust runs on the same",
+            "2 cores as the server: its CPU is shown beside the server's.",
+            "",
+            header,
+            *lines,
+        ]
+    )
+    if not args.no_write:
+        write_section("room", body)
+        print("\nwritten to docs/perf.md")
+
+
+if __name__ == "__main__":
+    main()
