@@ -287,9 +287,12 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
                 )
 
         # Everything loaded at start lives as long as the process: keep it out of the
-        # garbage collector's full passes, which otherwise pause a busy live room.
+        # garbage collector's passes; and collect the young generation less often. Full
+        # collections over thousands of connections paused the live room for hundreds
+        # of milliseconds (docs/perf.md).
         gc.collect()
         gc.freeze()
+        gc.set_threshold(50_000, 50, 100)
         await serve(app, hc, shutdown_trigger=stop.wait)
 
     asyncio.run(run())

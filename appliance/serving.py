@@ -15,13 +15,13 @@ class _NoDeflate(PerMessageDeflate):
     """Declines permessage-deflate: compressing every chat frame for every viewer costs
     more than twice the CPU of sending it, for frames of a few hundred bytes."""
 
-    def accept(self, offer: Any) -> None:  # type: ignore[override]
+    def accept(self, offer: Any) -> None:
         return None
 
 
 def refuse_websocket_compression() -> None:
     # Hypercorn always offers permessage-deflate to clients that ask; it has no setting.
-    ws_stream.PerMessageDeflate = _NoDeflate
+    ws_stream.PerMessageDeflate = _NoDeflate  # type: ignore[misc]
 
 
 def hypercorn_config(config: Config) -> HypercornConfig:

@@ -23,8 +23,15 @@ async def test_moderator_pins_a_product_for_viewers(live_server: LiveServer) -> 
     from playwright.async_api import async_playwright
 
     live_server.cli("seed-demo")
-    live_server.cli_input(["create-admin", "--email", "mod@example.com", "--name", "Mia", "--password-stdin"], PASSWORD)
-    show = json.loads(live_server.cli("shows", "create", "--title", "Room in a browser", "--starts-at", "2030-01-01T10:00"))
+    live_server.cli_input(
+        ["create-admin", "--email", "mod@example.com", "--name", "Mia", "--password-stdin"],
+        PASSWORD,
+    )
+    show = json.loads(
+        live_server.cli(
+            "shows", "create", "--title", "Room in a browser", "--starts-at", "2030-01-01T10:00"
+        )
+    )
     with sqlite3.connect(live_server.data_dir / "vitrine.sqlite3") as conn:
         conn.execute("UPDATE users SET role = 'moderator' WHERE email = 'mod@example.com'")
         conn.executemany(
@@ -34,13 +41,19 @@ async def test_moderator_pins_a_product_for_viewers(live_server: LiveServer) -> 
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
-            viewer_ctx = await browser.new_context(viewport={"width": 390, "height": 844}, bypass_csp=True)
+            viewer_ctx = await browser.new_context(
+                viewport={"width": 390, "height": 844}, bypass_csp=True
+            )
             viewer = await viewer_ctx.new_page()
             await viewer.goto(f"{live_server.url}/shows/{show['id']}")
-            await viewer.wait_for_function("document.body.dataset.roomState === 'open'", timeout=15000)
+            await viewer.wait_for_function(
+                "document.body.dataset.roomState === 'open'", timeout=15000
+            )
             assert await viewer.is_hidden("#pinned")
 
-            mod_ctx = await browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+            mod_ctx = await browser.new_context(
+                viewport={"width": 1280, "height": 900}, bypass_csp=True
+            )
             mod = await mod_ctx.new_page()
             await mod.goto(f"{live_server.url}/login?next=/studio/{show['id']}")
             await mod.fill("#f-email", "mod@example.com")
@@ -62,7 +75,9 @@ async def test_moderator_pins_a_product_for_viewers(live_server: LiveServer) -> 
             await viewer.wait_for_selector("#name-form:not([hidden])", timeout=5000)
             await viewer.fill("#name-input", "Ana")
             await viewer.click("#name-save")
-            await mod.wait_for_function("document.querySelectorAll('#mod-messages li').length > 0", timeout=10000)
+            await mod.wait_for_function(
+                "document.querySelectorAll('#mod-messages li').length > 0", timeout=10000
+            )
             row = mod.locator("#mod-messages li").first
             assert "<b>bold?</b> is it silk" in await row.text_content()
             assert await mod.locator("#mod-messages li b").count() == 0

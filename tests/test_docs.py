@@ -86,3 +86,20 @@ def test_locks_pin_every_dependency() -> None:
         "babel",
     ):
         assert name in runtime, f"{name} is not pinned"
+
+
+def test_every_room_message_is_documented() -> None:
+    from appliance.room_handlers import HANDLERS, NOTICES
+
+    doc = (ROOT / "docs" / "protocol.md").read_text()
+    client_section, server_section = doc.split("## Server → client")
+    for kind in HANDLERS:
+        assert f"| `{kind}` |" in client_section, f"client message {kind} is undocumented"
+    sent = set()
+    for module in ("room.py", "room_handlers.py"):
+        sent |= set(re.findall(r'"type": "(\w+)"', (ROOT / "appliance" / module).read_text()))
+    assert {"welcome", "state", "chat", "hearts", "product"} <= sent
+    for kind in sent:
+        assert f"| `{kind}` |" in server_section, f"server message {kind} is undocumented"
+    for code in NOTICES:
+        assert f"`{code}`" in server_section, f"notice code {code} is undocumented"
