@@ -193,7 +193,3 @@ class Database:
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         async with self.transaction() as conn:
             await conn.executemany(sql, rows)
-
-    async def backup_to(self, target: Path) -> None:
-        """A consistent copy of the live database, made without blocking the loop."""
-        await asyncio.to_thread(backup_sync, self.path, target)

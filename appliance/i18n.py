@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from babel import Locale, dates, numbers
+from babel import dates, numbers
 from babel.messages import mofile, pofile
 from babel.support import NullTranslations, Translations
 
@@ -90,10 +90,6 @@ def format_date(ts: int | float, tz: str, lang: str, fmt: str = "full") -> str:
 def format_time(ts: int | float, tz: str, lang: str) -> str:
     moment = datetime.fromtimestamp(ts, UTC)
     return str(dates.format_time(moment, format="short", tzinfo=ZoneInfo(tz), locale=lang))
-
-
-def language_name(lang: str, in_lang: str) -> str:
-    return str(Locale.parse(lang).get_display_name(in_lang)).capitalize()
 
 
 def known_currencies() -> Iterable[str]:

@@ -54,9 +54,3 @@ def check_offer(body: bytes, role: str) -> sdp.SessionDescription:
         if not names.intersection(supported):
             raise BadOffer(f"the {media.kind} section offers none of {', '.join(supported)}")
     return description
-
-
-def wants_ice_restart(body: bytes) -> bool:
-    """A WHIP/WHEP PATCH body that asks for an ICE restart (new ufrag/pwd)."""
-    text = body.decode("utf-8", "replace")
-    return "a=ice-ufrag:" in text and "a=ice-pwd:" in text

@@ -131,9 +131,7 @@ async def test_publish_and_watch_the_publishers_own_video(show: Show, cleanup: l
     viewers = [await watch(show) for _ in range(3)]
     cleanup.extend(pc for pc, _, _ in viewers)
     await until(lambda: show.status()["viewers"] == 3)
-    started = time.monotonic()
     decoded = await asyncio.gather(*(frames(tracks, 45) for _, _, tracks in viewers))
-    elapsed = time.monotonic() - started
     for got in decoded:
         assert {(f.width, f.height) for f in got} == {(640, 360)}
         counters = [read_counter(f) for f in got]
@@ -141,7 +139,6 @@ async def test_publish_and_watch_the_publishers_own_video(show: Show, cleanup: l
         assert counters[-1] <= track.count
         rate = (counters[-1] - counters[0]) / (got[-1].time - got[0].time)
         assert 27 <= rate <= 33, rate  # the publisher's 30 fps, within 10 %
-    assert elapsed < 10
 
 
 async def test_publisher_takeover_keeps_viewers(show: Show, cleanup: list) -> None:

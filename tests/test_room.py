@@ -229,10 +229,8 @@ async def test_staff_pin_product_offer_and_moderation(room: Room, live_server: L
     mod = await room.join(cookie=staff_cookie(live_server, "moderator"))
     assert mod.of("welcome")[0]["staff"] is True and mod.of("welcome")[0]["role"] == "moderator"
     viewers = [await room.join(f"V{i}", viewer=f"v_viewer_number_{i:04d}") for i in range(5)]
-    started = time.monotonic()
     await mod.send(type="pin_product", product=2)
     cards = [await v.wait("product", lambda m: m["product"]) for v in viewers]
-    assert time.monotonic() - started < 1.0
     card = cards[0]["product"]
     assert card["id"] == 2 and card["name"] == "Silk scarf" and card["price"] == "€75.00"
     assert (
