@@ -382,7 +382,7 @@ async def on_ban(svc: RoomService, room: Room, client: Client, msg: dict[str, An
     if record is None:
         return
     room.banned_viewers.add(record.viewer)
-    if record.address:
+    if record.address not in ("", "unknown"):
         room.banned_addresses.add(record.address)
     for other in list(room.clients):
         if not other.staff and room.is_banned(other):

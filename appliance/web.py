@@ -10,6 +10,8 @@ from typing import Any, ParamSpec, TypeVar
 from quart import abort, g, render_template, request, session
 from werkzeug.datastructures import MultiDict
 
+from appliance.db import Database
+from appliance.shows import Show, get_show
 from appliance.users import User
 
 P = ParamSpec("P")
@@ -62,12 +64,27 @@ async def render(template: str, status: int = 200, **context: Any) -> tuple[str,
     return await render_template(template, **context), status
 
 
-def client_address(trust_proxy: bool) -> str:
+def client_address(trust_proxy: bool, connection: Any = None) -> str:
+    """The client's address: the proxy's X-Forwarded-For when trusted, else the peer's.
+
+    `connection` is the current request (default) or websocket.
+    """
+    connection = request if connection is None else connection
     if trust_proxy:
-        forwarded = request.headers.get("X-Forwarded-For", "")
+        forwarded = connection.headers.get("X-Forwarded-For", "")
         if forwarded:
-            return forwarded.split(",")[0].strip()
-    return request.remote_addr or "unknown"
+            return str(forwarded.split(",")[0].strip())
+    return str(connection.remote_addr or "unknown")
+
+
+async def show_or_404(
+    db: Database, show_id: int, not_found: Callable[[], Any] | None = None
+) -> Show:
+    """The show, or the request ends: 404, or the response `not_found()` makes."""
+    show = await get_show(db, show_id)
+    if show is None:
+        abort(not_found() if not_found is not None else 404)
+    return show
 
 
 async def uploaded_bytes(field: str) -> bytes | None:

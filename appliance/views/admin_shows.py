@@ -12,7 +12,7 @@ from appliance.services import Services
 from appliance.translate import _
 from appliance.uploads import BadUpload
 from appliance.views.admin_products import upload_error
-from appliance.web import render, staff_required, uploaded_bytes
+from appliance.web import render, show_or_404, staff_required, uploaded_bytes
 
 editors = staff_required("admin", "host")
 MAX_LINEUP = 100
@@ -45,12 +45,6 @@ def read_lineup(form: Form, known_ids: set[int]) -> list[int]:
 def blueprint(svc: Services, live: LiveShows) -> Blueprint:
     bp = Blueprint("admin_shows", __name__)
     db = svc.db
-
-    async def show_or_404(show_id: int) -> shows.Show:
-        show = await shows.get_show(db, show_id)
-        if show is None:
-            abort(404)
-        return show
 
     async def editor(
         show: shows.Show | None, values: dict[str, str], errors: dict[str, str], status: int
@@ -101,14 +95,14 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
     @bp.get("/admin/shows/<int:show_id>")
     @editors
     async def edit(show_id: int) -> tuple[str, int]:
-        show = await show_or_404(show_id)
+        show = await show_or_404(db, show_id)
         return await editor(show, values_of(show, await shows.lineup(db, show_id)), {}, 200)
 
     @bp.post("/admin/shows/new")
     @bp.post("/admin/shows/<int:show_id>")
     @editors
     async def save(show_id: int | None = None) -> ResponseReturnValue:
-        show = await show_or_404(show_id) if show_id is not None else None
+        show = await show_or_404(db, show_id) if show_id is not None else None
         data = await request.form
         form = Form(data)
         host_ids = {u.id for u in await users.list_users(db) if u.role in ("admin", "host")}
@@ -149,7 +143,7 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
     @bp.post("/admin/shows/<int:show_id>/delete")
     @staff_required("admin")
     async def delete(show_id: int) -> ResponseReturnValue:
-        show = await show_or_404(show_id)
+        show = await show_or_404(db, show_id)
         if show.status == "live":
             abort(409)
         await shows.delete_show(db, show_id)
@@ -159,14 +153,14 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
     @bp.post("/admin/shows/<int:show_id>/rotate-key")
     @editors
     async def rotate_key(show_id: int) -> ResponseReturnValue:
-        await show_or_404(show_id)
+        await show_or_404(db, show_id)
         await shows.rotate_stream_key(db, show_id)
         return redirect(f"/admin/shows/{show_id}?rotated=1")
 
     @bp.post("/admin/shows/<int:show_id>/end")
     @editors
     async def end(show_id: int) -> ResponseReturnValue:
-        show = await show_or_404(show_id)
+        show = await show_or_404(db, show_id)
         if show.status == "ended":
             abort(409)
         await live.end(show_id)

@@ -14,7 +14,7 @@ from appliance import shows
 from appliance.live import LiveShows
 from appliance.security import same_secret
 from appliance.services import Services
-from appliance.web import staff_required
+from appliance.web import show_or_404, staff_required
 from media.offers import MAX_OFFER_BYTES, BadOffer
 from media.plane import NotLive, TooManyViewers
 
@@ -39,11 +39,8 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
     bp = Blueprint("media_http", __name__)
     db = svc.db
 
-    async def show_or_404(show_id: int) -> shows.Show:
-        show = await shows.get_show(db, show_id)
-        if show is None:
-            abort(plain("no such show", 404))
-        return show
+    def no_show() -> Response:
+        return plain("no such show", 404)
 
     def bearer_ok(show: shows.Show) -> bool:
         header = request.headers.get("Authorization", "")
@@ -83,15 +80,30 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
             headers={**CORS, "Access-Control-Allow-Methods": methods, "Allow": methods},
         )
 
-    # -- WHIP ----------------------------------------------------------------------
+    def no_patch() -> Response:
+        # aiortc supports neither trickle ICE nor ICE restarts: RFC 9725 section 4.3.1
+        # says 405. A client reconnects with a new POST (and, for WHIP, the same key).
+        return plain(
+            "trickle ICE and ICE restarts are not supported; POST again",
+            405,
+            Allow="DELETE, OPTIONS",
+        )
 
     @bp.route("/whip/<int:show_id>", methods=["OPTIONS"])
-    async def whip_options(show_id: int) -> ResponseReturnValue:
+    @bp.route("/whep/<int:show_id>", methods=["OPTIONS"])
+    async def endpoint_options(show_id: int) -> ResponseReturnValue:
         return options("POST, OPTIONS")
+
+    @bp.route("/whip/<int:show_id>/<session>", methods=["OPTIONS"])
+    @bp.route("/whep/<int:show_id>/<session>", methods=["OPTIONS"])
+    async def session_options(show_id: int, session: str) -> ResponseReturnValue:
+        return options("PATCH, DELETE, OPTIONS")
+
+    # -- WHIP ----------------------------------------------------------------------
 
     @bp.route("/whip/<int:show_id>", methods=["POST"])
     async def whip_publish(show_id: int) -> ResponseReturnValue:
-        show = await show_or_404(show_id)
+        show = await show_or_404(db, show_id, no_show)
         if not bearer_ok(show):
             return unauthorized()
         offer = await read_offer()
@@ -103,37 +115,23 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
             return plain(f"bad offer: {exc}", 400)
         return created("whip", show_id, session, answer)
 
-    @bp.route("/whip/<int:show_id>/<session>", methods=["OPTIONS"])
-    async def whip_session_options(show_id: int, session: str) -> ResponseReturnValue:
-        return options("PATCH, DELETE, OPTIONS")
-
     @bp.route("/whip/<int:show_id>/<session>", methods=["DELETE", "PATCH"])
     async def whip_session(show_id: int, session: str) -> ResponseReturnValue:
-        show = await show_or_404(show_id)
+        show = await show_or_404(db, show_id, no_show)
         if not bearer_ok(show):
             return unauthorized()
         if live.plane.publisher_session(str(show_id)) != session:
             return plain("no such session", 404)
         if request.method == "PATCH":
-            # aiortc supports neither trickle ICE nor ICE restarts: RFC 9725 section
-            # 4.3.1 says 405. A client reconnects with a new POST and the same key.
-            return plain(
-                "trickle ICE and ICE restarts are not supported; POST again",
-                405,
-                Allow="DELETE, OPTIONS",
-            )
+            return no_patch()
         await live.plane.stop_publishing(str(show_id), session)
         return plain("publishing stopped", 200)
 
     # -- WHEP ----------------------------------------------------------------------
 
-    @bp.route("/whep/<int:show_id>", methods=["OPTIONS"])
-    async def whep_options(show_id: int) -> ResponseReturnValue:
-        return options("POST, OPTIONS")
-
     @bp.route("/whep/<int:show_id>", methods=["POST"])
     async def whep_play(show_id: int) -> ResponseReturnValue:
-        show = await show_or_404(show_id)
+        show = await show_or_404(db, show_id, no_show)
         offer = await read_offer()
         if show.status == "ended":
             return plain("this show has ended", 409)
@@ -151,22 +149,14 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
             )
         return created("whep", show_id, session, answer)
 
-    @bp.route("/whep/<int:show_id>/<session>", methods=["OPTIONS"])
-    async def whep_session_options(show_id: int, session: str) -> ResponseReturnValue:
-        return options("PATCH, DELETE, OPTIONS")
-
     @bp.route("/whep/<int:show_id>/<session>", methods=["DELETE", "PATCH"])
     async def whep_session(show_id: int, session: str) -> ResponseReturnValue:
-        await show_or_404(show_id)
+        await show_or_404(db, show_id, no_show)
         # The session id is the viewer's capability: unguessable, known only to them.
         if not live.plane.has_viewer(str(show_id), session):
             return plain("no such session", 404)
         if request.method == "PATCH":
-            return plain(
-                "trickle ICE and ICE restarts are not supported; POST again",
-                405,
-                Allow="DELETE, OPTIONS",
-            )
+            return no_patch()
         await live.plane.leave(str(show_id), session)
         return plain("left", 200)
 
@@ -174,14 +164,14 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
 
     @bp.get("/api/shows/<int:show_id>/status")
     async def status(show_id: int) -> ResponseReturnValue:
-        show = await show_or_404(show_id)
+        show = await show_or_404(db, show_id, no_show)
         body = {"status": show.status, **live.status(show_id)}
         return body, 200, {"Cache-Control": "no-store"}
 
     @bp.get("/api/shows/<int:show_id>/media-stats")
     @staff_required("admin", "host")
     async def media_stats(show_id: int) -> ResponseReturnValue:
-        await show_or_404(show_id)
+        await show_or_404(db, show_id, no_show)
         return live.plane.stats(str(show_id)), 200, {"Cache-Control": "no-store"}
 
     return bp

@@ -13,7 +13,7 @@ from appliance import calendar, shows
 from appliance.live import ice_servers
 from appliance.services import Services
 from appliance.views.room_ws import VIEWER_COOKIE
-from appliance.web import render
+from appliance.web import render, show_or_404
 
 _COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 
@@ -26,12 +26,6 @@ def blueprint(svc: Services) -> Blueprint:
     def show_url(show_id: int) -> str:
         return f"{svc.config.base_url}/shows/{show_id}"
 
-    async def show_or_404(show_id: int) -> shows.Show:
-        show = await shows.get_show(db, show_id)
-        if show is None:
-            abort(404)
-        return show
-
     @bp.get("/")
     async def home() -> tuple[str, int]:
         live = await shows.list_shows(db, "live")
@@ -43,7 +37,7 @@ def blueprint(svc: Services) -> Blueprint:
 
     @bp.get("/shows/<int:show_id>")
     async def show_page(show_id: int) -> Response:
-        show = await show_or_404(show_id)
+        show = await show_or_404(db, show_id)
         products = await shows.lineup(db, show_id)
         google = calendar.google_calendar_link(
             title=show.title,
@@ -76,7 +70,7 @@ def blueprint(svc: Services) -> Blueprint:
 
     @bp.get("/shows/<int:show_id>/calendar.ics")
     async def show_calendar(show_id: int) -> Response:
-        show = await show_or_404(show_id)
+        show = await show_or_404(db, show_id)
         body = calendar.show_event(
             show_id=show.id,
             title=show.title,

@@ -16,6 +16,7 @@ from appliance.room import CLOSE_POLICY, Client
 from appliance.room_handlers import RoomService, notice
 from appliance.services import Services
 from appliance.users import get_user
+from appliance.web import client_address
 
 log = logging.getLogger(__name__)
 MAX_FRAME = 4096
@@ -53,9 +54,7 @@ def blueprint(svc: Services, rooms: RoomService) -> Blueprint:
         viewer = websocket.cookies.get(VIEWER_COOKIE) or ""
         if not (16 <= len(viewer) <= 64) or not viewer.replace("-", "").replace("_", "").isalnum():
             viewer = "anon-" + secrets.token_urlsafe(12)
-        address = websocket.remote_addr or ""
-        if svc.config.server.proxy_headers and headers.get("X-Forwarded-For"):
-            address = headers["X-Forwarded-For"].split(",")[0].strip()
+        address = client_address(svc.config.server.proxy_headers, websocket)
         client = Client(
             viewer=viewer, address=address, tr=svc.translations.get(lang, svc.translations["en"])
         )

@@ -10,7 +10,7 @@ from quart.typing import ResponseReturnValue
 from appliance import shows
 from appliance.live import LiveShows, ice_servers
 from appliance.services import Services
-from appliance.web import current_user, render, staff_required
+from appliance.web import current_user, render, show_or_404, staff_required
 
 hosts_only = staff_required("admin", "host")
 any_staff = staff_required("admin", "host", "moderator")
@@ -21,9 +21,7 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
     db = svc.db
 
     async def show_for_host(show_id: int) -> shows.Show:
-        show = await shows.get_show(db, show_id)
-        if show is None:
-            abort(404)
+        show = await show_or_404(db, show_id)
         user = current_user()
         # A host runs their own shows (and shows with no host yet); admins run any;
         # moderators moderate any show but do not publish.
