@@ -10,18 +10,10 @@ from appliance.forms import Form, format_minor_plain
 from appliance.products import STOCK_STATUSES
 from appliance.services import Services
 from appliance.translate import _
-from appliance.uploads import BadUpload
+from appliance.views.image_field import ImageField
 from appliance.web import render, staff_required, uploaded_bytes
 
 editors = staff_required("admin", "host")
-
-
-def upload_error(exc: BadUpload, max_bytes: int) -> str:
-    if exc.reason == "too_large":
-        return _("Images must be under %(mb)s MB.", mb=round(max_bytes / 1_000_000, 1))
-    if exc.reason == "empty":
-        return _("The chosen file is empty.")
-    return _("Upload a JPEG, PNG or WebP image.")
 
 
 def blueprint(svc: Services) -> Blueprint:
@@ -89,31 +81,16 @@ def blueprint(svc: Services) -> Blueprint:
         item = catalog.read_product(form, g.shop.currency)
         if item.sku and await products.sku_taken(db, item.sku, product_id):
             form.error("sku", _("Another product already has this SKU."))
-        image_bytes = await uploaded_bytes("image")
-        if image_bytes is not None:
-            try:
-                svc.uploads.check(image_bytes)
-            except BadUpload as exc:
-                form.error("image", upload_error(exc, svc.uploads.max_bytes))
+        image_field = await ImageField.read(
+            svc.uploads, form, "image", product.image if product else None
+        )
         if form.errors:
             return await editor(product, dict(data), form.errors, 400)
-        old_image = product.image if product else None
-        image = old_image
-        if image_bytes is not None:
-            image = await svc.uploads.save(image_bytes)
-        elif form.checkbox("remove_image"):
-            image = None
-        try:
+        async with image_field.saving() as image:
             if product is None:
                 product_id = await products.create_product(db, item, image)
             else:
                 await products.update_product(db, product.id, item, image)
-        except Exception:
-            if image != old_image:
-                await svc.uploads.remove(image)
-            raise
-        if image != old_image:
-            await svc.uploads.remove(old_image)
         return redirect(f"/admin/products?saved={product_id}")
 
     @bp.post("/<int:product_id>/delete")

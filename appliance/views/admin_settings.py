@@ -14,9 +14,8 @@ from appliance.i18n import LANGUAGES, known_currencies
 from appliance.services import Services
 from appliance.shop import Shop, save_shop
 from appliance.translate import _
-from appliance.uploads import BadUpload
-from appliance.views.admin_products import upload_error
-from appliance.web import admin_required, render, uploaded_bytes
+from appliance.views.image_field import ImageField
+from appliance.web import admin_required, render
 
 COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 
@@ -58,34 +57,23 @@ def blueprint(svc: Services) -> Blueprint:
         template = form.url("cart_url_template")
         if template and "{sku}" not in template:
             form.error("cart_url_template", _("The template must contain {sku}."))
-        logo_bytes = await uploaded_bytes("logo")
-        if logo_bytes is not None:
-            try:
-                svc.uploads.check(logo_bytes)
-            except BadUpload as exc:
-                form.error("logo", upload_error(exc, svc.uploads.max_bytes))
+        shop: Shop = g.shop
+        logo_field = await ImageField.read(svc.uploads, form, "logo", shop.logo)
         if form.errors:
             return await page(dict(data), form.errors, 400)
-        shop: Shop = g.shop
-        logo = shop.logo
-        if logo_bytes is not None:
-            logo = await svc.uploads.save(logo_bytes)
-        elif form.checkbox("remove_logo"):
-            logo = None
-        updated = replace(
-            shop,
-            name=name,
-            brand_color=color.lower(),
-            currency=currency,
-            language=language,
-            timezone=timezone,
-            cart_url_template=template,
-            logo=logo,
-        )
-        await save_shop(svc.db, updated)
+        async with logo_field.saving() as logo:
+            updated = replace(
+                shop,
+                name=name,
+                brand_color=color.lower(),
+                currency=currency,
+                language=language,
+                timezone=timezone,
+                cart_url_template=template,
+                logo=logo,
+            )
+            await save_shop(svc.db, updated)
         svc.forget_shop()
-        if logo != shop.logo:
-            await svc.uploads.remove(shop.logo)
         return redirect("/admin/settings?saved=1")
 
     return bp

@@ -10,9 +10,8 @@ from appliance.forms import Form, local_datetime_value
 from appliance.live import LiveShows
 from appliance.services import Services
 from appliance.translate import _
-from appliance.uploads import BadUpload
-from appliance.views.admin_products import upload_error
-from appliance.web import render, show_or_404, staff_required, uploaded_bytes
+from appliance.views.image_field import ImageField
+from appliance.web import render, show_or_404, staff_required
 
 editors = staff_required("admin", "host")
 MAX_LINEUP = 100
@@ -118,26 +117,16 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
         )
         known = {p.id for p in await products.list_products(db)}
         lineup = read_lineup(form, known)
-        cover_bytes = await uploaded_bytes("cover")
-        if cover_bytes is not None:
-            try:
-                svc.uploads.check(cover_bytes)
-            except BadUpload as exc:
-                form.error("cover", upload_error(exc, svc.uploads.max_bytes))
+        cover_field = await ImageField.read(
+            svc.uploads, form, "cover", show.cover if show else None
+        )
         if form.errors:
             return await editor(show, dict(data), form.errors, 400)
-        old_cover = show.cover if show else None
-        cover = old_cover
-        if cover_bytes is not None:
-            cover = await svc.uploads.save(cover_bytes)
-        elif form.checkbox("remove_cover"):
-            cover = None
-        if show is None:
-            show_id = await shows.create_show(db, item, cover, lineup)
-        else:
-            await shows.update_show(db, show.id, item, cover, lineup)
-        if cover != old_cover:
-            await svc.uploads.remove(old_cover)
+        async with cover_field.saving() as cover:
+            if show is None:
+                show_id = await shows.create_show(db, item, cover, lineup)
+            else:
+                await shows.update_show(db, show.id, item, cover, lineup)
         return redirect(f"/admin/shows/{show_id}?saved=1")
 
     @bp.post("/admin/shows/<int:show_id>/delete")
