@@ -57,6 +57,10 @@
     cardDetails: $("pinned-details"),
     cardClose: $("pinned-close")
   };
+  var text = Room.text;
+  var show = Room.show;
+  var hide = Room.hide;
+  var notice = Room.noticeLine(els.notice, NOTICE_MS);
   if (!els.chat || !els.list) return;
 
   var room = null;
@@ -69,7 +73,6 @@
   var pending = null; // a message waiting for a name
   var lastSent = null; // {msg, at}: put back in the input when the server refuses it
   var pinnedMessageId = null;
-  var noticeTimer = null;
 
   var offer = null;
   var myCode = null; // the code this viewer claimed for the current offer
@@ -85,15 +88,6 @@
 
   var motion = window.matchMedia ? window.matchMedia("(prefers-reduced-motion: reduce)") : null;
 
-  function show(el) {
-    if (el) el.hidden = false;
-  }
-  function hide(el) {
-    if (el) el.hidden = true;
-  }
-  function text(el, value) {
-    if (el) el.textContent = value === null || value === undefined ? "" : String(value);
-  }
   function make(tag, cls, content) {
     var el = document.createElement(tag);
     if (cls) el.className = cls;
@@ -124,19 +118,6 @@
 
   // ---- notices ---------------------------------------------------------------------------
 
-  function notice(message, ms) {
-    clearTimeout(noticeTimer);
-    noticeTimer = null;
-    if (!els.notice) return;
-    if (!message) {
-      text(els.notice, "");
-      hide(els.notice);
-      return;
-    }
-    text(els.notice, message);
-    show(els.notice);
-    if (ms !== 0) noticeTimer = setTimeout(function () { notice(null); }, ms || NOTICE_MS);
-  }
 
   // ---- the message list ------------------------------------------------------------------
 

@@ -58,6 +58,10 @@
     messageTpl: $("mod-message-template"),
     questionTpl: $("mod-question-template")
   };
+  var text = Room.text;
+  var show = Room.show;
+  var hide = Room.hide;
+  var notice = Room.noticeLine(els.notice, NOTICE_MS);
   if (!els.list || !els.messageTpl) return;
 
   var room = null;
@@ -70,18 +74,8 @@
   var pendingCode = null; // sent with start_offer, not seen in an offer yet
   var knownCode = null; // {endsAt, code}: the code of the current offer, when known
   var offerTimer = null;
-  var noticeTimer = null;
   var messages = {}; // id -> the chat message, for the names in confirmations
 
-  function show(el) {
-    if (el) el.hidden = false;
-  }
-  function hide(el) {
-    if (el) el.hidden = true;
-  }
-  function text(el, value) {
-    if (el) el.textContent = value === null || value === undefined ? "" : String(value);
-  }
   function fmt(template, vars) {
     return Room.format(template, vars);
   }
@@ -97,19 +91,6 @@
     return isFinite(n) ? n : li.dataset.id;
   }
 
-  function notice(message, ms) {
-    clearTimeout(noticeTimer);
-    noticeTimer = null;
-    if (!els.notice) return;
-    if (!message) {
-      text(els.notice, "");
-      hide(els.notice);
-      return;
-    }
-    text(els.notice, message);
-    show(els.notice);
-    if (ms !== 0) noticeTimer = setTimeout(function () { notice(null); }, ms || NOTICE_MS);
-  }
 
   function renderEnabled() {
     if (els.controls) els.controls.disabled = !(connected && staff);

@@ -284,8 +284,41 @@
     };
   }
 
+  // Small DOM helpers shared by the viewer's chat and the staff's moderation panel.
+  function text(el, value) {
+    if (el) el.textContent = value === null || value === undefined ? "" : String(value);
+  }
+  function show(el) {
+    if (el) el.hidden = false;
+  }
+  function hide(el) {
+    if (el) el.hidden = true;
+  }
+  // A notice line that hides itself after `defaultMs` (ms = 0: stays). notice(null) hides.
+  function noticeLine(el, defaultMs) {
+    var timer = null;
+    function notice(message, ms) {
+      clearTimeout(timer);
+      timer = null;
+      if (!el) return;
+      if (!message) {
+        text(el, "");
+        hide(el);
+        return;
+      }
+      text(el, message);
+      show(el);
+      if (ms !== 0) timer = setTimeout(function () { notice(null); }, ms || defaultMs);
+    }
+    return notice;
+  }
+
   window.VitrineRoom = {
     connect: connect,
+    text: text,
+    show: show,
+    hide: hide,
+    noticeLine: noticeLine,
     savedName: savedName,
     saveName: saveName,
     format: format,
