@@ -99,6 +99,8 @@ class RoomService:
         self.store = store
         self.shop = shop
         self.hub = RoomHub(self.load_room)
+        self._staff_names: set[str] = set()
+        self._staff_names_at = -1e9
 
     async def load_room(self, show_id: int) -> Room:
         show = await shows.get_show(self.db, show_id)
@@ -147,14 +149,22 @@ class RoomService:
             notice(client, "name_invalid")
             return None
         folded = fold(name)
-        staff = {fold(row["name"]) for row in await self.db.fetchall("SELECT name FROM users")}
-        if not folded or folded in RESERVED_NAMES or folded in staff:
+        if not folded or folded in RESERVED_NAMES or folded in await self.staff_names():
             notice(client, "name_invalid")
             return None
         if folded in room.names_in_use(client):
             notice(client, "name_taken")
             return None
         return name
+
+    async def staff_names(self) -> set[str]:
+        """Staff names as folded for comparison; read at most every 30 s, not per join."""
+        now = time.monotonic()
+        if now - self._staff_names_at > 30:
+            rows = await self.db.fetchall("SELECT name FROM users")
+            self._staff_names = {fold(row["name"]) for row in rows}
+            self._staff_names_at = now
+        return self._staff_names
 
     def log(
         self, room: Room, client: Client, action: str, target: str = "", **details: Any
