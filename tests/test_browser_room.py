@@ -1,6 +1,7 @@
 """Browser end to end for the live room: a moderator pins a product from the studio's
 moderation panel, and a viewer's show page shows the card with its add-to-cart link;
-a viewer's chat message (with HTML in it) reaches the moderator as plain text."""
+a viewer's chat message (with HTML in it) reaches the moderator as plain text; an admin
+moderates from the panel of the admin show page."""
 
 from __future__ import annotations
 
@@ -23,10 +24,10 @@ async def test_moderator_pins_a_product_for_viewers(live_server: LiveServer) -> 
     from playwright.async_api import async_playwright
 
     live_server.cli("seed-demo")
-    live_server.cli_input(
-        ["create-admin", "--email", "mod@example.com", "--name", "Mia", "--password-stdin"],
-        PASSWORD,
-    )
+    for email, name in (("mod@example.com", "Mia"), ("admin@example.com", "Ada")):
+        live_server.cli_input(
+            ["create-admin", "--email", email, "--name", name, "--password-stdin"], PASSWORD
+        )
     show = json.loads(
         live_server.cli(
             "shows", "create", "--title", "Room in a browser", "--starts-at", "2030-01-01T10:00"
@@ -84,5 +85,26 @@ async def test_moderator_pins_a_product_for_viewers(live_server: LiveServer) -> 
 
             await mod.click("#unpin-product")
             await viewer.wait_for_selector("#pinned", state="hidden", timeout=5000)
+
+            # The same panel on the admin show page: an admin pins a product from there.
+            admin_ctx = await browser.new_context(
+                viewport={"width": 1280, "height": 900}, bypass_csp=True
+            )
+            admin = await admin_ctx.new_page()
+            await admin.goto(f"{live_server.url}/login?next=/admin/shows/{show['id']}")
+            await admin.fill("#f-email", "admin@example.com")
+            await admin.fill("#f-password", PASSWORD)
+            await admin.click("button[type=submit]")
+            await admin.wait_for_function(
+                "document.body.dataset.roomStaff === 'true'", timeout=15000
+            )
+            assert await admin.locator("#f-title").count() == 1  # still the show's settings
+            await admin.click("#pin-product-3")
+            await viewer.wait_for_selector("#pinned:not([hidden])", timeout=5000)
+            assert await viewer.text_content("#pinned-name") != "Silk scarf"
+            await admin.select_option("#slow-mode", "10")
+            await mod.wait_for_function(
+                "document.getElementById('slow-mode').value === '10'", timeout=5000
+            )
         finally:
             await browser.close()

@@ -57,6 +57,7 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
             errors=errors,
             hosts=staff,
             catalogue=await products.list_products(db),
+            products=await shows.lineup(db, show.id) if show else [],
             whip_url=f"{svc.config.base_url}/whip/{show.id}" if show else "",
         )
 

@@ -1,20 +1,19 @@
-// Vitrine live room, staff side: the moderation panel of the studio (#moderation). Pins
-// products and messages, runs timed offers, opens, closes and slows the chat, deletes,
-// mutes and bans, and keeps the queue of unanswered questions, over the same room websocket
-// as the viewers (room.js, docs/protocol.md); the session cookie makes it staff. Every text
-// comes translated from the data-* attributes of #studio or from <template> rows; what
-// people write is only ever inserted as text. For browser tests: body[data-room-state]
+// Vitrine live room, staff side: the moderation panel (#moderation) of the studio and of the
+// admin show page. Pins products and messages, runs timed offers, opens, closes and slows
+// the chat, deletes, mutes and bans, and keeps the queue of unanswered questions, over the
+// same room websocket as the viewers (room.js, docs/protocol.md); the session cookie makes
+// it staff. Every text comes translated from the data-* attributes of #moderation or from
+// <template> rows; what people write is only ever inserted as text. For browser tests: body[data-room-state]
 // holds the socket's state (connecting, open, reconnecting, closed), body[data-room-staff]
 // is "true" once the server welcomed this page as staff, body[data-chat-count] and
 // body[data-question-count] count the rows of the chat list and of the question queue.
 "use strict";
 
 (function () {
-  var root = document.getElementById("studio");
   var panel = document.getElementById("moderation");
   var Room = window.VitrineRoom;
-  if (!root || !panel || !Room || !root.dataset.roomUrl) return;
-  var d = root.dataset;
+  if (!panel || !Room || !panel.dataset.roomUrl) return;
+  var d = panel.dataset;
 
   var MAX_MESSAGES = 200;
   var PEEK_MESSAGES = 4; // chat lines over the preview
