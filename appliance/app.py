@@ -18,8 +18,10 @@ from werkzeug.exceptions import HTTPException
 from appliance import db as dbmod
 from appliance import i18n
 from appliance.config import Config
+from appliance.events import EventLog
 from appliance.live import LiveShows
 from appliance.paths import STATIC_DIR, TEMPLATES_DIR
+from appliance.products import show_link
 from appliance.room_handlers import RoomService
 from appliance.room_store import RoomStore
 from appliance.security import SlidingWindowLimiter, new_token
@@ -34,6 +36,7 @@ from appliance.views import (
     admin_shows,
     admin_users,
     auth,
+    kpi_events,
     media_http,
     public,
     room_ws,
@@ -84,11 +87,13 @@ def create_app(config: Config) -> Quart:
     )
     live = LiveShows(config, database)
     room_store = RoomStore(database)
-    rooms = RoomService(database, room_store, services.shop)
+    event_log = EventLog(database)
+    rooms = RoomService(database, room_store, services.shop, event_log)
     live.status_listeners.append(rooms.show_status)
     app.extensions["vitrine"] = services
     app.extensions["vitrine.live"] = live
     app.extensions["vitrine.rooms"] = rooms
+    app.extensions["vitrine.events"] = event_log
     _setup_templates(app, services)
 
     @app.before_serving
@@ -103,6 +108,7 @@ def create_app(config: Config) -> Quart:
             await set_meta(database, "secret_key", secret)
         app.secret_key = secret
         await room_store.start()
+        await event_log.start()
         await rooms.hub.start()
         await live.start()
 
@@ -111,6 +117,7 @@ def create_app(config: Config) -> Quart:
         await live.close()
         await rooms.hub.close()
         await room_store.close()
+        await event_log.close()
         await database.close()
 
     @app.before_request
@@ -189,6 +196,7 @@ def create_app(config: Config) -> Quart:
     for make_live in (admin_shows.blueprint, media_http.blueprint, studio.blueprint):
         app.register_blueprint(make_live(services, live))
     app.register_blueprint(room_ws.blueprint(services, rooms))
+    app.register_blueprint(kpi_events.blueprint(services, event_log))
     return app
 
 
@@ -212,7 +220,9 @@ def _setup_templates(app: Quart, services: Services) -> None:
         return i18n.format_time(ts, g.shop.timezone, g.lang)
 
     env.globals["csrf_token"] = csrf_token  # globals reach imported macros too
-    env.filters.update(money=money, when=when, day=day, clock=clock, pair=lambda v: (v, v))
+    env.filters.update(
+        money=money, when=when, day=day, clock=clock, pair=lambda v: (v, v), show_link=show_link
+    )
 
     @app.context_processor
     async def common() -> dict[str, Any]:

@@ -145,11 +145,25 @@ class MediaSettings:
 
 
 @dataclass(frozen=True)
+class KpiSettings:
+    heartbeat_seconds: int = _setting(
+        15,
+        "How often a viewer page reports that the show is still on screen (seconds). "
+        "Watch time is counted in steps of this length.",
+        _positive,
+    )
+    events_per_minute: int = _setting(
+        120, "Most KPI events one viewer may send per minute; more get 429.", _positive
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerSettings = field(default_factory=ServerSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     limits: LimitsSettings = field(default_factory=LimitsSettings)
     media: MediaSettings = field(default_factory=MediaSettings)
+    kpis: KpiSettings = field(default_factory=KpiSettings)
     source: str = "defaults"
 
     @property
@@ -175,6 +189,7 @@ SECTIONS: dict[str, type] = {
     "storage": StorageSettings,
     "limits": LimitsSettings,
     "media": MediaSettings,
+    "kpis": KpiSettings,
 }
 
 
@@ -286,6 +301,7 @@ def load_config(
         storage=StorageSettings(**values["storage"]),
         limits=LimitsSettings(**values["limits"]),
         media=MediaSettings(**values["media"]),
+        kpis=KpiSettings(**values["kpis"]),
         source=source,
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from appliance.db import Database, Row
 
@@ -112,3 +113,17 @@ async def upsert_many(db: Database, items: Sequence[ProductData]) -> tuple[int, 
                 )
                 created += 1
     return created, updated
+
+
+def show_link(url: str, show_id: int) -> str:
+    """The shop link with the show in it, so sales can be attributed to the show."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    query = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if k not in ("utm_source", "utm_campaign")
+    ]
+    query += [("utm_source", "vitrine"), ("utm_campaign", f"show-{show_id}")]
+    return urlunsplit(parts._replace(query=urlencode(query)))

@@ -11,10 +11,11 @@ import time
 import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from appliance import i18n, products, shows
 from appliance.db import Database
+from appliance.events import EventLog
+from appliance.products import show_link
 from appliance.room import CLOSE_POLICY, Client, Room, RoomHub, fold
 from appliance.room_store import RoomStore
 from appliance.shop import Shop
@@ -64,20 +65,6 @@ def clean(text: Any, limit: int) -> str | None:
     return text if text and len(text) <= limit else None
 
 
-def tagged(url: str, show_id: int) -> str:
-    """The shop link with the show in it, so sales can be attributed to the show."""
-    if not url:
-        return url
-    parts = urlsplit(url)
-    query = [
-        (k, v)
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        if k not in ("utm_source", "utm_campaign")
-    ]
-    query += [("utm_source", "vitrine"), ("utm_campaign", f"show-{show_id}")]
-    return urlunsplit(parts._replace(query=urlencode(query)))
-
-
 def product_card(product: products.Product, show_id: int, shop: Shop) -> dict[str, Any]:
     return {
         "id": product.id,
@@ -86,18 +73,25 @@ def product_card(product: products.Product, show_id: int, shop: Shop) -> dict[st
         "price_minor": product.price_minor,
         "currency": product.currency,
         "image": f"/uploads/{product.image}" if product.image else None,
-        "cart_url": tagged(product.cart_link(shop.cart_url_template), show_id),
-        "product_url": tagged(product.product_url, show_id),
+        "cart_url": show_link(product.cart_link(shop.cart_url_template), show_id),
+        "product_url": show_link(product.product_url, show_id),
     }
 
 
 class RoomService:
     """The live rooms' behaviour, with what it needs from the rest of Vitrine."""
 
-    def __init__(self, db: Database, store: RoomStore, shop: Callable[[], Awaitable[Shop]]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        store: RoomStore,
+        shop: Callable[[], Awaitable[Shop]],
+        events: EventLog | None = None,
+    ) -> None:
         self.db = db
         self.store = store
         self.shop = shop
+        self.events = events  # KPI events: chat and like
         self.hub = RoomHub(self.load_room)
         self._staff_names: set[str] = set()
         self._staff_names_at = -1e9
@@ -244,6 +238,8 @@ async def on_chat(svc: RoomService, room: Room, client: Client, msg: dict[str, A
     room.remember(message, client.viewer, client.address)
     room.broadcast(message)
     svc.store.chat(message, room.show_id, client.viewer, client.staff_user)
+    if svc.events is not None and not client.staff:
+        svc.events.add_now(room.show_id, client.viewer, "chat", {})
 
 
 async def on_heart(svc: RoomService, room: Room, client: Client, msg: dict[str, Any]) -> None:
@@ -255,6 +251,8 @@ async def on_heart(svc: RoomService, room: Room, client: Client, msg: dict[str, 
         notice(client, "rate_limited")
         return
     room.hearts += count
+    if svc.events is not None and not client.staff:
+        svc.events.add_now(room.show_id, client.viewer, "like", {"count": count})
 
 
 async def on_ping(svc: RoomService, room: Room, client: Client, msg: dict[str, Any]) -> None:

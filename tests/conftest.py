@@ -125,6 +125,7 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
         # aioice leaves loopback out unless told: everything here runs on 127.0.0.1.
         "VITRINE_MEDIA_HOST_ADDRESSES": "127.0.0.1",
         "VITRINE_MEDIA_GRACE_SECONDS": "3",
+        "VITRINE_KPIS_HEARTBEAT_SECONDS": "5",
     }
     with log.open("w") as out:
         process = subprocess.Popen(

@@ -133,8 +133,10 @@ async def test_cart_link_template(client: QuartClient, services: Services, admin
         services.db, ShowData("S", "", 2_000_000_000, 60, None), product_ids=[a, b, c]
     )
     page = await (await client.get(f"/shows/{show_id}")).get_data(as_text=True)
-    assert 'href="https://s.example/cart/SKU-A:1"' in page
-    assert 'href="https://s.example/add/b"' in page
+    # Shop links carry the show, so the shop's sales can be attributed to it.
+    tags = f"utm_source=vitrine&amp;utm_campaign=show-{show_id}"
+    assert f'href="https://s.example/cart/SKU-A:1?{tags}"' in page
+    assert f'href="https://s.example/add/b?{tags}"' in page
     assert "SKU-C:1" not in page and "Sold out" in page
 
 

@@ -225,6 +225,30 @@ async def test_hearts_are_aggregated(room: Room) -> None:
     assert len(watchers[0].of("hearts")) <= 4, "hearts go out as a few counts, not one by one"
 
 
+async def test_chat_and_hearts_become_kpi_events(room: Room, live_server: LiveServer) -> None:
+    ana = await room.join("Ana", viewer="v_kpi_viewer_ana_1")
+    await ana.send(type="chat", text="hello")
+    await ana.send(type="heart", count=3)
+    await ana.wait("chat", lambda m: m["text"] == "hello")
+    staff = await room.join(cookie=staff_cookie(live_server, "moderator"))
+    await staff.send(type="chat", text="welcome")  # staff are not viewers: no event
+    await ana.wait("chat", lambda m: m["text"] == "welcome")
+    rows: list[tuple[str, str, str]] = []
+    for _ in range(50):  # the event log writes once a second
+        await asyncio.sleep(0.1)
+        with sqlite3.connect(live_server.data_dir / "vitrine.sqlite3") as conn:
+            rows = conn.execute(
+                "SELECT viewer, kind, props FROM events WHERE show_id = ? ORDER BY id",
+                (room.show_id,),
+            ).fetchall()
+        if len(rows) >= 2:
+            break
+    assert rows == [
+        ("v_kpi_viewer_ana_1", "chat", "{}"),
+        ("v_kpi_viewer_ana_1", "like", '{"count":3}'),
+    ]
+
+
 async def test_staff_pin_product_offer_and_moderation(room: Room, live_server: LiveServer) -> None:
     mod = await room.join(cookie=staff_cookie(live_server, "moderator"))
     assert mod.of("welcome")[0]["staff"] is True and mod.of("welcome")[0]["role"] == "moderator"

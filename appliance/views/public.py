@@ -12,7 +12,7 @@ from quart import Blueprint, Response, abort, g, request, send_file
 from appliance import calendar, shows
 from appliance.live import ice_servers
 from appliance.services import Services
-from appliance.views.room_ws import VIEWER_COOKIE
+from appliance.views.room_ws import VIEWER_COOKIE, valid_viewer
 from appliance.web import render, show_or_404
 
 _COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -46,9 +46,15 @@ def blueprint(svc: Services) -> Blueprint:
             ends_at=show.ends_at,
             url=show_url(show.id),
         )
+        viewer = valid_viewer(request.cookies.get(VIEWER_COOKIE))
+        new_viewer = viewer is None
+        if viewer is None:
+            viewer = "v_" + secrets.token_urlsafe(16)
         body, status = await render(
             "public/show.html",
             show=show,
+            viewer=viewer,
+            heartbeat_seconds=svc.config.kpis.heartbeat_seconds,
             products=products,
             google_calendar=google,
             page_url=show_url(show.id),
@@ -56,11 +62,13 @@ def blueprint(svc: Services) -> Blueprint:
             ice_servers_json=ice_json,
         )
         response = Response(body, status=status, content_type="text/html; charset=utf-8")
-        if not request.cookies.get(VIEWER_COOKIE):
-            # A random first-party id: how the live room tells viewers apart. No personal data.
+        response.headers["Cache-Control"] = "private, no-cache"  # the page names its viewer
+        if new_viewer:
+            # A random first-party id: how the live room and the KPIs tell viewers apart.
+            # No personal data.
             response.set_cookie(
                 VIEWER_COOKIE,
-                "v_" + secrets.token_urlsafe(16),
+                viewer,
                 max_age=365 * 86400,
                 httponly=True,
                 samesite="Lax",

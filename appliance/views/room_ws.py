@@ -24,6 +24,13 @@ IDLE_SECONDS = 60.0
 VIEWER_COOKIE = "vitrine_viewer"
 
 
+def valid_viewer(value: str | None) -> str | None:
+    """The viewer id from the cookie the show page sets, if it looks like one."""
+    if not value or not 16 <= len(value) <= 64:
+        return None
+    return value if value.replace("-", "").replace("_", "").isalnum() else None
+
+
 def allowed_origin(origin: str | None, base_url: str, host: str | None) -> bool:
     """Only pages of this server may open the socket (no cross-site websocket hijacking)."""
     if not origin:
@@ -51,8 +58,8 @@ def blueprint(svc: Services, rooms: RoomService) -> Blueprint:
             abort(404)
         shop = await svc.shop()
         lang = i18n.pick_language(headers.get("Accept-Language"), shop.language)
-        viewer = websocket.cookies.get(VIEWER_COOKIE) or ""
-        if not (16 <= len(viewer) <= 64) or not viewer.replace("-", "").replace("_", "").isalnum():
+        viewer = valid_viewer(websocket.cookies.get(VIEWER_COOKIE))
+        if viewer is None:
             viewer = "anon-" + secrets.token_urlsafe(12)
         address = client_address(svc.config.server.proxy_headers, websocket)
         client = Client(

@@ -384,6 +384,7 @@
     setLink(els.cardCart, product.cart_url);
     setLink(els.cardDetails, product.product_url);
     els.card.dataset.productId = String(product.id);
+    els.card.dataset.price = String(product.price_minor); // for the add_to_cart report (kpi.js)
     if (dismissedProduct !== null && dismissedProduct !== product.id) dismissedProduct = null;
     if (dismissedProduct === product.id) {
       hide(els.card);

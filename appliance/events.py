@@ -1,0 +1,222 @@
+"""The KPI event log: what viewer pages and the live room report, written in batches.
+
+Nothing here writes one row per request: `EventLog.add` appends to a buffer in memory
+and one task writes the buffer every second in one transaction. At most about a second
+of events is at risk on a crash; a clean shutdown flushes first. A full buffer (the
+database cannot keep up) refuses new events rather than growing without bound.
+
+`parse_beacon` checks what a page sent; it raises BadEvent with a message for the 400.
+No IP address or personal data goes into the log (docs/privacy.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from appliance.db import Database
+
+log = logging.getLogger(__name__)
+
+FLUSH_SECONDS = 1.0
+MAX_BUFFER = 200_000
+MAX_BODY = 8 * 1024
+MAX_BATCH = 20
+MAX_AGE = 24 * 3600.0  # a page may report what happened while it was offline
+MAX_SKEW = 30.0  # a phone's clock may be a little ahead of the server's
+PAGE_KINDS = frozenset(
+    {"join", "heartbeat", "leave", "product_click", "add_to_cart", "calendar_add", "replay_view"}
+)
+MAX_ID = 2**31 - 1
+MAX_PRICE = 10**9  # minor units: ten million in the shop's currency
+
+
+class BadEvent(ValueError):
+    """What was wrong with an event, said to whoever sent it."""
+
+
+class LogFull(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Event:
+    show_id: int
+    ts: float
+    viewer: str
+    kind: str
+    props: dict[str, Any]
+
+
+def device_of(user_agent: str) -> str:
+    """mobile, tablet or desktop, from a User-Agent header (coarse on purpose)."""
+    ua = user_agent.lower()
+    if "ipad" in ua or "tablet" in ua or ("android" in ua and "mobile" not in ua):
+        return "tablet"
+    if "mobi" in ua or "iphone" in ua or "ipod" in ua or "android" in ua:
+        return "mobile"
+    return "desktop"
+
+
+def channel_of(utm_source: Any, referrer: Any, own_host: str) -> str:
+    """`utm_source` when the page address had one, else the linking page's host, else
+    direct. Links between Vitrine's own pages do not change the channel."""
+    if isinstance(utm_source, str) and utm_source.strip():
+        return utm_source.strip().lower()[:64]
+    if isinstance(referrer, str) and referrer:
+        host = (urlsplit(referrer[:512]).hostname or "").lower()
+        if host.startswith("www."):
+            host = host[4:]
+        if host and host != own_host.lower().removeprefix("www."):
+            return host[:64]
+    return "direct"
+
+
+def _whole(value: Any, low: int, high: int, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise BadEvent(f"{name} must be a whole number from {low} to {high}")
+    return value
+
+
+def _props(kind: str, raw: Mapping[str, Any], user_agent: str, own_host: str) -> dict[str, Any]:
+    """The props kept for an event of `kind`; anything else the page sent is dropped."""
+    if kind == "join":
+        return {
+            "device": device_of(user_agent),
+            "channel": channel_of(raw.get("utm_source"), raw.get("referrer"), own_host),
+        }
+    if kind == "product_click":
+        return {"product": _whole(raw.get("product"), 1, MAX_ID, "product")}
+    if kind == "add_to_cart":
+        return {
+            "product": _whole(raw.get("product"), 1, MAX_ID, "product"),
+            "quantity": _whole(raw.get("quantity", 1), 1, 999, "quantity"),
+            "price": _whole(raw.get("price", 0), 0, MAX_PRICE, "price"),
+        }
+    return {}
+
+
+def parse_beacon(
+    body: bytes, viewer: str, user_agent: str, own_host: str, now: float
+) -> tuple[int, list[tuple[float, str, dict[str, Any]]]]:
+    """A page's report: `{"show": 7, "kind": "join", "props": {...}}`, or several events
+    of one show as `{"show": 7, "events": [{"kind": ..., "props": ..., "ts": ...}]}`.
+    Returns the show and its events as (ts, kind, props)."""
+    if len(body) > MAX_BODY:
+        raise BadEvent(f"the report is larger than {MAX_BODY} bytes")
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise BadEvent("the report is not JSON") from None
+    if not isinstance(data, dict):
+        raise BadEvent("the report must be a JSON object")
+    show = _whole(data.get("show"), 1, MAX_ID, "show")
+    items = data.get("events", [data])
+    if not isinstance(items, list) or not items:
+        raise BadEvent("events must be a non-empty list")
+    if len(items) > MAX_BATCH:
+        raise BadEvent(f"at most {MAX_BATCH} events per report")
+    parsed = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise BadEvent("each event must be a JSON object")
+        kind = item.get("kind")
+        if kind not in PAGE_KINDS:
+            raise BadEvent(f"unknown event kind {str(kind)[:32]!r}")
+        raw = item.get("props", {})
+        if not isinstance(raw, dict):
+            raise BadEvent("props must be a JSON object")
+        ts = item.get("ts", now)
+        if isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts):
+            raise BadEvent("ts must be a number of seconds since 1970")
+        if ts > now + MAX_SKEW:
+            raise BadEvent("ts is in the future")
+        if ts < now - MAX_AGE:
+            raise BadEvent("ts is more than a day old")
+        parsed.append((float(ts), str(kind), _props(str(kind), raw, user_agent, own_host)))
+    if not viewer:
+        raise BadEvent("no viewer id: load the show page first")
+    return show, parsed
+
+
+class EventLog:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._rows: list[tuple[int, float, str, str, str]] = []
+        self._task: asyncio.Task[None] | None = None
+        self.written = 0
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._flush_forever())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
+
+    def add(self, show_id: int, ts: float, viewer: str, kind: str, props: dict[str, Any]) -> None:
+        if len(self._rows) >= MAX_BUFFER:
+            raise LogFull("the event log is not keeping up")
+        self._rows.append((show_id, ts, viewer, kind, json.dumps(props, separators=(",", ":"))))
+
+    def add_now(self, show_id: int, viewer: str, kind: str, props: dict[str, Any]) -> None:
+        """For the live room: an event that happened now; dropped (and logged) when full."""
+        try:
+            self.add(show_id, time.time(), viewer, kind, props)
+        except LogFull:
+            log.warning("event log full: a %s event of show %s was dropped", kind, show_id)
+
+    @property
+    def pending(self) -> int:
+        return len(self._rows)
+
+    async def flush(self) -> None:
+        rows, self._rows = self._rows, []
+        if not rows:
+            return
+        try:
+            # Events of a show deleted meanwhile are skipped, not a failed batch.
+            await self.db.executemany(
+                "INSERT INTO events (show_id, ts, viewer, kind, props) "
+                "SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM shows WHERE id = ?)",
+                [(*row, row[0]) for row in rows],
+            )
+            self.written += len(rows)
+        except Exception:
+            log.exception("event log: %d events could not be written; retrying", len(rows))
+            self._rows = rows[: MAX_BUFFER - len(self._rows)] + self._rows
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            await self.flush()
+
+
+async def show_events(db: Database, show_id: int) -> list[dict[str, Any]]:
+    """A show's events for `appliance.kpis.compute`, with its orders as purchase events."""
+    rows = await db.fetchall(
+        "SELECT ts, viewer, kind, props FROM events WHERE show_id = ? ORDER BY ts, id", (show_id,)
+    )
+    events = [
+        {"ts": r["ts"], "viewer": r["viewer"], "kind": r["kind"], "props": json.loads(r["props"])}
+        for r in rows
+    ]
+    for r in await db.fetchall(
+        "SELECT order_id, viewer, amount_minor, products, ts FROM orders WHERE show_id = ?",
+        (show_id,),
+    ):
+        props: dict[str, Any] = {"order": r["order_id"], "amount": r["amount_minor"]}
+        if r["products"]:
+            props["products"] = json.loads(r["products"])
+        events.append({"ts": r["ts"], "viewer": r["viewer"], "kind": "purchase", "props": props})
+    return events
