@@ -406,3 +406,11 @@ async def test_a_slow_client_is_dropped_and_the_others_go_on() -> None:
     assert slow.queue.qsize() == 1 and slow.queue.get_nowait() is None  # only the close is left
     assert fast.close_code is None
     assert sum(len(json.loads(f)) for f in received if f) >= QUEUE_FRAMES + 10
+
+
+def test_frames_of_a_client_that_fell_behind_merge_in_order() -> None:
+    from appliance.views.room_ws import merge_frames
+
+    frames = ['[{"id":1}]', "[]", '[{"id":2},{"id":3}]', '[{"id":4}]']
+    assert json.loads(merge_frames(frames)) == [{"id": 1}, {"id": 2}, {"id": 3}, {"id": 4}]
+    assert json.loads(merge_frames(["[]", "[]"])) == []

@@ -88,12 +88,26 @@ def blueprint(svc: Services, rooms: RoomService) -> Blueprint:
 
 
 async def _write(client: Client) -> None:
+    """Send the client's frames in order. A client that fell behind (several frames
+    waiting) gets them as one frame: when the server is busy, each client costs one send
+    per turn of the loop instead of one per tick, so a backlog drains instead of growing."""
+    queue = client.queue
     while True:
-        frame = await client.queue.get()
-        if frame is None:
+        frames = [await queue.get()]
+        while not queue.empty():
+            frames.append(queue.get_nowait())
+        closing = frames[-1] is None  # the close is always the last thing queued
+        data = [f for f in frames if f is not None]
+        if data:
+            await websocket.send(data[0] if len(data) == 1 else merge_frames(data))
+        if closing:
             await websocket.close(client.close_code or 1000)
             return
-        await websocket.send(frame)
+
+
+def merge_frames(frames: list[str]) -> str:
+    """Frames are JSON arrays of messages: several become one array, in order."""
+    return "[" + ",".join(body for f in frames if (body := f[1:-1].strip())) + "]"
 
 
 async def _read(rooms: RoomService, room: object, client: Client) -> None:
