@@ -36,6 +36,7 @@ from appliance.views import (
     admin_shows,
     admin_users,
     auth,
+    conversions_api,
     kpi_events,
     media_http,
     public,
@@ -191,6 +192,7 @@ def create_app(config: Config) -> Quart:
         admin_products.blueprint,
         admin_users.blueprint,
         admin_settings.blueprint,
+        conversions_api.blueprint,
     ):
         app.register_blueprint(make(services))
     for make_live in (admin_shows.blueprint, media_http.blueprint, studio.blueprint):

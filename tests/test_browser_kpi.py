@@ -1,5 +1,6 @@
 """Browser end to end for KPI capture: the show page reports join, heartbeats, the tap on
-"Add to cart" and leave; the shop link it follows carries the show and the viewer."""
+"Add to cart" and leave; the shop link it follows carries the show and the viewer; the
+shop's thank-you page reports the order through the snippet."""
 
 from __future__ import annotations
 
@@ -17,6 +18,15 @@ from tests.test_browser_live import ARGS, CHROMIUM
 pytestmark = pytest.mark.skipif(
     not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
     reason="Debian's chromium is not installed (.ci/run installs it)",
+)
+
+
+LOCAL_NETWORK_CHECKS = ",".join(
+    [
+        "LocalNetworkAccessChecks",
+        "PrivateNetworkAccessRespectPreflightResults",
+        "BlockInsecurePrivateNetworkRequests",
+    ]
 )
 
 
@@ -51,7 +61,12 @@ async def test_show_page_reports_what_the_viewer_does(live_server: LiveServer) -
         )
         price = conn.execute("SELECT price_minor FROM products WHERE id = 2").fetchone()[0]
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        # Here the shop's page (routed) and Vitrine (127.0.0.1) would be a public and a
+        # loopback address: Chromium's local-network checks would block the snippet, as
+        # they would not between two public sites.
+        browser = await p.chromium.launch(
+            executable_path=CHROMIUM, args=[*ARGS, f"--disable-features={LOCAL_NETWORK_CHECKS}"]
+        )
         try:
             ctx = await browser.new_context(
                 viewport={"width": 390, "height": 844},
@@ -60,9 +75,15 @@ async def test_show_page_reports_what_the_viewer_does(live_server: LiveServer) -
             )
             followed: list[str] = []
 
+            snippet = f'<script src="{live_server.url}/static/js/vitrine-shop.js"></script>'
+
             async def shop(route) -> None:  # the shop is not on this machine: answer for it
                 followed.append(route.request.url)
-                await route.fulfill(status=200, content_type="text/html", body="<p>cart</p>")
+                page = f"<p>cart</p>{snippet}"
+                if "/thanks" in route.request.url:  # its order confirmation page
+                    order = '{order_id: "W-1", amount: 4990, currency: "EUR"}'
+                    page = f"<script>window.vitrineOrder = {order};</script>{snippet}"
+                await route.fulfill(status=200, content_type="text/html", body=page)
 
             await ctx.route("https://shop.example.com/**", shop)
             page = await ctx.new_page()
@@ -82,5 +103,19 @@ async def test_show_page_reports_what_the_viewer_does(live_server: LiveServer) -
             assert query["vitrine_v"] == [viewer]
             assert query["utm_source"] == ["vitrine"]
             assert query["utm_campaign"] == [f"show-{show}"]
+
+            # The shop's thank-you page reports the order through the snippet.
+            await page.goto("https://shop.example.com/thanks")
+            order = None
+            for _ in range(100):
+                with sqlite3.connect(live_server.data_dir / "vitrine.sqlite3") as conn:
+                    order = conn.execute(
+                        "SELECT show_id, viewer, amount_minor, signed FROM orders "
+                        "WHERE order_id = 'W-1'"
+                    ).fetchone()
+                if order:
+                    break
+                await asyncio.sleep(0.1)
+            assert order == (show, viewer, 4990, 0)
         finally:
             await browser.close()

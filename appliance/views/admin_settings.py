@@ -9,6 +9,7 @@ from zoneinfo import available_timezones
 from quart import Blueprint, g, redirect, request
 from quart.typing import ResponseReturnValue
 
+from appliance import conversions
 from appliance.forms import Form
 from appliance.i18n import LANGUAGES, known_currencies
 from appliance.services import Services
@@ -35,6 +36,9 @@ def blueprint(svc: Services) -> Blueprint:
             languages=LANGUAGES,
             currencies=list(known_currencies()),
             zones=zones,
+            conversions_url=f"{svc.config.base_url}/api/conversions",
+            conversion_secret=await conversions.get_secret(svc.db),
+            snippet_url=f"{svc.config.base_url}/static/js/vitrine-shop.js",
         )
 
     @bp.get("")
@@ -75,5 +79,11 @@ def blueprint(svc: Services) -> Blueprint:
             await save_shop(svc.db, updated)
         svc.forget_shop()
         return redirect("/admin/settings?saved=1")
+
+    @bp.post("/conversion-secret")
+    @admin_required
+    async def rotate_secret() -> ResponseReturnValue:
+        await conversions.rotate_secret(svc.db)
+        return redirect("/admin/settings#sales")
 
     return bp
