@@ -74,9 +74,7 @@ def blueprint(svc: Services) -> Blueprint:
             return answer(400, {"error": str(exc)}, cors)
         if not await conversions.record(svc.db, conv, show_id, signed):
             return answer(200, {"status": "duplicate", "order_id": conv.order_id}, cors)
-        return answer(
-            201, {"status": "recorded", "order_id": conv.order_id, "show": show_id}, cors
-        )
+        return answer(201, {"status": "recorded", "order_id": conv.order_id, "show": show_id}, cors)
 
     @bp.post("/api/conversions")
     async def signed_report() -> ResponseReturnValue:
