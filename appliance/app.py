@@ -197,7 +197,7 @@ def create_app(config: Config) -> Quart:
         app.register_blueprint(make(services))
     for make_live in (admin_shows.blueprint, media_http.blueprint, studio.blueprint):
         app.register_blueprint(make_live(services, live))
-    app.register_blueprint(room_ws.blueprint(services, rooms))
+    room_ws.install(app, services, rooms)
     app.register_blueprint(kpi_events.blueprint(services, event_log))
     return app
 
