@@ -31,6 +31,7 @@ from appliance.translate import _, ngettext
 from appliance.uploads import UploadStore
 from appliance.users import get_user
 from appliance.views import (
+    admin_kpis,
     admin_products,
     admin_settings,
     admin_shows,
@@ -192,6 +193,7 @@ def create_app(config: Config) -> Quart:
         admin_products.blueprint,
         admin_users.blueprint,
         admin_settings.blueprint,
+        admin_kpis.blueprint,
         conversions_api.blueprint,
     ):
         app.register_blueprint(make(services))

@@ -44,8 +44,8 @@ def read_product(form: Form, default_currency: str) -> ProductData:
     )
 
 
-def _cell(value: str) -> str:
-    # A cell starting with one of these runs as a formula in spreadsheet programs.
+def safe_cell(value: str) -> str:
+    """A CSV cell a spreadsheet will not run as a formula (one starting with = + - @...)."""
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
@@ -56,14 +56,14 @@ def export_csv(products: Iterable[Product]) -> str:
     for p in products:
         writer.writerow(
             [
-                _cell(p.sku or ""),
-                _cell(p.name),
-                _cell(p.description),
+                safe_cell(p.sku or ""),
+                safe_cell(p.name),
+                safe_cell(p.description),
                 format_minor_plain(p.price_minor, p.currency),
                 p.currency,
                 p.stock_status,
-                _cell(p.product_url),
-                _cell(p.cart_url),
+                safe_cell(p.product_url),
+                safe_cell(p.cart_url),
             ]
         )
     return out.getvalue()

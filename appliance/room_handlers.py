@@ -19,15 +19,12 @@ from appliance.products import show_link
 from appliance.room import CLOSE_POLICY, Client, Room, RoomHub, fold
 from appliance.room_store import RoomStore
 from appliance.shop import Shop
+from appliance.translate import N_
 
 MAX_TEXT = 300
 NAME_MIN, NAME_MAX = 2, 24
 CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 RESERVED_NAMES = {"admin", "administrator", "moderator", "host", "staff", "vitrine", "system"}
-
-
-def N_(text: str) -> str:
-    return text
 
 
 NOTICES = {

@@ -22,3 +22,8 @@ def ngettext(singular: str, plural: str, n: int, **variables: Any) -> str:
     text = t.ngettext(singular, plural, n) if t is not None else (singular if n == 1 else plural)
     variables.setdefault("num", n)
     return text % variables
+
+
+def N_(text: str) -> str:
+    """Marks a text for translation where it is defined; `_()` translates it where shown."""
+    return text

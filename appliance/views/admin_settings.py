@@ -25,6 +25,8 @@ def blueprint(svc: Services) -> Blueprint:
     bp = Blueprint("admin_settings", __name__, url_prefix="/admin/settings")
     zones = sorted(available_timezones())
 
+    snippet = f"{svc.config.base_url}/static/js/vitrine-shop.js"
+
     async def page(
         values: dict[str, str], errors: dict[str, str], status: int = 200
     ) -> tuple[str, int]:
@@ -38,7 +40,7 @@ def blueprint(svc: Services) -> Blueprint:
             zones=zones,
             conversions_url=f"{svc.config.base_url}/api/conversions",
             conversion_secret=await conversions.get_secret(svc.db),
-            snippet_url=f"{svc.config.base_url}/static/js/vitrine-shop.js",
+            snippet_tag=f'<script src="{snippet}" async></script>',
         )
 
     @bp.get("")

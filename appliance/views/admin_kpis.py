@@ -1,0 +1,358 @@
+"""The retailer's KPIs: one show's figures and charts, the trend across shows, CSV and
+JSON exports (definitions in docs/kpis.md)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from babel.numbers import format_decimal, format_percent
+from quart import Blueprint, Response, g, jsonify, request
+from quart.typing import ResponseReturnValue
+
+from appliance import charts, i18n, shows
+from appliance.events import show_events
+from appliance.kpi_reports import COLUMNS, REFERENCES, KpiReports, events_csv, kpis_csv
+from appliance.services import Services
+from appliance.translate import N_, _
+from appliance.web import current_user, render, show_or_404, staff_required
+
+READERS = ("admin", "host")
+readers_only = staff_required(*READERS)
+
+# key: (label, definition, kind). The definitions are docs/kpis.md's, shortened.
+FIGURES: dict[str, tuple[str, str, str]] = {
+    "viewers": (N_("Viewers"), N_("People who watched the live for any length of time."), "count"),
+    "peak_concurrent": (
+        N_("Peak audience"),
+        N_("The most viewers watching at the same moment."),
+        "count",
+    ),
+    "avg_watch_seconds": (
+        N_("Average watch time"),
+        N_("Total time watched divided by the number of viewers."),
+        "seconds",
+    ),
+    "attention_rate": (
+        N_("Attention"),
+        N_("Average watch time as a share of the show's length."),
+        "rate",
+    ),
+    "viewers_over_1min": (
+        N_("Watched over a minute"),
+        N_("Viewers who watched for one minute or more."),
+        "count",
+    ),
+    "mobile_viewers": (
+        N_("Mobile viewers"),
+        N_("Viewers who first came on a phone."),
+        "count",
+    ),
+    "chat_messages": (N_("Chat messages"), N_("Messages sent during the live."), "count"),
+    "chatters": (N_("Chatters"), N_("Viewers who wrote at least one message."), "count"),
+    "chat_user_rate": (
+        N_("Chat user rate"),
+        N_("Share of viewers who wrote at least one message."),
+        "rate",
+    ),
+    "likes": (N_("Hearts"), N_("Hearts sent during the live."), "count"),
+    "engagement_rate": (
+        N_("Engagement"),
+        N_("Share of viewers who chatted or sent a heart."),
+        "rate",
+    ),
+    "product_clicks": (
+        N_("Product clicks"),
+        N_("Taps on a product's details during the live."),
+        "count",
+    ),
+    "add_to_cart": (N_("Add to cart"), N_("Taps on Add to cart during the live."), "count"),
+    "unique_carts": (
+        N_("Unique carts"),
+        N_("Viewers who added at least one product to the cart."),
+        "count",
+    ),
+    "orders": (N_("Orders"), N_("Orders the shop reported during the live."), "count"),
+    "revenue": (N_("Sales"), N_("Total of those orders, each order counted once."), "money"),
+    "average_cart": (N_("Average cart"), N_("Sales divided by orders."), "money"),
+    "conversion_rate": (
+        N_("Conversion"),
+        N_("Share of viewers who placed an order."),
+        "rate",
+    ),
+    "calendar_adds": (
+        N_("Calendar adds"),
+        N_("Times the show was added to a calendar before it ended."),
+        "count",
+    ),
+    "replay_views": (N_("Replay views"), N_("Replay plays after the live."), "count"),
+    "replay_viewers": (N_("Replay viewers"), N_("People who played the replay."), "count"),
+    "replay_add_to_cart": (
+        N_("Replay add to cart"),
+        N_("Taps on Add to cart after the live."),
+        "count",
+    ),
+    "replay_orders": (N_("Replay orders"), N_("Orders reported after the live."), "count"),
+    "replay_revenue": (N_("Replay sales"), N_("Total of the orders after the live."), "money"),
+}
+HEADLINE = ["viewers", "peak_concurrent", "avg_watch_seconds", "attention_rate"]
+ENGAGEMENT = ["engagement_rate", "chat_messages", "chatters", "chat_user_rate", "likes"]
+SALES = ["product_clicks", "add_to_cart", "unique_carts", "orders", "revenue", "average_cart"]
+SALES += ["conversion_rate"]
+AUDIENCE = ["viewers_over_1min", "mobile_viewers", "calendar_adds"]
+REPLAY = ["replay_views", "replay_viewers", "replay_add_to_cart", "replay_orders"]
+REPLAY += ["replay_revenue"]
+TREND = ["viewers", "peak_concurrent", "attention_rate", "engagement_rate", "conversion_rate"]
+TREND += ["orders", "revenue", "replay_views"]
+
+
+class Formatter:
+    """Figures as the retailer reads them, in the page's language and the shop's money."""
+
+    def __init__(self, lang: str, currency: str) -> None:
+        self.lang, self.currency = lang, currency
+
+    def count(self, value: float) -> str:
+        return format_decimal(round(value), locale=self.lang)
+
+    def rate(self, value: float) -> str:
+        return format_percent(value, "#,##0.#%", locale=self.lang)
+
+    def seconds(self, value: float) -> str:
+        minutes, seconds = divmod(round(value), 60)
+        return _("%(m)s min %(s)s s", m=minutes, s=f"{seconds:02d}")
+
+    def money(self, value: float) -> str:
+        return i18n.format_money(round(value), self.currency, self.lang)
+
+    def figure(self, key: str, value: float) -> str:
+        return str(getattr(self, FIGURES[key][2])(value))
+
+
+def figure_rows(keys: list[str], figures: dict[str, Any], fmt: Formatter) -> list[dict[str, Any]]:
+    rows = []
+    for key in keys:
+        label, definition, _kind = FIGURES[key]
+        row: dict[str, Any] = {
+            "key": key,
+            "label": _(label),
+            "definition": _(definition),
+            "value": fmt.figure(key, figures[key]),
+        }
+        if key in REFERENCES:
+            low, high = REFERENCES[key]
+            row["reference"] = (
+                _("Reference: about %(v)s", v=fmt.rate(low))
+                if low == high
+                else _("Reference: %(a)s to %(b)s", a=fmt.rate(low), b=fmt.rate(high))
+            )
+            row["verdict"] = "good" if figures[key] >= low else "low"
+        rows.append(row)
+    return rows
+
+
+def parse_day(value: str, tz: str, field: str) -> float | None:
+    if not value:
+        return None
+    try:
+        day = dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(_("%(field)s must be a date like 2026-01-31.", field=field)) from None
+    return dt.datetime.combine(day, dt.time(), ZoneInfo(tz)).timestamp()
+
+
+def blueprint(svc: Services) -> Blueprint:
+    bp = Blueprint("admin_kpis", __name__)
+    reports = KpiReports(svc.db, float(svc.config.kpis.heartbeat_seconds))
+
+    def formatter() -> Formatter:
+        return Formatter(g.lang, g.shop.currency)
+
+    def date_range() -> tuple[float | None, float | None, str, str]:
+        start, end = request.args.get("from", ""), request.args.get("to", "")
+        since = parse_day(start, g.shop.timezone, _("From"))
+        until = parse_day(end, g.shop.timezone, _("To"))
+        if until is not None:
+            until += 86400  # the whole last day
+        return since, until, start, end
+
+    def charts_for(figures: dict[str, Any], fmt: Formatter) -> dict[str, Any]:
+        timeline = figures["timeline"]
+        minutes = [_("%(n)s min", n=i) for i in range(len(timeline["concurrent"]))]
+        funnel = [
+            (_("Viewers"), figures["viewers"]),
+            (_("Product clicks"), figures["product_clicks"]),
+            (_("Add to cart"), figures["add_to_cart"]),
+            (_("Orders"), figures["orders"]),
+        ]
+        return {
+            "concurrent": charts.area(
+                _("Viewers watching, minute by minute"), timeline["concurrent"], minutes
+            ),
+            "activity": charts.bars(
+                _("Chat messages and hearts per minute"),
+                [(_("Chat messages"), timeline["chat"]), (_("Hearts"), timeline["likes"])],
+                minutes,
+            ),
+            "funnel": charts.hbars(_("From viewers to orders"), funnel, fmt.count),
+            "channels": charts.hbars(
+                _("Where viewers came from"),
+                [(_(NAMES.get(c, c)), n) for c, n in figures["channels"].items()],
+                fmt.count,
+            ),
+            "devices": charts.hbars(
+                _("Devices"),
+                [(_(NAMES.get(d, d)), n) for d, n in figures["devices"].items()],
+                fmt.count,
+            ),
+        }
+
+    @bp.get("/admin/shows/<int:show_id>/kpis")
+    @readers_only
+    async def show_kpis(show_id: int) -> ResponseReturnValue:
+        show = await show_or_404(svc.db, show_id)
+        figures = await reports.for_show(show)
+        fmt = formatter()
+        lineup = {str(p.id): p for p in await shows.lineup(svc.db, show.id)}
+        products = [
+            {"name": lineup[p].name if p in lineup else f"#{p}", **v}
+            for p, v in figures["products"].items()
+        ]
+        return await render(
+            "admin/show_kpis.html",
+            show=show,
+            figures=figures,
+            sections=[
+                (_("Audience"), figure_rows(HEADLINE + AUDIENCE, figures, fmt)),
+                (_("Engagement"), figure_rows(ENGAGEMENT, figures, fmt)),
+                (_("Sales"), figure_rows(SALES, figures, fmt)),
+                (_("Replay"), figure_rows(REPLAY, figures, fmt)),
+            ],
+            charts=charts_for(figures, fmt),
+            products=products,
+            definitions=[(_(FIGURES[k][0]), _(FIGURES[k][1])) for k in FIGURES],
+        )
+
+    @bp.get("/admin/kpis")
+    @readers_only
+    async def across() -> ResponseReturnValue:
+        try:
+            since, until, start, end = date_range()
+        except ValueError as exc:
+            return await render("admin/kpis.html", 400, rows=[], error=str(exc), start="", end="")
+        rows = await reports.across(since, until)
+        fmt = formatter()
+        labels = [
+            i18n.format_date(r["show"].starts_at, g.shop.timezone, g.lang, "short") for r in rows
+        ]
+        trend = {
+            "viewers": charts.bars(
+                _("Viewers, show after show"),
+                [(_("Viewers"), [r["kpis"]["viewers"] for r in rows])],
+                labels,
+            ),
+            "rates": charts.bars(
+                _("Engagement and conversion, show after show"),
+                [
+                    (_("Engagement"), [r["kpis"]["engagement_rate"] for r in rows]),
+                    (_("Conversion"), [r["kpis"]["conversion_rate"] for r in rows]),
+                ],
+                labels,
+                fmt.rate,
+            ),
+        }
+        table = [
+            {
+                "show": r["show"],
+                "cells": [fmt.figure(k, r["kpis"][k]) for k in TREND],
+            }
+            for r in rows
+        ]
+        return await render(
+            "admin/kpis.html",
+            rows=table,
+            columns=[(_(FIGURES[k][0]), _(FIGURES[k][1])) for k in TREND],
+            trend=trend,
+            start=start,
+            end=end,
+            error=None,
+        )
+
+    @bp.get("/admin/kpis.csv")
+    @readers_only
+    async def across_csv() -> ResponseReturnValue:
+        try:
+            since, until, _start, _end = date_range()
+        except ValueError as exc:
+            return Response(str(exc), status=400, content_type="text/plain; charset=utf-8")
+        body = kpis_csv(await reports.across(since, until))
+        return Response(
+            body,
+            content_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="vitrine-kpis.csv"'},
+        )
+
+    @bp.get("/admin/shows/<int:show_id>/events.csv")
+    @readers_only
+    async def raw_events(show_id: int) -> ResponseReturnValue:
+        show = await show_or_404(svc.db, show_id)
+        body = events_csv(await show_events(svc.db, show.id))
+        return Response(
+            body,
+            content_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="show-{show.id}-events.csv"'},
+        )
+
+    def api_refusal() -> ResponseReturnValue | None:
+        user = current_user()
+        if user is None:
+            return jsonify({"error": "sign in as staff first"}), 401
+        if user.role not in READERS:
+            return jsonify({"error": "only admins and hosts read KPIs"}), 403
+        return None
+
+    @bp.get("/api/kpis/shows/<int:show_id>")
+    async def api_show(show_id: int) -> ResponseReturnValue:
+        if (refusal := api_refusal()) is not None:
+            return refusal
+        show = await shows.get_show(svc.db, show_id)
+        if show is None:
+            return jsonify({"error": f"there is no show {show_id}"}), 404
+        return jsonify({"show": show.id, "title": show.title, **await reports.for_show(show)})
+
+    @bp.get("/api/kpis")
+    async def api_across() -> ResponseReturnValue:
+        if (refusal := api_refusal()) is not None:
+            return refusal
+        try:
+            since, until, _start, _end = date_range()
+        except ValueError as exc:
+            return jsonify({"error": str(exc)}), 400
+        rows = await reports.across(since, until)
+        return jsonify(
+            {
+                "shows": [
+                    {
+                        "show": r["show"].id,
+                        "title": r["show"].title,
+                        "starts_at": r["show"].starts_at,
+                        **{k: r["kpis"][k] for k in ["live_seconds", *COLUMNS]},
+                    }
+                    for r in rows
+                ],
+                "generated_at": time.time(),
+            }
+        )
+
+    return bp
+
+
+NAMES = {
+    "mobile": N_("Mobile"),
+    "tablet": N_("Tablet"),
+    "desktop": N_("Desktop"),
+    "unknown": N_("Unknown"),
+    "direct": N_("Direct"),
+}
