@@ -5,6 +5,9 @@ stays. Most only read; a few chat; everyone taps hearts now and then, in bursts.
 room-wide rates are set by the environment (defaults: 20 chat messages/s and 200
 hearts/s across the room, whatever the number of users).
 
+Each user also reports what a viewer page reports for the KPIs: `join` when the page
+opens, then a `heartbeat` every 15 s (docs/kpis.md).
+
 Delivery time is measured in the clients: every chat message carries the time it was
 sent, and a sample of the users (the "probes") report, for every message they receive,
 how long it took, as a Locust request named "chat delivery". Locust's percentiles of
@@ -28,6 +31,7 @@ USERS = int(os.environ.get("VITRINE_LOAD_USERS", "100"))
 CHAT_RATE = float(os.environ.get("VITRINE_LOAD_CHAT_RATE", "20"))  # messages/s, room-wide
 HEART_RATE = float(os.environ.get("VITRINE_LOAD_HEART_RATE", "200"))  # hearts/s, room-wide
 PROBE_SHARE = float(os.environ.get("VITRINE_LOAD_PROBES", "0.05"))
+HEARTBEAT = 15.0  # seconds, as kpis.heartbeat_seconds
 CHATTER_SHARE = 0.10
 STATIC = (
     "/static/css/vitrine.css",
@@ -48,6 +52,10 @@ class Viewer(HttpUser):
         self.client.get(f"/shows/{SHOW}", name="/shows/[id]")
         for path in STATIC:
             self.client.get(path, name="static")
+        # The page's own viewer id (its cookie), as the page's reports and socket use it.
+        self.viewer = self.client.cookies.get("vitrine_viewer") or self.viewer
+        self.report("join", {"utm_source": "", "referrer": ""})
+        self.last_heartbeat = time.monotonic()
         url = self.host.replace("http", "ws", 1) + f"/ws/shows/{SHOW}"
         started = time.perf_counter()
         try:
@@ -66,6 +74,15 @@ class Viewer(HttpUser):
         self.ws.send(json.dumps({"type": "hello", "v": 1, "name": name}))
         self.fire("WS", "connect", started)
         self.reader = gevent.spawn(self.read)
+
+    def report(self, kind: str, props: dict[str, str] | None = None) -> None:
+        body = json.dumps({"show": SHOW, "kind": kind, "props": props or {}})
+        self.client.post(
+            "/api/events",
+            data=body,
+            headers={"Content-Type": "text/plain;charset=UTF-8"},
+            name=f"/api/events {kind}",
+        )
 
     def fire(
         self,
@@ -108,6 +125,9 @@ class Viewer(HttpUser):
 
     @task
     def behave(self) -> None:
+        if time.monotonic() - self.last_heartbeat >= HEARTBEAT:
+            self.last_heartbeat = time.monotonic()
+            self.report("heartbeat")
         if self.ws is None:
             return
         try:

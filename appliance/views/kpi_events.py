@@ -21,7 +21,7 @@ from appliance.views.room_ws import VIEWER_COOKIE, allowed_origin, valid_viewer
 from appliance.web import client_address
 
 SHOW_CACHE_SECONDS = 30.0
-ADDRESS_FACTOR = 20  # many viewers may share one address (a shop's Wi-Fi, a phone network)
+ADDRESS_FACTOR = 100  # many viewers share an address: a shop's Wi-Fi, a carrier's NAT
 
 
 def problem(status: int, message: str) -> tuple[Response, int]:

@@ -253,7 +253,8 @@ def main() -> None:
             "## Live room: websocket viewers (Locust)",
             "",
             f"`scripts/loadtest --users {args.users} --seconds {args.seconds} --processes "
-            f"{args.processes}`: Locust users load the show page and its static files, open the",
+            f"{args.processes}`: Locust users load the show page and its static files, report",
+            "`join` and then a `heartbeat` every 15 s to `/api/events`, open the",
             f"room's websocket and stay; {args.chat_rate:.0f} chat messages/s and "
             f"{args.heart_rate:.0f} hearts/s across the room (10 % of users chat,",
             "everyone taps hearts). Delivery = time from a chat message's send (the sender's",
@@ -261,7 +262,8 @@ def main() -> None:
             "separate probe process (scripts/benchmarks/room_probe.py) that only reads, and by",
             "5 % of the Locust users. Locust's figure includes its own backlog: a Locust process",
             "wakes hundreds of users per frame before a probe among them stamps the arrival.",
-            "Locust runs on the same 2 cores as the server: its CPU is shown beside the server's.",
+            "The server runs on one CPU, Locust and the probe on the other (`--share-cpus` to",
+            "mix them): each side's CPU is shown.",
             "",
             header,
             *lines,
