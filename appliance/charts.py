@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 
 from markupsafe import Markup, escape
 
-W, H = 640, 220
-LEFT, RIGHT, TOP, BOTTOM = 44, 12, 12, 28
+W, H = 400, 200
+LEFT, RIGHT, TOP, BOTTOM = 40, 8, 12, 26
 
 
 def _frame(title: str, body: list[str], height: int = H) -> Markup:
@@ -35,7 +35,7 @@ def _axes(top: float, x_labels: Sequence[str], fmt: Callable[[float], str]) -> l
     ]
     n = len(x_labels)
     if n:
-        step = max(1, n // 6)
+        step = max(1, -(-n // 5))
         for i in range(0, n, step):
             x = LEFT + (i + 0.5) * (W - LEFT - RIGHT) / n
             out.append(
@@ -105,7 +105,7 @@ def hbars(
     row_h = 30
     height = max(len(rows), 1) * row_h + 8
     top = max([1.0, *(v for _, v in rows)])
-    label_w, value_w = 150, 70
+    label_w, value_w = 118, 64
     bar_w = W - label_w - value_w - 16
     body = []
     for i, (label, value) in enumerate(rows):
