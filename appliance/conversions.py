@@ -11,14 +11,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import math
 import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
 
 from appliance.db import Database
-from appliance.events import BadEvent
+from appliance.events import BadEvent, json_object, timestamp
 
 MAX_BODY = 16 * 1024
 MAX_AMOUNT = 10**11  # minor units
@@ -62,14 +61,7 @@ async def rotate_secret(db: Database) -> str:
 
 def parse(body: bytes, shop_currency: str, now: float) -> Conversion:
     """A report as the shop sent it; BadEvent says what is wrong with it."""
-    if len(body) > MAX_BODY:
-        raise BadEvent(f"the report is larger than {MAX_BODY} bytes")
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise BadEvent("the report is not JSON") from None
-    if not isinstance(data, dict):
-        raise BadEvent("the report must be a JSON object")
+    data = json_object(body, MAX_BODY)
     order = data.get("order_id")
     if isinstance(order, int) and not isinstance(order, bool):
         order = str(order)
@@ -95,14 +87,8 @@ def parse(body: bytes, shop_currency: str, now: float) -> Conversion:
         ok = isinstance(products, list) and len(products) <= 100
         if not ok or not all(isinstance(p, int) and not isinstance(p, bool) for p in products):
             raise BadEvent("products must be a list of at most 100 product ids")
-    ts = data.get("ts", now)
-    if isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts):
-        raise BadEvent("ts must be a number of seconds since 1970")
-    if ts > now + 300:
-        raise BadEvent("ts is in the future")
-    if ts < now - MAX_AGE:
-        raise BadEvent("ts is more than 30 days old")
-    return Conversion(order.strip(), amount, currency.upper(), viewer, show, products, float(ts))
+    ts = timestamp(data.get("ts", now), now, 300.0, MAX_AGE, "30 days")
+    return Conversion(order.strip(), amount, currency.upper(), viewer, show, products, ts)
 
 
 async def attribute(db: Database, conv: Conversion) -> int | None:

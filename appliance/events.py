@@ -86,6 +86,31 @@ def _whole(value: Any, low: int, high: int, name: str) -> int:
     return value
 
 
+def json_object(body: bytes, max_bytes: int) -> dict[str, Any]:
+    """A report's body as a JSON object; BadEvent says what is wrong with it."""
+    if len(body) > max_bytes:
+        raise BadEvent(f"the report is larger than {max_bytes} bytes")
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise BadEvent("the report is not JSON") from None
+    if not isinstance(data, dict):
+        raise BadEvent("the report must be a JSON object")
+    return data
+
+
+def timestamp(value: Any, now: float, skew: float, max_age: float, age_text: str) -> float:
+    """A reported time in seconds since 1970: not further ahead than `skew`, nor older
+    than `max_age` (said as `age_text`)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise BadEvent("ts must be a number of seconds since 1970")
+    if value > now + skew:
+        raise BadEvent("ts is in the future")
+    if value < now - max_age:
+        raise BadEvent(f"ts is more than {age_text} old")
+    return float(value)
+
+
 def _props(kind: str, raw: Mapping[str, Any], user_agent: str, own_host: str) -> dict[str, Any]:
     """The props kept for an event of `kind`; anything else the page sent is dropped."""
     if kind == "join":
@@ -110,14 +135,7 @@ def parse_beacon(
     """A page's report: `{"show": 7, "kind": "join", "props": {...}}`, or several events
     of one show as `{"show": 7, "events": [{"kind": ..., "props": ..., "ts": ...}]}`.
     Returns the show and its events as (ts, kind, props)."""
-    if len(body) > MAX_BODY:
-        raise BadEvent(f"the report is larger than {MAX_BODY} bytes")
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise BadEvent("the report is not JSON") from None
-    if not isinstance(data, dict):
-        raise BadEvent("the report must be a JSON object")
+    data = json_object(body, MAX_BODY)
     show = _whole(data.get("show"), 1, MAX_ID, "show")
     items = data.get("events", [data])
     if not isinstance(items, list) or not items:
@@ -134,14 +152,8 @@ def parse_beacon(
         raw = item.get("props", {})
         if not isinstance(raw, dict):
             raise BadEvent("props must be a JSON object")
-        ts = item.get("ts", now)
-        if isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts):
-            raise BadEvent("ts must be a number of seconds since 1970")
-        if ts > now + MAX_SKEW:
-            raise BadEvent("ts is in the future")
-        if ts < now - MAX_AGE:
-            raise BadEvent("ts is more than a day old")
-        parsed.append((float(ts), str(kind), _props(str(kind), raw, user_agent, own_host)))
+        ts = timestamp(item.get("ts", now), now, MAX_SKEW, MAX_AGE, "a day")
+        parsed.append((ts, str(kind), _props(str(kind), raw, user_agent, own_host)))
     if not viewer:
         raise BadEvent("no viewer id: load the show page first")
     return show, parsed
