@@ -82,6 +82,9 @@ async def test_across_shows_filter_and_csv(
     only_second = await (await client.get("/admin/kpis?from=2030-03-20")).get_data(as_text=True)
     assert f"/admin/shows/{second}/kpis" in only_second
     assert f"/admin/shows/{first}/kpis" not in only_second
+    by_figure = await (await client.get("/admin/kpis?figure=revenue")).get_data(as_text=True)
+    assert "Sales, show after show" in by_figure and "€49.90" in by_figure
+    assert (await client.get("/admin/kpis?figure=nope")).status_code == 400
     r = await client.get("/admin/kpis?from=yesterday")
     assert r.status_code == 400 and "must be a date" in await r.get_data(as_text=True)
 

@@ -242,16 +242,23 @@ def blueprint(svc: Services) -> Blueprint:
             since, until, start, end = date_range()
         except ValueError as exc:
             return await render("admin/kpis.html", 400, rows=[], error=str(exc), start="", end="")
+        chosen = request.args.get("figure", "viewers")
+        if chosen not in FIGURES:
+            return await render(
+                "admin/kpis.html", 400, rows=[], error=_("Unknown figure."), start=start, end=end
+            )
         rows = await reports.across(since, until)
         fmt = formatter()
         labels = [
             i18n.format_date(r["show"].starts_at, g.shop.timezone, g.lang, "short") for r in rows
         ]
+        label = _(FIGURES[chosen][0])
         trend = {
-            "viewers": charts.bars(
-                _("Viewers, show after show"),
-                [(_("Viewers"), [r["kpis"]["viewers"] for r in rows])],
+            "chosen": charts.bars(
+                _("%(figure)s, show after show", figure=label),
+                [(label, [r["kpis"][chosen] for r in rows])],
                 labels,
+                lambda v: fmt.figure(chosen, v),
             ),
             "rates": charts.bars(
                 _("Engagement and conversion, show after show"),
@@ -275,6 +282,9 @@ def blueprint(svc: Services) -> Blueprint:
             rows=table,
             columns=[(_(FIGURES[k][0]), _(FIGURES[k][1])) for k in TREND],
             trend=trend,
+            figures=[(k, _(FIGURES[k][0])) for k in FIGURES],
+            chosen=chosen,
+            chosen_label=label,
             start=start,
             end=end,
             error=None,
