@@ -32,6 +32,7 @@ TICK = 0.1
 HEART_EVERY = 0.25
 VIEWERS_EVERY = 1.0
 QUEUE_FRAMES = 64
+IDLE_SECONDS = 60.0  # a client silent this long (no message, no ping) is gone
 RECENT = 50
 REMEMBERED = 2000  # messages whose authors staff can still mute or ban
 CLOSE_SLOW = 1013
@@ -56,6 +57,7 @@ class Client:
     last_notice: float = 0.0
     last_message: float = 0.0
     said_hello: bool = False
+    heard: float = field(default_factory=time.monotonic)  # when it last sent anything
 
     @property
     def staff(self) -> bool:
@@ -179,6 +181,11 @@ class Room:
         self.recent.clear()
         self.recent.extend(kept)
 
+    def close_idle(self, now: float) -> None:
+        for client in self.clients:
+            if now - client.heard > IDLE_SECONDS:
+                client.close(1001)  # silent for a minute: gone
+
     def tick(self, now: float) -> None:
         """Turn what happened since the last tick into one frame for everyone."""
         offer = self.offer
@@ -191,6 +198,7 @@ class Room:
             self.hearts = 0
             self._hearts_at = now
         if now - self._viewers_at >= VIEWERS_EVERY:
+            self.close_idle(now)
             count = self.viewer_count
             if count != self._viewers_sent:
                 self.outbox.append({"type": "viewers", "count": count})

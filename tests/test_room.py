@@ -399,7 +399,9 @@ async def test_a_slow_client_is_dropped_and_the_others_go_on() -> None:
     received = []
     for i in range(QUEUE_FRAMES + 10):
         live.broadcast({"type": "chat", "id": i})
-        live.tick(time.monotonic() + i)
+        now = time.monotonic() + i
+        slow.heard = fast.heard = now  # both still send pings: only slowness is at stake
+        live.tick(now)
         while not fast.queue.empty():  # the fast client keeps up
             received.append(fast.queue.get_nowait())
     assert slow.close_code == CLOSE_SLOW
@@ -414,3 +416,19 @@ def test_frames_of_a_client_that_fell_behind_merge_in_order() -> None:
     frames = ['[{"id":1}]', "[]", '[{"id":2},{"id":3}]', '[{"id":4}]']
     assert json.loads(merge_frames(frames)) == [{"id": 1}, {"id": 2}, {"id": 3}, {"id": 4}]
     assert json.loads(merge_frames(["[]", "[]"])) == []
+
+
+def test_a_silent_client_is_closed_by_the_tick() -> None:
+    from babel.support import NullTranslations
+
+    from appliance.room import IDLE_SECONDS, Client
+    from appliance.room import Room as LiveRoom
+
+    room = LiveRoom(1, "live", None)
+    talker = Client(viewer="v_talker_000000000", address="a", tr=NullTranslations())
+    silent = Client(viewer="v_silent_000000000", address="b", tr=NullTranslations())
+    room.clients.update({talker, silent})
+    now = silent.heard + IDLE_SECONDS + 1
+    talker.heard = now - 5
+    room.tick(now)
+    assert silent.close_code == 1001 and talker.close_code is None

@@ -15,6 +15,7 @@ import json
 import logging
 import re
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
@@ -33,7 +34,6 @@ from appliance.web import client_address
 
 log = logging.getLogger(__name__)
 MAX_FRAME = 4096
-IDLE_SECONDS = 60.0
 VIEWER_COOKIE = "vitrine_viewer"
 ROOM_PATH = re.compile(r"^/ws/shows/(\d{1,10})$")
 
@@ -195,7 +195,11 @@ class RoomSocket:
         dropped = 0
         try:
             while client.close_code is None:
-                event = await asyncio.wait_for(receive(), IDLE_SECONDS)
+                # No timeout here (a timer and a task per message would be thousands of
+                # live objects for the garbage collector): the room's tick closes clients
+                # that have been silent too long (Room.close_idle).
+                event = await receive()
+                client.heard = time.monotonic()
                 if event["type"] == "websocket.disconnect":
                     client.close(1000, discard=True)
                     return
@@ -216,8 +220,6 @@ class RoomSocket:
                 except ValueError:
                     message = None
                 await self.rooms.handle(room, client, message)
-        except TimeoutError:
-            client.close(1001)  # silent for a minute: gone
         except asyncio.CancelledError:
             raise
         except Exception:
