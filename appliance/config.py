@@ -142,6 +142,11 @@ class MediaSettings:
         60, "How long a live show waits for its publisher to come back after a drop.", _positive
     )
     max_viewers: int = _setting(500, "Most concurrent video viewers of one show.", _positive)
+    record: bool = _setting(
+        True,
+        "Record every show as it goes (fragmented MP4 under <data_dir>/recordings, about "
+        "11 MB a minute at 1.5 Mbit/s), for its replay.",
+    )
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ class LiveShows:
                 ],
                 public_ip=config.media.public_ip,
                 max_viewers=config.media.max_viewers,
+                record_dir=config.data_dir / "recordings" if config.media.record else None,
             ),
             on_event=self._on_event,
         )

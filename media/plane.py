@@ -15,6 +15,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
@@ -24,6 +25,7 @@ from aiortc.rtp import RtpPacket
 from media import aiortc_glue as glue
 from media.candidates import announce_public_ip
 from media.offers import BadOffer, check_offer
+from media.recorder import Recorder
 from media.relay import DownTrack, Stream, codec_key
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,7 @@ class MediaSettings:
     host_addresses: list[str] = field(default_factory=list)
     public_ip: str = ""
     max_viewers: int = 500
+    record_dir: Path | None = None  # None: shows are not recorded
 
 
 @dataclass
@@ -104,6 +107,16 @@ class ShowRelay:
             publisher.media_ssrc[kind] = packet.ssrc
             stream.new_source(codec_key(codec.mimeType), codec.clockRate)
         stream.on_packet(packet, time.monotonic())
+        recorder = self.plane.recorders.get(self.show)
+        if recorder is not None:
+            recorder.packet(
+                kind,
+                stream.codec,
+                f"{publisher.id}/{stream.generation}",
+                packet.timestamp,
+                bool(packet.marker),
+                packet.payload,
+            )
 
     def on_sr(self, publisher: Publisher, kind: str, ssrc: int, ntp: int, rtp_ts: int) -> None:
         if publisher is self.publisher and publisher.media_ssrc.get(kind) == ssrc:
@@ -119,6 +132,7 @@ class MediaPlane:
         self.settings = settings
         self.on_event = on_event or (lambda show, event: None)
         self.relays: dict[str, ShowRelay] = {}
+        self.recorders: dict[str, Recorder] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ticker: asyncio.Task[None] | None = None
         self._closed = False
@@ -135,7 +149,7 @@ class MediaPlane:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
-        for show in list(self.relays):
+        for show in list(self.relays) + list(self.recorders):
             await self.end_show(show)
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -218,6 +232,7 @@ class MediaPlane:
             raise BadOffer(f"the offer was refused ({type(exc).__name__}: {exc})") from None
 
         previous, relay.publisher = relay.publisher, publisher
+        self._start_recording(show)
 
         @pc.on("connectionstatechange")
         async def _state() -> None:
@@ -295,11 +310,28 @@ class MediaPlane:
         self._forget_if_idle(show)
         return True
 
-    async def end_show(self, show: str) -> None:
-        """The show is over: close its publisher and every viewer."""
-        relay = self.relays.get(show)
-        if relay is None:
+    def _start_recording(self, show: str) -> None:
+        """Record the show from its first publisher on; a reconnect continues the same
+        file. A new part starts only in a new process (after a restart)."""
+        if self.settings.record_dir is None or show in self.recorders:
             return
+        folder = self.settings.record_dir / f"show-{show}"
+        parts = len(list(folder.glob("part-*.mp4"))) if folder.exists() else 0
+        self.recorders[show] = Recorder(folder / f"part-{parts + 1:03d}.mp4")
+
+    def recording(self, show: str) -> Recorder | None:
+        return self.recorders.get(show)
+
+    async def end_show(self, show: str) -> None:
+        """The show is over: close its publisher and every viewer, finish its recording."""
+        recorder = self.recorders.pop(show, None)
+        relay = self.relays.get(show)
+        if relay is not None:
+            await self._close_relay(show, relay)
+        if recorder is not None:
+            await asyncio.to_thread(recorder.close)
+
+    async def _close_relay(self, show: str, relay: ShowRelay) -> None:
         if relay.publisher is not None:
             publisher, relay.publisher = relay.publisher, None
             await publisher.pc.close()

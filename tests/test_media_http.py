@@ -100,6 +100,13 @@ async def watch(show: Show) -> tuple[RTCPeerConnection, str, list]:
     return pc, reply.headers["Location"], tracks
 
 
+def recorded_video_frames(path: Path) -> int:
+    import av
+
+    with av.open(str(path)) as container:
+        return sum(1 for p in container.demux(container.streams.video[0]) if p.size)
+
+
 async def until(check, limit: float = 10.0) -> None:
     deadline = time.monotonic() + limit
     while not await asyncio.to_thread(check):
@@ -179,6 +186,9 @@ async def test_viewer_leaves_and_show_ends(show: Show, cleanup: list) -> None:
     assert show.status()["status"] == "live"
     # …and ends when nobody comes back (grace is 3 s in tests).
     await until(lambda: show.status()["status"] == "ended", 15)
+    # It was recorded as it went, in the data directory.
+    recording = show.server.data_dir / "recordings" / f"show-{show.id}" / "part-001.mp4"
+    assert await asyncio.to_thread(recorded_video_frames, recording) >= 1
     reply = await ahttp(
         "POST",
         show.whip,

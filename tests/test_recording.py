@@ -1,0 +1,148 @@
+"""Recording a show as it goes (media/recorder.py), with real aiortc publishers on
+127.0.0.1: the file holds the video as sent (remuxed) and AAC audio, a publisher
+reconnect continues the same file, and the file is readable while still being written."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import av
+import pytest
+
+from media import aiortc_glue as glue
+from media.plane import MediaPlane, MediaSettings
+from tests.media_helpers import CounterVideoTrack, answer, make_publisher, read_counter
+
+
+@pytest.fixture
+async def plane(tmp_path: Path) -> AsyncIterator[MediaPlane]:
+    plane = MediaPlane(MediaSettings(host_addresses=["127.0.0.1"], record_dir=tmp_path))
+    await plane.start()
+    yield plane
+    await plane.close()
+    glue.set_host_addresses([])
+
+
+async def publish(plane: MediaPlane, first: int) -> tuple[object, CounterVideoTrack]:
+    track = CounterVideoTrack(width=320, height=180, fps=30, first=first)
+    pc, offer = await make_publisher(track)
+    _session, sdp = await plane.publish("7", offer.encode())
+    await answer(pc, sdp)
+    return pc, track
+
+
+def parts(folder: Path) -> list[Path]:
+    return sorted(folder.glob("show-7/part-*.mp4"))
+
+
+def read_back(path: Path) -> tuple[list[int], list[float], float, dict[str, str]]:
+    with av.open(str(path)) as container:
+        codecs = {s.type: s.codec_context.name for s in container.streams}
+        video = container.streams.video[0]
+        counters, times = [], []
+        for frame in container.decode(video):
+            counters.append(read_counter(frame))
+            times.append(float(frame.pts * video.time_base))
+        audio_seconds = 0.0
+        container.seek(0)
+        for packet in container.demux(container.streams.audio[0]):
+            if packet.duration:
+                audio_seconds += float(packet.duration * packet.time_base)
+    return counters, times, audio_seconds, codecs
+
+
+async def test_a_show_is_recorded_across_a_publisher_reconnect(
+    plane: MediaPlane, tmp_path: Path
+) -> None:
+    started = time.monotonic()
+    first_pc, _ = await publish(plane, first=0)
+    await asyncio.sleep(6)
+    recorder = plane.recording("7")
+    assert recorder is not None and recorder.video_frames > 60
+    path = recorder.path
+    # Readable while the show goes on: fragments are complete on disk as written.
+    partial, _, _, _ = read_back(path)
+    assert len(partial) > 60
+
+    await first_pc.close()  # the phone drops, and comes back with a new connection
+    await asyncio.sleep(1)
+    frames_before = recorder.video_frames
+    second_pc, _ = await publish(plane, first=10_000)
+    deadline = time.monotonic() + 10
+    while recorder.video_frames < frames_before + 30:
+        assert time.monotonic() < deadline, "the second publisher's video was not recorded"
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(3)
+    elapsed = time.monotonic() - started
+    await plane.end_show("7")
+    await second_pc.close()
+
+    assert recorder.error is None
+    assert parts(tmp_path) == [path]  # one file for the show
+    counters, times, audio_seconds, codecs = read_back(path)
+    assert codecs == {"video": "h264", "audio": "aac"}
+    assert times == sorted(times) and len(set(times)) == len(times)  # monotonic
+    before = [c for c in counters if c < 10_000]
+    after = [c for c in counters if c >= 10_000]
+    assert before and after and counters.index(after[0]) == len(before)  # in order
+    assert before[0] < 30 and before == sorted(before)
+    assert after == sorted(after)
+    # The file's time follows the wall clock, gap included.
+    assert abs(times[-1] - elapsed) < 2.0, (times[-1], elapsed)
+    assert audio_seconds > elapsed - 3.0
+
+
+KILLED = """
+import asyncio, sys
+from pathlib import Path
+from media import aiortc_glue as glue
+from media.plane import MediaPlane, MediaSettings
+from tests.media_helpers import CounterVideoTrack, answer, make_publisher
+
+async def main():
+    plane = MediaPlane(MediaSettings(host_addresses=["127.0.0.1"], record_dir=Path(sys.argv[1])))
+    await plane.start()
+    pc, offer = await make_publisher(CounterVideoTrack(width=320, height=180))
+    _, sdp = await plane.publish("7", offer.encode())
+    await answer(pc, sdp)
+    while (rec := plane.recording("7")) is None or rec.video_frames < 150:
+        await asyncio.sleep(0.1)
+    print("recording", flush=True)
+    await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+def test_a_killed_process_leaves_a_playable_recording(tmp_path: Path) -> None:
+    """SIGKILL in the middle of a show: what was recorded up to the last second plays."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED, str(tmp_path)],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline()  # after 150 recorded frames (5 s)
+        assert line.strip() == "recording"
+        time.sleep(1.0)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+        if child.stdout is not None:
+            child.stdout.close()
+    [path] = parts(tmp_path)
+    counters, times, _, _ = read_back(path)
+    assert times[-1] >= 4.0, times[-1]  # about 6 s sent, at most about a second lost
+    assert counters == sorted(counters) and counters[0] < 30
