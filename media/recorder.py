@@ -94,6 +94,7 @@ class Recorder:
         self.audio_packets = 0
         self.bytes_in = 0
         self.started_at: float | None = None  # wall clock of the recording's time 0
+        self.native_id: int | None = None  # the recording thread's, for CPU accounting
         self._queue: queue.SimpleQueue[Incoming | None] = queue.SimpleQueue()
         self._queued = 0
         self._dropped = 0
@@ -123,6 +124,7 @@ class Recorder:
     # -- the recording thread ----------------------------------------------------------
 
     def _run(self) -> None:
+        self.native_id = threading.get_native_id()
         writer = _Writer(self)
         try:
             while True:
