@@ -19,6 +19,7 @@ from aiortc import RTCIceServer
 from appliance import shows
 from appliance.config import Config
 from appliance.db import Database
+from appliance.replays import ReplayStore
 from media.plane import MediaPlane, MediaSettings
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class LiveShows:
             ),
             on_event=self._on_event,
         )
+        self.replays = ReplayStore(db, config.data_dir)
         self.ice_servers_for_links = ice_servers(config)
         # Told (show id, status, live since) whenever a show goes live or ends.
         self.status_listeners: list[Callable[[int, str, float | None], None]] = []
@@ -116,12 +118,13 @@ class LiveShows:
             await self.end(int(show))
 
     async def end(self, show_id: int) -> None:
-        """End a show now: status, publisher and viewers."""
+        """End a show now: status, publisher and viewers; then its replay is made."""
         self._cancel_grace(str(show_id))
         with contextlib.suppress(shows.BadTransition):
             await shows.end_show(self.db, show_id)
         await self._tell(show_id)
         await self.plane.end_show(str(show_id))
+        self._spawn(self.replays.make(show_id))
 
     def status(self, show_id: int) -> dict[str, Any]:
         key = str(show_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
 import urllib.error
 import urllib.request
@@ -34,9 +35,9 @@ def http(
     request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=30) as r:
-            return Reply(r.status, r.read().decode(), r.headers)
+            return Reply(r.status, r.read().decode(errors="replace"), r.headers)
     except urllib.error.HTTPError as exc:
-        return Reply(exc.code, exc.read().decode(), exc.headers)
+        return Reply(exc.code, exc.read().decode(errors="replace"), exc.headers)
 
 
 async def ahttp(*args, **kwargs) -> Reply:
@@ -98,6 +99,12 @@ async def watch(show: Show) -> tuple[RTCPeerConnection, str, list]:
     assert reply.status == 201, reply.body
     await answer(pc, reply.body)
     return pc, reply.headers["Location"], tracks
+
+
+def replay_status(show: Show) -> str | None:
+    with sqlite3.connect(show.server.data_dir / "vitrine.sqlite3") as conn:
+        row = conn.execute("SELECT status FROM replays WHERE show_id = ?", (show.id,)).fetchone()
+    return None if row is None else str(row[0])
 
 
 def recorded_video_frames(path: Path) -> int:
@@ -186,9 +193,26 @@ async def test_viewer_leaves_and_show_ends(show: Show, cleanup: list) -> None:
     assert show.status()["status"] == "live"
     # …and ends when nobody comes back (grace is 3 s in tests).
     await until(lambda: show.status()["status"] == "ended", 15)
-    # It was recorded as it went, in the data directory.
+    # It was recorded as it went, in the data directory…
     recording = show.server.data_dir / "recordings" / f"show-{show.id}" / "part-001.mp4"
     assert await asyncio.to_thread(recorded_video_frames, recording) >= 1
+    # …and its replay is made and published by itself, served with ranges.
+    await until(lambda: replay_status(show) == "ready", 20)
+    page = (await ahttp("GET", f"{show.server.url}/shows/{show.id}")).body
+    assert f'src="/replays/{show.id}.mp4"' in page
+    video = f"{show.server.url}/replays/{show.id}.mp4"
+    reply = await ahttp("GET", video, None, {"Range": "bytes=0-99"})
+    assert reply.status == 206 and reply.headers["Content-Type"] == "video/mp4"
+    assert reply.headers["Content-Range"].startswith("bytes 0-99/")
+    assert reply.headers["Cache-Control"] == "public, max-age=3600"
+    poster = await ahttp("GET", f"{show.server.url}/replays/{show.id}.jpg")
+    assert poster.status == 200 and poster.headers["Content-Type"] == "image/jpeg"
+    for missing in ("/replays/4242.mp4", "/replays/..%2Fvitrine.sqlite3", "/replays/1.mp4/.."):
+        assert (await ahttp("GET", show.server.url + missing)).status == 404
+    # Unpublished, it is gone for viewers.
+    with sqlite3.connect(show.server.data_dir / "vitrine.sqlite3") as conn:
+        conn.execute("UPDATE replays SET published = 0")
+    assert (await ahttp("GET", video)).status == 404
     reply = await ahttp(
         "POST",
         show.whip,

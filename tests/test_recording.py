@@ -34,6 +34,13 @@ async def publish(plane: MediaPlane, first: int) -> tuple[object, CounterVideoTr
     return pc, track
 
 
+async def frames_recorded(recorder: object, n: int, limit: float = 15.0) -> None:
+    deadline = time.monotonic() + limit
+    while getattr(recorder, "video_frames", 0) < n:
+        assert time.monotonic() < deadline, f"fewer than {n} frames recorded"
+        await asyncio.sleep(0.1)
+
+
 def parts(folder: Path) -> list[Path]:
     return sorted(folder.glob("show-7/part-*.mp4"))
 
@@ -146,3 +153,36 @@ def test_a_killed_process_leaves_a_playable_recording(tmp_path: Path) -> None:
     counters, times, _, _ = read_back(path)
     assert times[-1] >= 4.0, times[-1]  # about 6 s sent, at most about a second lost
     assert counters == sorted(counters) and counters[0] < 30
+
+
+async def test_parts_from_a_restart_make_one_replay(tmp_path: Path) -> None:
+    """Two processes in a row recorded the same show (a restart): the replay plays both
+    parts in order, timestamps continuing, with a poster."""
+    from media.finalize import finalize
+
+    for first in (0, 10_000):
+        plane = MediaPlane(MediaSettings(host_addresses=["127.0.0.1"], record_dir=tmp_path))
+        await plane.start()
+        try:
+            pc, _ = await publish(plane, first=first)
+            recorder = plane.recording("7")
+            assert recorder is not None
+            await frames_recorded(recorder, 60)
+            await plane.end_show("7")
+            await pc.close()
+        finally:
+            await plane.close()
+    found = parts(tmp_path)
+    assert [p.name for p in found] == ["part-001.mp4", "part-002.mp4"]
+    first_part = read_back(found[0])[1][-1]
+    made = await asyncio.to_thread(
+        finalize, found, tmp_path / "replay.mp4", tmp_path / "poster.jpg"
+    )
+    counters, times, audio_seconds, codecs = read_back(tmp_path / "replay.mp4")
+    assert codecs == {"video": "h264", "audio": "aac"} and audio_seconds > 2.0
+    assert times == sorted(times) and len(set(times)) == len(times)
+    assert counters == sorted(counters) and counters[0] < 30 and counters[-1] >= 10_000
+    assert times[counters.index(next(c for c in counters if c >= 10_000))] > first_part
+    assert abs(made.duration - times[-1]) < 0.5 and (made.width, made.height) == (320, 180)
+    with av.open(str(tmp_path / "poster.jpg")) as poster:
+        assert poster.streams.video[0].codec_context.width == 320

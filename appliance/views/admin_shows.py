@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from quart import Blueprint, abort, g, redirect, request
 from quart.typing import ResponseReturnValue
 
@@ -138,6 +140,8 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
             abort(409)
         await shows.delete_show(db, show_id)
         await svc.uploads.remove(show.cover)
+        # Its recording and replay files go with it (the rows went with the show).
+        await asyncio.to_thread(live.replays.remove_files, show_id)
         return redirect("/admin/shows?deleted=1")
 
     @bp.post("/admin/shows/<int:show_id>/rotate-key")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import secrets
@@ -11,16 +12,21 @@ from quart import Blueprint, Response, abort, g, request, send_file
 
 from appliance import calendar, shows
 from appliance.live import ice_servers
+from appliance.replays import ReplayStore
 from appliance.services import Services
 from appliance.views.room_ws import VIEWER_COOKIE, valid_viewer
-from appliance.web import render, show_or_404
+from appliance.web import current_user, render, show_or_404
 
 _COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+STAFF = ("admin", "host", "moderator")
 
 
 def blueprint(svc: Services) -> Blueprint:
     bp = Blueprint("public", __name__)
     db = svc.db
+    replays = ReplayStore(db, svc.config.data_dir)
     ice_json = json.dumps(ice_servers(svc.config))
 
     def show_url(show_id: int) -> str:
@@ -50,9 +56,11 @@ def blueprint(svc: Services) -> Blueprint:
         new_viewer = viewer is None
         if viewer is None:
             viewer = "v_" + secrets.token_urlsafe(16)
+        replay = await replays.get(show.id) if show.status == "ended" else None
         body, status = await render(
             "public/show.html",
             show=show,
+            replay=replay if replay and replay.status == "ready" and replay.published else None,
             viewer=viewer,
             heartbeat_seconds=svc.config.kpis.heartbeat_seconds,
             products=products,
@@ -113,6 +121,34 @@ def blueprint(svc: Services) -> Blueprint:
         response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
         response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
         return response
+
+    async def replay_file(show_id: int, video: bool) -> Response:
+        replay = await replays.get(show_id)
+        user = current_user()
+        if replay is None or replay.status != "ready":
+            abort(404)
+        if not (replay.published or (user is not None and user.role in STAFF)):
+            abort(404)
+        path = replays.video(show_id) if video else replays.poster(show_id)
+        if not await asyncio.to_thread(path.is_file):
+            abort(404)
+        response = await send_file(
+            path, mimetype="video/mp4" if video else "image/jpeg", conditional=True
+        )
+        # Published replays are plain files a CDN or nginx may cache; previews are not.
+        response.headers["Cache-Control"] = (
+            "public, max-age=3600" if replay.published else "private, no-store"
+        )
+        response.headers["Accept-Ranges"] = "bytes"
+        return response
+
+    @bp.get("/replays/<int:show_id>.mp4")
+    async def replay_video(show_id: int) -> Response:
+        return await replay_file(show_id, video=True)
+
+    @bp.get("/replays/<int:show_id>.jpg")
+    async def replay_poster(show_id: int) -> Response:
+        return await replay_file(show_id, video=False)
 
     @bp.get("/healthz")
     async def healthz() -> Response:

@@ -1,0 +1,107 @@
+"""Turning a show's recording parts into its replay file, without re-encoding.
+
+The parts (fragmented MP4s written live, media/recorder.py; more than one when the server
+restarted during the show) are remuxed in order into one MP4 with its index at the front
+("faststart"), so a browser can start playing and seek at once. Each part's timestamps
+follow on from the previous part's. A poster image is taken from the first keyframe.
+"""
+
+from __future__ import annotations
+
+import fractions
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import av
+
+POSTER_WIDTH = 720
+
+
+@dataclass(frozen=True)
+class Replay:
+    duration: float  # seconds
+    size: int  # bytes
+    width: int
+    height: int
+
+
+def finalize(parts: list[Path], out: Path, poster: Path) -> Replay:
+    """Write `out` (MP4) and `poster` (JPEG) from the recording `parts`, in order."""
+    if not parts:
+        raise ValueError("nothing was recorded")
+    tmp = out.with_suffix(".tmp.mp4")
+    offset = 0.0  # seconds: where the next part starts in the replay
+    end = 0.0
+    width = height = 0
+    first_keyframe: Any = None
+    with av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as dst:
+        video_out: Any = None
+        audio_out: Any = None
+        for part in parts:
+            try:
+                src = av.open(str(part))
+            except av.error.FFmpegError:
+                continue  # a part cut off before its first fragment: nothing to take
+            with src:
+                if not src.streams.video:
+                    continue
+                video_in = src.streams.video[0]
+                audio_in = src.streams.audio[0] if src.streams.audio else None
+                if video_out is None:
+                    video_out = dst.add_stream_from_template(video_in)
+                    width, height = video_in.codec_context.width, video_in.codec_context.height
+                    if audio_in is not None:
+                        audio_out = dst.add_stream_from_template(audio_in)
+                part_end = offset
+                wanted = [s for s in (video_in, audio_in) if s is not None]
+                for packet in src.demux(*wanted):
+                    if packet.dts is None or packet.size == 0:
+                        continue
+                    is_video = packet.stream is video_in
+                    if is_video and first_keyframe is None and packet.is_keyframe:
+                        first_keyframe = bytes(packet)
+                    target = video_out if is_video else audio_out
+                    if target is None:
+                        continue
+                    shift = round(offset / packet.time_base)
+                    packet.pts = (packet.dts if packet.pts is None else packet.pts) + shift
+                    packet.dts += shift
+                    duration = packet.duration or 0
+                    part_end = max(part_end, float((packet.pts + duration) * packet.time_base))
+                    packet.stream = target
+                    dst.mux(packet)
+                offset = end = max(part_end, offset)
+        if video_out is None:
+            raise ValueError("the recording holds no video")
+    tmp.replace(out)
+    if first_keyframe is not None:
+        _poster(first_keyframe, parts, poster)
+    return Replay(round(end, 3), out.stat().st_size, width, height)
+
+
+def _poster(keyframe: bytes, parts: list[Path], poster: Path) -> None:
+    """A JPEG of the first keyframe, at most POSTER_WIDTH wide."""
+    with av.open(str(parts[0])) as src:
+        template = src.streams.video[0].codec_context
+        decoder: Any = av.CodecContext.create(template.name, "r")
+        decoder.extradata = template.extradata
+    frames = decoder.decode(av.Packet(keyframe)) or decoder.decode(None)
+    if not frames:
+        return
+    frame = frames[0]
+    width = min(POSTER_WIDTH, frame.width) // 2 * 2
+    height = round(frame.height * width / frame.width) // 2 * 2
+    image = frame.reformat(width=width, height=height, format="yuvj420p")
+    tmp = poster.with_suffix(".tmp.jpg")
+    with av.open(str(tmp), "w", format="image2") as out:
+        stream = out.add_stream("mjpeg", rate=1)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuvj420p"
+        stream.time_base = fractions.Fraction(1, 1)
+        image.pts = 0
+        for packet in stream.encode(image):
+            out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    tmp.replace(poster)
