@@ -17,30 +17,18 @@ import asyncio
 import json
 import os
 import random
-import shutil
-import subprocess
+import sqlite3
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from loadtest import free_port, pinned, split_cpus
+from benchserver import percentile, split_cpus, start_server
 from perfdoc import write_section
 from relay import proc_cpu
 
 from appliance.kpis import compute
-
-ROOT = Path(__file__).resolve().parents[2]
-VITRINE = [sys.executable, "-m", "appliance"]
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def sender(
@@ -103,42 +91,17 @@ def load_step(
 
 
 def ingestion(rates: list[int], seconds: float, connections: int) -> list[str]:
-    data = Path(tempfile.mkdtemp(prefix="vitrine-kpibench-"))
-    port = free_port()
-    env = {
-        **os.environ,
-        "VITRINE_STORAGE_DATA_DIR": str(data),
-        "VITRINE_SERVER_PORT": str(port),
-        "VITRINE_SERVER_PROXY_HEADERS": "true",
-        "VITRINE_LOG_LEVEL": "WARNING",
-    }
-    created = subprocess.run(
-        [*VITRINE, "shows", "create", "--title", "Bench", "--starts-at", "2030-01-01T10:00"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    show = json.loads(created.stdout)["id"]
     server_cpus, load_cpus = split_cpus(True)
     if load_cpus:
         os.sched_setaffinity(0, load_cpus)
-    server = subprocess.Popen(
-        [*VITRINE, "serve"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        preexec_fn=pinned(server_cpus),
-    )
+    # Reports come "through a proxy", each from its own address, as phones do.
+    server = start_server({"VITRINE_SERVER_PROXY_HEADERS": "true"}, server_cpus)
     lines = []
     try:
-        time.sleep(3)
         for rate in rates:
-            cpu0, t0 = proc_cpu(server.pid), time.monotonic()
-            r = load_step(port, show, rate, seconds, connections)
-            cpu = 100 * (proc_cpu(server.pid) - cpu0) / (time.monotonic() - t0)
+            cpu0, t0 = proc_cpu(server.process.pid), time.monotonic()
+            r = load_step(server.port, server.show, rate, seconds, connections)
+            cpu = 100 * (proc_cpu(server.process.pid) - cpu0) / (time.monotonic() - t0)
             line = (
                 f"| {rate} | {r['achieved']:.0f} | {r['p50']:.1f} / {r['p99']:.1f} | "
                 f"{r['errors']:.0f} | {cpu:.0f} |"
@@ -146,24 +109,12 @@ def ingestion(rates: list[int], seconds: float, connections: int) -> list[str]:
             print(line, flush=True)
             lines.append(line)
             time.sleep(1.5)  # the last batch is written
-        stored = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "import sqlite3,sys; print(sqlite3.connect(sys.argv[1])"
-                ".execute('SELECT COUNT(*) FROM events').fetchone()[0])",
-                str(data / "vitrine.sqlite3"),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        with sqlite3.connect(server.data / "vitrine.sqlite3") as conn:
+            stored = conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
         lines.append("")
         lines.append(f"Events stored at the end: {stored}.")
     finally:
-        server.terminate()
-        server.wait(timeout=20)
-        shutil.rmtree(data, ignore_errors=True)
+        server.stop()
     return lines
 
 

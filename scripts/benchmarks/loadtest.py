@@ -12,7 +12,6 @@ import csv
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,17 +19,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchserver import pinned, split_cpus, start_server
 from perfdoc import write_section
 from relay import proc_cpu, proc_rss_mb
 
 ROOT = Path(__file__).resolve().parents[2]
 SPAWN_RATE = 100
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def tree_cpu(pid: int) -> float:
@@ -46,21 +40,6 @@ def tree_cpu(pid: int) -> float:
             continue
         todo += [int(c) for c in children]
     return total
-
-
-def pinned(cpus: set[int] | None):  # type: ignore[no-untyped-def]
-    """A preexec_fn that keeps the child on `cpus` (None: anywhere)."""
-    if not cpus:
-        return None
-    return lambda: os.sched_setaffinity(0, cpus)
-
-
-def split_cpus(pin: bool) -> tuple[set[int] | None, set[int] | None]:
-    """One CPU for the server, the others for the load generator, when asked and possible."""
-    cpus = sorted(os.sched_getaffinity(0))
-    if not pin or len(cpus) < 2:
-        return None, None
-    return {cpus[0]}, set(cpus[1:])
 
 
 def run_step(
@@ -185,35 +164,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     server_cpus, load_cpus = split_cpus(not args.share_cpus)
-    data = Path(tempfile.mkdtemp(prefix="vitrine-load-"))
-    port = free_port()
-    env = {
-        **os.environ,
-        "VITRINE_STORAGE_DATA_DIR": str(data),
-        "VITRINE_SERVER_PORT": str(port),
-        "VITRINE_LOG_LEVEL": "WARNING",
-    }
-    vitrine = [sys.executable, "-m", "appliance"]
-    subprocess.run([*vitrine, "seed-demo"], env=env, cwd=ROOT, check=True, capture_output=True)
-    show = json.loads(
-        subprocess.run(
-            [*vitrine, "shows", "create", "--title", "Load", "--starts-at", "2030-01-01T10:00"],
-            env=env,
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-    )["id"]
-    server = subprocess.Popen(
-        [*vitrine, "serve"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        preexec_fn=pinned(server_cpus),
-    )
-    url = f"http://127.0.0.1:{port}"
+    server = start_server(cpus=server_cpus, seed=True)
     header = (
         "| users | connected | delivery ms, probe process: p50 / p95 / p99 (samples) | "
         "delivery ms, in Locust: p50 / p95 / p99 (samples) | server CPU % | server RSS MB | "
@@ -221,16 +172,15 @@ def main() -> None:
     )
     lines = []
     try:
-        time.sleep(3)
         print(header, flush=True)
         for users in [int(u) for u in args.users.split(",")]:
             r = run_step(
-                url,
-                show,
+                server.url,
+                server.show,
                 users,
                 args.seconds,
                 args.processes,
-                server.pid,
+                server.process.pid,
                 args.chat_rate,
                 args.heart_rate,
                 load_cpus,
@@ -245,9 +195,7 @@ def main() -> None:
             print(line, flush=True)
             time.sleep(3)
     finally:
-        server.terminate()
-        server.wait(timeout=20)
-        shutil.rmtree(data, ignore_errors=True)
+        server.stop()
     body = "\n".join(
         [
             "## Live room: websocket viewers (Locust)",

@@ -20,6 +20,7 @@ import time
 from urllib.parse import urlsplit
 
 import websockets
+from benchserver import percentile
 
 
 async def listen(url: str, until: float, delays: list[float]) -> None:
@@ -45,12 +46,6 @@ async def listen(url: str, until: float, delays: list[float]) -> None:
                     delays.append((now - float(text[2:].split(" ", 1)[0])) * 1000)
 
 
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    return values[min(len(values) - 1, int(len(values) * q))]
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--url", required=True)
@@ -60,7 +55,6 @@ async def main() -> None:
     delays: list[float] = []
     until = time.time() + args.seconds
     await asyncio.gather(*(listen(args.url, until, delays) for _ in range(args.clients)))
-    delays.sort()
     print(
         json.dumps(
             {
@@ -68,7 +62,7 @@ async def main() -> None:
                 "p50": percentile(delays, 0.50),
                 "p95": percentile(delays, 0.95),
                 "p99": percentile(delays, 0.99),
-                "max": delays[-1] if delays else float("nan"),
+                "max": max(delays, default=float("nan")),
             }
         )
     )
