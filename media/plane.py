@@ -60,6 +60,9 @@ class Publisher:
     pc: RTCPeerConnection
     receivers: dict[str, glue.ForwardingReceiver]
     media_ssrc: dict[str, int] = field(default_factory=dict)
+    # Per kind, who is sending it, as the recorder tells sources apart; set when the
+    # stream starts, not per packet.
+    sources: dict[str, str] = field(default_factory=dict)
     connected: bool = False
 
 
@@ -105,6 +108,7 @@ class ShowRelay:
             if codec is None:
                 return
             publisher.media_ssrc[kind] = packet.ssrc
+            publisher.sources[kind] = f"{publisher.id}/{packet.ssrc}"
             stream.new_source(codec_key(codec.mimeType), codec.clockRate)
         stream.on_packet(packet, time.monotonic())
         recorder = self.plane.recorders.get(self.show)
@@ -112,7 +116,7 @@ class ShowRelay:
             recorder.packet(
                 kind,
                 stream.codec,
-                f"{publisher.id}/{stream.generation}",
+                publisher.sources[kind],
                 packet.timestamp,
                 bool(packet.marker),
                 packet.payload,

@@ -95,9 +95,9 @@ class Recorder:
         self.bytes_in = 0
         self.started_at: float | None = None  # wall clock of the recording's time 0
         self.native_id: int | None = None  # the recording thread's, for CPU accounting
-        self._queue: queue.SimpleQueue[Incoming | None] = queue.SimpleQueue()
-        self._queued = 0
-        self._dropped = 0
+        # Bounded: when the disk cannot keep up, packets are dropped, never piled up.
+        self._queue: queue.Queue[Incoming | None] = queue.Queue(MAX_QUEUE)
+        self.dropped = 0
         self._thread = threading.Thread(target=self._run, name=f"recorder {path.name}", daemon=True)
         self._thread.start()
 
@@ -108,13 +108,12 @@ class Recorder:
     ) -> None:
         if self.error is not None:
             return
-        if self._queued >= MAX_QUEUE:
-            self._dropped += 1
-            return
-        self._queued += 1
-        self._queue.put(
-            Incoming(kind, codec, source, rtp_ts, bool(marker), payload, time.monotonic())
-        )
+        try:
+            self._queue.put_nowait(
+                Incoming(kind, codec, source, rtp_ts, bool(marker), payload, time.monotonic())
+            )
+        except queue.Full:
+            self.dropped += 1
 
     def close(self, timeout: float = 30.0) -> None:
         """Finish the file (blocks: call it from a worker thread)."""
@@ -129,7 +128,6 @@ class Recorder:
         try:
             while True:
                 item = self._queue.get()
-                self._queued -= 1
                 if item is None:
                     break
                 if self.error is None:
