@@ -22,6 +22,7 @@ from appliance.events import EventLog
 from appliance.live import LiveShows
 from appliance.paths import STATIC_DIR, TEMPLATES_DIR
 from appliance.products import show_link
+from appliance.replays import ReplayStore
 from appliance.room_handlers import RoomService
 from appliance.room_store import RoomStore
 from appliance.security import SlidingWindowLimiter, new_token
@@ -69,6 +70,7 @@ def create_app(config: Config) -> Quart:
             config.limits.login_attempts, config.limits.login_window_seconds
         ),
         setup_token=new_token(),
+        replays=ReplayStore(database, data_dir),
     )
 
     app = Quart(
@@ -87,7 +89,7 @@ def create_app(config: Config) -> Quart:
         SEND_FILE_MAX_AGE_DEFAULT=timedelta(hours=1),
         TEMPLATES_AUTO_RELOAD=False,
     )
-    live = LiveShows(config, database)
+    live = LiveShows(config, database, services.replays)
     room_store = RoomStore(database)
     event_log = EventLog(database)
     rooms = RoomService(database, room_store, services.shop, event_log)

@@ -38,7 +38,7 @@ def ice_servers(config: Config) -> list[dict[str, Any]]:
 
 
 class LiveShows:
-    def __init__(self, config: Config, db: Database) -> None:
+    def __init__(self, config: Config, db: Database, replays: ReplayStore) -> None:
         self.config = config
         self.db = db
         self.grace = float(config.media.grace_seconds)
@@ -54,7 +54,7 @@ class LiveShows:
             ),
             on_event=self._on_event,
         )
-        self.replays = ReplayStore(db, config.data_dir)
+        self.replays = replays
         self.ice_servers_for_links = ice_servers(config)
         # Told (show id, status, live since) whenever a show goes live or ends.
         self.status_listeners: list[Callable[[int, str, float | None], None]] = []

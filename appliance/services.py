@@ -8,6 +8,7 @@ from babel.support import NullTranslations
 
 from appliance.config import Config
 from appliance.db import Database
+from appliance.replays import ReplayStore
 from appliance.security import SlidingWindowLimiter
 from appliance.shop import Shop, get_shop
 from appliance.uploads import UploadStore
@@ -21,6 +22,7 @@ class Services:
     translations: dict[str, NullTranslations]
     login_limiter: SlidingWindowLimiter
     setup_token: str
+    replays: ReplayStore
     _shop: Shop | None = field(default=None, repr=False)
 
     async def shop(self) -> Shop:

@@ -141,7 +141,7 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
         await shows.delete_show(db, show_id)
         await svc.uploads.remove(show.cover)
         # Its recording and replay files go with it (the rows went with the show).
-        await asyncio.to_thread(live.replays.remove_files, show_id)
+        await asyncio.to_thread(svc.replays.remove_files, show_id)
         return redirect("/admin/shows?deleted=1")
 
     @bp.post("/admin/shows/<int:show_id>/rotate-key")

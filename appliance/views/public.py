@@ -12,21 +12,18 @@ from quart import Blueprint, Response, abort, g, request, send_file
 
 from appliance import calendar, shows
 from appliance.live import ice_servers
-from appliance.replays import ReplayStore
 from appliance.services import Services
+from appliance.users import ROLES
 from appliance.views.room_ws import VIEWER_COOKIE, valid_viewer
 from appliance.web import current_user, render, show_or_404
 
 _COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
-STAFF = ("admin", "host", "moderator")
-
-
 def blueprint(svc: Services) -> Blueprint:
     bp = Blueprint("public", __name__)
     db = svc.db
-    replays = ReplayStore(db, svc.config.data_dir)
+    replays = svc.replays
     ice_json = json.dumps(ice_servers(svc.config))
 
     def show_url(show_id: int) -> str:
@@ -127,7 +124,7 @@ def blueprint(svc: Services) -> Blueprint:
         user = current_user()
         if replay is None or replay.status != "ready":
             abort(404)
-        if not (replay.published or (user is not None and user.role in STAFF)):
+        if not (replay.published or (user is not None and user.role in ROLES)):
             abort(404)
         path = replays.video(show_id) if video else replays.poster(show_id)
         if not await asyncio.to_thread(path.is_file):
