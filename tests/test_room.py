@@ -227,12 +227,14 @@ async def test_hearts_are_aggregated(room: Room) -> None:
 
 async def test_chat_and_hearts_become_kpi_events(room: Room, live_server: LiveServer) -> None:
     ana = await room.join("Ana", viewer="v_kpi_viewer_ana_1")
+    staff = await room.join(cookie=staff_cookie(live_server, "moderator"))
+    # Staff are not viewers: no event. Said first, so an event for it would be buffered
+    # before Ana's and written no later than hers: the assertion below would see it.
+    await staff.send(type="chat", text="welcome")
+    await ana.wait("chat", lambda m: m["text"] == "welcome")
     await ana.send(type="chat", text="hello")
     await ana.send(type="heart", count=3)
     await ana.wait("chat", lambda m: m["text"] == "hello")
-    staff = await room.join(cookie=staff_cookie(live_server, "moderator"))
-    await staff.send(type="chat", text="welcome")  # staff are not viewers: no event
-    await ana.wait("chat", lambda m: m["text"] == "welcome")
     rows: list[tuple[str, str, str]] = []
     for _ in range(50):  # the event log writes once a second
         await asyncio.sleep(0.1)
