@@ -16,6 +16,7 @@ from pathlib import Path
 
 from appliance.db import Database
 from media.finalize import finalize
+from media.transcode import ensure_h264
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,13 @@ class ReplayStore:
         self.folder = data_dir / "replays"
 
     def parts(self, show_id: int) -> list[Path]:
-        return sorted((self.recordings / f"show-{show_id}").glob("part-*.mp4"))
+        """The recording's parts by number: `part-NNN.mp4` (H264) or `.mkv` (VP8)."""
+        found = [
+            path
+            for path in (self.recordings / f"show-{show_id}").glob("part-*")
+            if path.suffix in (".mp4", ".mkv") and path.stem[5:].isdigit()
+        ]
+        return sorted(found, key=lambda path: int(path.stem[5:]))
 
     def video(self, show_id: int) -> Path:
         return self.folder / f"show-{show_id}.mp4"
@@ -75,6 +82,7 @@ class ReplayStore:
         )
         try:
             await asyncio.to_thread(self.folder.mkdir, parents=True, exist_ok=True)
+            parts = await ensure_h264(parts)  # VP8 parts: one H264 transcode, off to the side
             made = await asyncio.to_thread(
                 finalize, parts, self.video(show_id), self.poster(show_id)
             )

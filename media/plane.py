@@ -316,12 +316,11 @@ class MediaPlane:
 
     def _start_recording(self, show: str) -> None:
         """Record the show from its first publisher on; a reconnect continues the same
-        file. A new part starts only in a new process (after a restart)."""
+        file. A new part starts in a new process (after a restart), or when a publisher
+        comes with another video codec."""
         if self.settings.record_dir is None or show in self.recorders:
             return
-        folder = self.settings.record_dir / f"show-{show}"
-        parts = len(list(folder.glob("part-*.mp4"))) if folder.exists() else 0
-        self.recorders[show] = Recorder(folder / f"part-{parts + 1:03d}.mp4")
+        self.recorders[show] = Recorder(self.settings.record_dir / f"show-{show}")
 
     def recording(self, show: str) -> Recorder | None:
         return self.recorders.get(show)

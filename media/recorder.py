@@ -1,17 +1,22 @@
 """Recording a show as it goes: the publisher's encoded video, remuxed (never re-encoded)
-into a fragmented MP4 written as it arrives, so a crash leaves a playable file up to the
-last second or so.
+into a file written as it arrives, so a crash leaves a playable file up to the last
+second or so. H264 goes into a fragmented MP4 (`part-NNN.mp4`); VP8, which this MP4
+muxer refuses, into Matroska written cluster by cluster (`part-NNN.mkv`), turned into
+H264 when the show has ended (media/transcode.py).
 
 The event loop only queues packets (`Recorder.packet`); one thread per recording does the
-rest: H264 RTP depayloading into access units, the MP4 muxing, and the one transcode a
-show needs, Opus to AAC (what every phone's player reads in MP4). A new publisher in the
-same show (a reconnect) continues the same file: its timestamps are moved to follow on
-from the last ones, with the wall-clock gap between them, so they stay monotonic.
+rest: RTP depayloading into frames, the muxing, and the one transcode a live show needs,
+Opus to AAC (what every phone's player reads in MP4). A new publisher in the same show (a
+reconnect) continues the same file: its timestamps are moved to follow on from the last
+ones, with the wall-clock gap between them, so they stay monotonic. A new publisher with
+another video codec (another browser) closes the file and starts the next part, as a
+restart does; the replay puts it right after the previous part, without the gap.
 """
 
 from __future__ import annotations
 
 import fractions
+import json
 import logging
 import queue
 import threading
@@ -22,6 +27,7 @@ from typing import Any
 
 import av
 from aiortc.codecs.h264 import H264PayloadDescriptor
+from aiortc.codecs.vpx import VpxPayloadDescriptor
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +42,29 @@ MOV_OPTIONS = {
     "movflags": "frag_keyframe+empty_moov+default_base_moof",
     "frag_duration": str(int(FRAGMENT_SECONDS * 1_000_000)),
     "flush_packets": "1",
+}
+MKV_OPTIONS = {
+    # A cluster at least every second, written whole and flushed: measured, a copy of the
+    # file taken while it is written reads up to its last cluster, and a file cut inside
+    # a cluster reads up to the cut. Cues and duration only come with a clean close.
+    "cluster_time_limit": str(int(FRAGMENT_SECONDS * 1000)),
+    "flush_packets": "1",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class VideoFormat:
+    """How one video codec is recorded."""
+
+    suffix: str
+    container: str
+    options: dict[str, str]
+    codec: str  # the name PyAV knows the codec by, to decode and to declare the stream
+
+
+FORMATS = {
+    "video/h264": VideoFormat(".mp4", "mp4", MOV_OPTIONS, "h264"),
+    "video/vp8": VideoFormat(".mkv", "matroska", MKV_OPTIONS, "vp8"),
 }
 
 
@@ -87,18 +116,25 @@ class Timeline:
 
 
 class Recorder:
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    """A show's recording, into `folder`: its parts are numbered on from the highest
+    number there (a restart or a codec change adds a part, never overwrites one)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.path: Path | None = None  # the part being written, from its first keyframe on
+        self.parts: list[Path] = []  # the parts this recorder wrote, in order
         self.error: str | None = None
         self.video_frames = 0
         self.audio_packets = 0
         self.bytes_in = 0
-        self.started_at: float | None = None  # wall clock of the recording's time 0
+        self.started_at: float | None = None  # wall clock of the current part's time 0
         self.native_id: int | None = None  # the recording thread's, for CPU accounting
         # Bounded: when the disk cannot keep up, packets are dropped, never piled up.
         self._queue: queue.Queue[Incoming | None] = queue.Queue(MAX_QUEUE)
         self.dropped = 0
-        self._thread = threading.Thread(target=self._run, name=f"recorder {path.name}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"recorder {folder.name}", daemon=True
+        )
         self._thread.start()
 
     # -- from the event loop ---------------------------------------------------------
@@ -151,52 +187,72 @@ class _Writer:
         self.container: Any = None
         self.video: Any = None
         self.audio: Any = None
-        self.start = 0.0  # monotonic time of the recording's time 0
+        self.codec = ""  # the video codec of the open part
+        self.start = 0.0  # monotonic time of the open part's time 0
         self.video_time = Timeline(VIDEO_CLOCK)
         self.audio_time = Timeline(AUDIO_RATE)
-        self.unit: list[bytes] = []  # the access unit being assembled (Annex B NAL units)
+        # The frame being assembled: H264 NAL units in Annex B form, or VP8 partitions.
+        self.unit: list[bytes] = []
         self.unit_ts: int | None = None
+        self.unit_codec = ""
         self.unit_source = ""
         self.unit_arrived = 0.0
+        self.unit_whole = False  # it has its first packet (VP8 cannot do without)
         self.last_video_pts = -1
         self.opus = av.CodecContext.create("opus", "r")
         self.fifo = av.AudioFifo()
         self.audio_next: int | None = None  # pts (in samples) of the next AAC frame
 
-    # -- video: RTP -> access units -> MP4 samples --------------------------------------
+    # -- video: RTP -> frames -> samples ------------------------------------------------
 
     def take(self, item: Incoming) -> None:
         self.owner.bytes_in += len(item.payload)
         if item.kind == "video":
-            if item.codec != "video/h264":
+            if item.codec not in FORMATS:
                 raise ValueError(f"recording {item.codec} is not supported yet")
+            if self.container is not None and item.codec != self.codec:
+                # Another browser took over with another codec: this part ends here, the
+                # next one starts on the new codec's first keyframe.
+                if self.unit:
+                    self._flush_unit()
+                self._close_part()
             self._video(item)
         elif self.container is not None and item.codec == "audio/opus":
             self._audio(item)
 
     def _video(self, item: Incoming) -> None:
-        if self.unit and (item.rtp_ts != self.unit_ts or item.source != self.unit_source):
+        if self.unit and (
+            item.rtp_ts != self.unit_ts
+            or item.source != self.unit_source
+            or item.codec != self.unit_codec
+        ):
             self._flush_unit()  # the marker of the previous frame was lost
         try:
-            _, data = H264PayloadDescriptor.parse(item.payload)
+            starts, data = _depayload(item.codec, item.payload)
         except ValueError:
             return
+        if not self.unit:
+            self.unit_whole = starts
         self.unit.append(data)
         self.unit_ts, self.unit_source, self.unit_arrived = item.rtp_ts, item.source, item.arrived
+        self.unit_codec = item.codec
         if item.marker:
             self._flush_unit()
 
     def _flush_unit(self) -> None:
         data = b"".join(self.unit)
         ts, source, arrived = self.unit_ts, self.unit_source, self.unit_arrived
+        codec, whole = self.unit_codec, self.unit_whole
         self.unit, self.unit_ts = [], None
-        if not data or ts is None:
-            return
-        keyframe = _has_idr(data)
+        if not data or ts is None or not whole:
+            return  # nothing, or a VP8 frame without its start: it would not decode
+        keyframe = _is_keyframe(codec, data)
         if self.container is None:
             if not keyframe:
                 return  # a recording starts on a keyframe
-            self._open(data, arrived)
+            self._open(codec, data, arrived)
+        elif codec != self.codec:
+            return  # the last frames of a publisher whose codec no longer is the part's
         pts = self.video_time.pts(source, ts, arrived, self.start)
         if pts <= self.last_video_pts:
             return  # a repeated or late frame
@@ -209,28 +265,37 @@ class _Writer:
         self.container.mux(packet)
         self.owner.video_frames += 1
 
-    def _open(self, keyframe: bytes, arrived: float) -> None:
-        """The first keyframe: learn the picture size from it, then start the file."""
-        decoder = av.CodecContext.create("h264", "r")
+    def _open(self, codec: str, keyframe: bytes, arrived: float) -> None:
+        """A part's first keyframe: learn the picture size from it, then start the file."""
+        form = FORMATS[codec]
+        decoder: Any = av.CodecContext.create(form.codec, "r")
         frames = decoder.decode(av.Packet(keyframe))
         if not frames:
             frames = decoder.decode(None)
         if not frames:
             raise ValueError("the first keyframe could not be read")
         width, height = frames[0].width, frames[0].height
-        self.owner.path.parent.mkdir(parents=True, exist_ok=True)
-        self.container = av.open(str(self.owner.path), "w", format="mp4", options=MOV_OPTIONS)
-        video = self.container.add_stream("h264", rate=30)
+        self.owner.folder.mkdir(parents=True, exist_ok=True)
+        path = next_part(self.owner.folder, form.suffix)
+        self.container = av.open(str(path), "w", format=form.container, options=form.options)
+        video = self.container.add_stream(form.codec, rate=30)
         video.width, video.height = width, height
         video.time_base = fractions.Fraction(1, VIDEO_CLOCK)
-        video.codec_context.extradata = _parameter_sets(keyframe)
+        if codec == "video/h264":
+            video.codec_context.extradata = _parameter_sets(keyframe)
         self.video = video
         audio = self.container.add_stream("aac", rate=AUDIO_RATE)
         audio.layout = "stereo"
         audio.bit_rate = 96000
         self.audio = audio
+        self.codec = codec
+        # Every part starts at 0 on its first keyframe: the fragmented MP4 keeps no earlier
+        # start (its index is written before the first sample).
         self.start = arrived
-        self.owner.started_at = time.time() - (time.monotonic() - arrived)
+        self.owner.path = path
+        self.owner.parts.append(path)
+        self.owner.started_at = time.time() - (time.monotonic() - self.start)
+        _write_start(path, self.owner.started_at)
 
     # -- audio: Opus -> PCM -> AAC --------------------------------------------------------
 
@@ -255,11 +320,51 @@ class _Writer:
     def close(self) -> None:
         if self.unit:
             self._flush_unit()
-        if self.container is None:
-            return
+        if self.container is not None:
+            self._close_part()
+
+    def _close_part(self) -> None:
+        """Finish the open part and start afresh: the next keyframe opens the next part."""
         for packet in self.audio.encode(None):
             self.container.mux(packet)
         self.container.close()
+        self.container = self.video = self.audio = None
+        self.video_time, self.audio_time = Timeline(VIDEO_CLOCK), Timeline(AUDIO_RATE)
+        self.last_video_pts = -1
+        self.fifo = av.AudioFifo()
+        self.audio_next = None
+
+
+def _write_start(part: Path, started_at: float) -> None:
+    """`part-NNN.json` beside the part: the wall clock of its time 0, which places the
+    show's pins and chat messages (stored with wall-clock times) on the replay."""
+    tmp = part.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({"started_at": started_at}))
+    tmp.replace(part.with_suffix(".json"))
+
+
+def next_part(folder: Path, suffix: str) -> Path:
+    """`part-NNN<suffix>` numbered one above every part (or part's .json) in `folder`."""
+    numbers = [int(p.stem[5:]) for p in folder.glob("part-*") if p.stem[5:].isdigit()]
+    return folder / f"part-{max(numbers, default=0) + 1:03d}{suffix}"
+
+
+def _depayload(codec: str, payload: bytes) -> tuple[bool, bytes]:
+    """(whether the packet starts a frame, its part of the frame). ValueError if broken."""
+    if codec == "video/vp8":
+        descriptor, data = VpxPayloadDescriptor.parse(payload)
+        # RFC 7741 4.1: a frame's first packet starts partition 0.
+        return bool(descriptor.partition_start) and descriptor.partition_id == 0, data
+    _, data = H264PayloadDescriptor.parse(payload)
+    return True, data
+
+
+def _is_keyframe(codec: str, data: bytes) -> bool:
+    if codec == "video/vp8":
+        # RFC 6386 9.1 (and RFC 7741 4.3, P bit): bit 0 of the frame tag is 0 on a key
+        # frame, whose tag is followed by the start code 9d 01 2a.
+        return len(data) >= 10 and not data[0] & 1 and data[3:6] == b"\x9d\x01\x2a"
+    return _has_idr(data)
 
 
 def _nal_units(data: bytes) -> list[bytes]:

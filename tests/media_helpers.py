@@ -11,7 +11,7 @@ import fractions
 import time
 
 import av
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack
 
 BITS = 16
@@ -74,10 +74,16 @@ def read_counter(frame: av.VideoFrame) -> int:
 
 
 async def make_publisher(
-    video: MediaStreamTrack, audio: MediaStreamTrack | None = None
+    video: MediaStreamTrack, audio: MediaStreamTrack | None = None, codec: str | None = None
 ) -> tuple[RTCPeerConnection, str]:
+    """A sending peer and its offer. `codec` ("video/VP8", "video/H264") makes it offer
+    only that video codec (and RTX), as a browser without the other would."""
     pc = RTCPeerConnection()
-    pc.addTransceiver(video, direction="sendonly")
+    transceiver = pc.addTransceiver(video, direction="sendonly")
+    if codec is not None:
+        wanted = (codec.lower(), "video/rtx")
+        caps = RTCRtpSender.getCapabilities("video").codecs
+        transceiver.setCodecPreferences([c for c in caps if c.mimeType.lower() in wanted])
     pc.addTransceiver(audio or AudioStreamTrack(), direction="sendonly")
     await pc.setLocalDescription(await pc.createOffer())
     return pc, pc.localDescription.sdp

@@ -5,6 +5,7 @@ reconnect continues the same file, and the file is readable while still being wr
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,9 +27,11 @@ async def plane(tmp_path: Path) -> AsyncIterator[MediaPlane]:
     glue.set_host_addresses([])
 
 
-async def publish(plane: MediaPlane, first: int) -> tuple[object, CounterVideoTrack]:
+async def publish(
+    plane: MediaPlane, first: int, codec: str | None = None
+) -> tuple[object, CounterVideoTrack]:
     track = CounterVideoTrack(width=320, height=180, fps=30, first=first)
-    pc, offer = await make_publisher(track)
+    pc, offer = await make_publisher(track, codec=codec)
     _session, sdp = await plane.publish("7", offer.encode())
     await answer(pc, sdp)
     return pc, track
@@ -42,7 +45,7 @@ async def frames_recorded(recorder: object, n: int, limit: float = 15.0) -> None
 
 
 def parts(folder: Path) -> list[Path]:
-    return sorted(folder.glob("show-7/part-*.mp4"))
+    return sorted(p for p in folder.glob("show-7/part-*") if p.suffix in (".mp4", ".mkv"))
 
 
 def read_back(path: Path) -> tuple[list[int], list[float], float, dict[str, str]]:
@@ -112,7 +115,7 @@ from tests.media_helpers import CounterVideoTrack, answer, make_publisher
 async def main():
     plane = MediaPlane(MediaSettings(host_addresses=["127.0.0.1"], record_dir=Path(sys.argv[1])))
     await plane.start()
-    pc, offer = await make_publisher(CounterVideoTrack(width=320, height=180))
+    pc, offer = await make_publisher(CounterVideoTrack(width=320, height=180), codec=sys.argv[2])
     _, sdp = await plane.publish("7", offer.encode())
     await answer(pc, sdp)
     while (rec := plane.recording("7")) is None or rec.video_frames < 150:
@@ -124,8 +127,10 @@ asyncio.run(main())
 """
 
 
-def test_a_killed_process_leaves_a_playable_recording(tmp_path: Path) -> None:
-    """SIGKILL in the middle of a show: what was recorded up to the last second plays."""
+@pytest.mark.parametrize("codec", ["video/H264", "video/VP8"])
+def test_a_killed_process_leaves_a_playable_recording(tmp_path: Path, codec: str) -> None:
+    """SIGKILL in the middle of a show: what was recorded up to the last second plays,
+    from the fragmented MP4 (H264) as from the Matroska file (VP8)."""
     import os
     import signal
     import subprocess
@@ -133,7 +138,7 @@ def test_a_killed_process_leaves_a_playable_recording(tmp_path: Path) -> None:
 
     root = Path(__file__).resolve().parents[1]
     child = subprocess.Popen(
-        [sys.executable, "-c", KILLED, str(tmp_path)],
+        [sys.executable, "-c", KILLED, str(tmp_path), codec],
         cwd=root,
         env={**os.environ, "PYTHONPATH": str(root)},
         stdout=subprocess.PIPE,
@@ -150,7 +155,9 @@ def test_a_killed_process_leaves_a_playable_recording(tmp_path: Path) -> None:
         if child.stdout is not None:
             child.stdout.close()
     [path] = parts(tmp_path)
-    counters, times, _, _ = read_back(path)
+    assert path.suffix == {"video/H264": ".mp4", "video/VP8": ".mkv"}[codec]
+    counters, times, _, codecs = read_back(path)
+    assert codecs == {"video": codec.split("/")[1].lower(), "audio": "aac"}
     assert times[-1] >= 4.0, times[-1]  # about 6 s sent, at most about a second lost
     assert counters == sorted(counters) and counters[0] < 30
 
@@ -186,3 +193,43 @@ async def test_parts_from_a_restart_make_one_replay(tmp_path: Path) -> None:
     assert abs(made.duration - times[-1]) < 0.5 and (made.width, made.height) == (320, 180)
     with av.open(str(tmp_path / "poster.jpg")) as poster:
         assert poster.streams.video[0].codec_context.width == 320
+
+
+async def test_a_codec_change_starts_a_new_part(plane: MediaPlane, tmp_path: Path) -> None:
+    """Publishers with H264, then VP8 (another browser), then H264 again: each codec
+    change closes the part and starts the next, numbered on; nothing of the show is
+    lost, and the replay (VP8 turned into H264) plays the three in order."""
+    from media.finalize import finalize
+    from media.transcode import ensure_h264
+
+    for first, codec in ((0, "video/H264"), (10_000, "video/VP8"), (20_000, "video/H264")):
+        recorder = plane.recording("7")
+        before = recorder.video_frames if recorder is not None else 0
+        pc, _ = await publish(plane, first=first, codec=codec)
+        recorder = plane.recording("7")
+        assert recorder is not None
+        await frames_recorded(recorder, before + 60)
+        await pc.close()
+    await plane.end_show("7")
+
+    assert recorder.error is None
+    names = ["part-001.mp4", "part-002.mkv", "part-003.mp4"]
+    assert [p.name for p in recorder.parts] == names
+    assert parts(tmp_path) == recorder.parts
+    starts = [json.loads(p.with_suffix(".json").read_text())["started_at"] for p in parts(tmp_path)]
+    assert starts == sorted(starts)
+    for path, first in zip(recorder.parts, (0, 10_000, 20_000), strict=True):
+        counters, times, _, _ = read_back(path)
+        assert counters[0] - first < 30 and counters == sorted(counters), path
+        assert times[0] == 0.0  # every part starts at its first keyframe
+    # Each part's time 0 is when its first frame came: the wall clock its json says.
+    assert starts[1] - starts[0] >= read_back(recorder.parts[0])[1][-1]
+
+    h264 = await ensure_h264(recorder.parts)
+    assert [p.name for p in h264] == ["part-001.mp4", "part-002.mp4", "part-003.mp4"]
+    await asyncio.to_thread(finalize, h264, tmp_path / "replay.mp4", tmp_path / "poster.jpg")
+    counters, times, _, codecs = read_back(tmp_path / "replay.mp4")
+    assert codecs == {"video": "h264", "audio": "aac"}
+    assert times == sorted(times) and len(set(times)) == len(times)
+    assert counters == sorted(counters)
+    assert {c // 10_000 for c in counters} == {0, 1, 2}
