@@ -34,6 +34,7 @@ from appliance.users import get_user
 from appliance.views import (
     admin_kpis,
     admin_products,
+    admin_replays,
     admin_settings,
     admin_shows,
     admin_users,
@@ -42,6 +43,7 @@ from appliance.views import (
     kpi_events,
     media_http,
     public,
+    replay_files,
     room_ws,
     studio,
 )
@@ -191,6 +193,8 @@ def create_app(config: Config) -> Quart:
 
     for make in (
         public.blueprint,
+        replay_files.blueprint,
+        admin_replays.blueprint,
         auth.blueprint,
         admin_products.blueprint,
         admin_users.blueprint,
@@ -225,9 +229,22 @@ def _setup_templates(app: Quart, services: Services) -> None:
     def clock(ts: int) -> str:
         return i18n.format_time(ts, g.shop.timezone, g.lang)
 
+    def duration(seconds: float | None) -> str:
+        """1:05 or 1:02:03, as video players show times."""
+        total = max(0, int(seconds or 0))
+        h, rest = divmod(total, 3600)
+        m, s = divmod(rest, 60)
+        return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
     env.globals["csrf_token"] = csrf_token  # globals reach imported macros too
     env.filters.update(
-        money=money, when=when, day=day, clock=clock, pair=lambda v: (v, v), show_link=show_link
+        money=money,
+        when=when,
+        day=day,
+        clock=clock,
+        duration=duration,
+        pair=lambda v: (v, v),
+        show_link=show_link,
     )
 
     @app.context_processor

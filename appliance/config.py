@@ -162,6 +162,31 @@ class KpiSettings:
     )
 
 
+def _not_negative(value: float) -> str | None:
+    return None if value >= 0 else "0 or more"
+
+
+@dataclass(frozen=True)
+class ReplaySettings:
+    keep_days: int = _setting(
+        0,
+        "Delete replays older than this many days (0 keeps them for ever).",
+        _not_negative,
+    )
+    keep_gb: float = _setting(
+        0.0,
+        "Most disk the replays may use, in GB; past it the oldest are deleted, unpublished "
+        "ones first (0 sets no limit).",
+        _not_negative,
+    )
+    min_free_gb: float = _setting(
+        2.0,
+        "Free disk space a show needs to go live, in GB; with less the studio refuses, "
+        "since its recording would fill the disk (0 turns the check off).",
+        _not_negative,
+    )
+
+
 @dataclass(frozen=True)
 class Config:
     server: ServerSettings = field(default_factory=ServerSettings)
@@ -169,6 +194,7 @@ class Config:
     limits: LimitsSettings = field(default_factory=LimitsSettings)
     media: MediaSettings = field(default_factory=MediaSettings)
     kpis: KpiSettings = field(default_factory=KpiSettings)
+    replays: ReplaySettings = field(default_factory=ReplaySettings)
     source: str = "defaults"
 
     @property
@@ -195,6 +221,7 @@ SECTIONS: dict[str, type] = {
     "limits": LimitsSettings,
     "media": MediaSettings,
     "kpis": KpiSettings,
+    "replays": ReplaySettings,
 }
 
 
@@ -307,6 +334,7 @@ def load_config(
         limits=LimitsSettings(**values["limits"]),
         media=MediaSettings(**values["media"]),
         kpis=KpiSettings(**values["kpis"]),
+        replays=ReplaySettings(**values["replays"]),
         source=source,
     )
 

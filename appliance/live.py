@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -60,25 +62,88 @@ class LiveShows:
         self.status_listeners: list[Callable[[int, str, float | None], None]] = []
         self._grace_timers: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._storage_task: asyncio.Future[None] | None = None
+        self._replay_tasks: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
         await self.plane.start()
         # Shows left live by a stopped server get the same grace as a dropped phone.
         for show in await shows.list_shows(self.db, "live"):
             self._start_grace(str(show.id))
+        # Replays a stopped server left half made are made again.
+        for show_id in await self.replays.pending():
+            self._spawn(self._make_replay(show_id, None), replay=True)
+        self._storage_task = asyncio.ensure_future(self._keep_storage())
+
+    async def _keep_storage(self) -> None:
+        """Retention, at start and then every hour (and after each new replay)."""
+        while True:
+            await self._expire()
+            await asyncio.sleep(3600)
+
+    async def _expire(self) -> None:
+        settings = self.config.replays
+        if settings.keep_days <= 0 and settings.keep_gb <= 0:
+            return
+        try:
+            await self.replays.expire(settings.keep_days, settings.keep_gb, time.time())
+        except Exception:
+            log.exception("applying the replay retention failed")
+
+    async def _make_replay(self, show_id: int, note: str | None) -> None:
+        await self.replays.make(show_id, note)
+        await self._expire()
+
+    def free_gb(self) -> float:
+        folder = self.config.data_dir
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        return shutil.disk_usage(folder).free / 1e9
+
+    def go_live_refusal(self, show: shows.Show) -> str | None:
+        """Why `show` may not go live now, or None. Only a show about to go live with
+        recording on is checked: one already live goes on whatever the disk says."""
+        needed = self.config.replays.min_free_gb
+        if show.status != "scheduled" or not self.config.media.record or needed <= 0:
+            return None
+        free = self.free_gb()
+        if free >= needed:
+            return None
+        return (
+            f"not enough free disk space to record the show: {free:.1f} GB free, "
+            f"{needed:g} GB needed (setting replays.min_free_gb). Free some space or delete "
+            "old replays."
+        )
+
+    def recording_problem(self, show_id: int) -> str | None:
+        """Why the live show's recording stopped, if it did (e.g. the disk is full)."""
+        recorder = self.plane.recording(str(show_id))
+        if recorder is None or recorder.error is None:
+            return None
+        return recorder.error
 
     async def close(self) -> None:
         for timer in self._grace_timers.values():
             timer.cancel()
+        if self._storage_task is not None:
+            self._storage_task.cancel()
+            await asyncio.gather(self._storage_task, return_exceptions=True)
+        # A replay being made (a VP8 transcode can take minutes) is not waited for: it
+        # stays 'processing' and is made again at the next start.
+        for task in self._replay_tasks:
+            task.cancel()
         await self.plane.close()
         pending = [*self._grace_timers.values(), *self._tasks]
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any, replay: bool = False) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        if replay:
+            self._replay_tasks.add(task)
+            task.add_done_callback(self._replay_tasks.discard)
 
     def _on_event(self, show: str, event: str) -> None:
         log.info("show %s: %s", show, event.replace("_", " "))
@@ -123,8 +188,10 @@ class LiveShows:
         with contextlib.suppress(shows.BadTransition):
             await shows.end_show(self.db, show_id)
         await self._tell(show_id)
+        problem = self.recording_problem(show_id)
         await self.plane.end_show(str(show_id))
-        self._spawn(self.replays.make(show_id))
+        note = f"The recording stopped before the end of the show: {problem}" if problem else None
+        self._spawn(self._make_replay(show_id, note), replay=True)
 
     def status(self, show_id: int) -> dict[str, Any]:
         key = str(show_id)

@@ -24,6 +24,9 @@ class Replay:
     size: int  # bytes
     width: int
     height: int
+    # Per part that went in: (the part, where it starts in the replay, where it ends).
+    segments: tuple[tuple[Path, float, float], ...] = ()
+    start: float = 0.0  # for a cut: where it starts in the file it was cut from
 
 
 def finalize(parts: list[Path], out: Path, poster: Path) -> Replay:
@@ -34,6 +37,7 @@ def finalize(parts: list[Path], out: Path, poster: Path) -> Replay:
     offset = 0.0  # seconds: where the next part starts in the replay
     end = 0.0
     width = height = 0
+    segments: list[tuple[Path, float, float]] = []
     first_keyframe: Any = None
     with av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as dst:
         video_out: Any = None
@@ -71,18 +75,72 @@ def finalize(parts: list[Path], out: Path, poster: Path) -> Replay:
                     part_end = max(part_end, float((packet.pts + duration) * packet.time_base))
                     packet.stream = target
                     dst.mux(packet)
+                segments.append((part, offset, max(part_end, offset)))
                 offset = end = max(part_end, offset)
         if video_out is None:
             raise ValueError("the recording holds no video")
     tmp.replace(out)
     if first_keyframe is not None:
-        _poster(first_keyframe, parts, poster)
-    return Replay(round(end, 3), out.stat().st_size, width, height)
+        _poster(first_keyframe, segments[0][0], poster)
+    return Replay(round(end, 3), out.stat().st_size, width, height, tuple(segments))
 
 
-def _poster(keyframe: bytes, parts: list[Path], poster: Path) -> None:
-    """A JPEG of the first keyframe, at most POSTER_WIDTH wide."""
-    with av.open(str(parts[0])) as src:
+def cut(full: Path, out: Path, poster: Path, start: float, end: float | None) -> Replay:
+    """Write `out` (and its poster) as `full` from `start` to `end` seconds, without
+    re-encoding: the video starts on the last keyframe at or before `start`, so the cut
+    may begin up to one keyframe interval earlier than asked. Returns where it began."""
+    tmp = out.with_suffix(".tmp.mp4")
+    first_keyframe: Any = None
+    cut_start: float | None = None
+    last = 0.0
+    with (
+        av.open(str(full)) as src,
+        av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as dst,
+    ):
+        if not src.streams.video:
+            raise ValueError("the replay holds no video")
+        video_in = src.streams.video[0]
+        audio_in = src.streams.audio[0] if src.streams.audio else None
+        video_out = dst.add_stream_from_template(video_in)
+        audio_out = dst.add_stream_from_template(audio_in) if audio_in is not None else None
+        width, height = video_in.codec_context.width, video_in.codec_context.height
+        if start > 0 and video_in.time_base is not None:
+            src.seek(int(start / video_in.time_base), stream=video_in, backward=True)
+        wanted = [s for s in (video_in, audio_in) if s is not None]
+        for packet in src.demux(*wanted):
+            if packet.dts is None or packet.size == 0 or packet.time_base is None:
+                continue
+            pts = packet.dts if packet.pts is None else packet.pts
+            at = float(pts * packet.time_base)
+            is_video = packet.stream is video_in
+            if cut_start is None:
+                if not (is_video and packet.is_keyframe):
+                    continue  # audio before the first keyframe, or a frame missing its own
+                cut_start = at
+                first_keyframe = bytes(packet)
+            if at < cut_start:
+                continue
+            if end is not None and at >= end:
+                if is_video:
+                    break
+                continue
+            shift = round(cut_start / packet.time_base)
+            packet.pts = pts - shift
+            packet.dts -= shift
+            last = max(last, float((packet.pts + (packet.duration or 0)) * packet.time_base))
+            target: Any = video_out if is_video else audio_out
+            packet.stream = target
+            dst.mux(packet)
+        if cut_start is None:
+            raise ValueError("nothing of the replay is left between those times")
+    tmp.replace(out)
+    _poster(first_keyframe, full, poster)
+    return Replay(round(last, 3), out.stat().st_size, width, height, start=cut_start)
+
+
+def _poster(keyframe: bytes, source: Path, poster: Path) -> None:
+    """A JPEG of `keyframe` (of the video in `source`), at most POSTER_WIDTH wide."""
+    with av.open(str(source)) as src:
         template = src.streams.video[0].codec_context
         decoder: Any = av.CodecContext.create(template.name, "r")
         decoder.extradata = template.extradata

@@ -9,7 +9,7 @@ import sqlite3
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from aiortc import RTCPeerConnection
 
-from media.aiortc_glue import set_host_addresses
 from tests.conftest import LiveServer
 from tests.media_helpers import CounterVideoTrack, answer, make_publisher, make_viewer, read_counter
 
@@ -44,11 +43,7 @@ async def ahttp(*args, **kwargs) -> Reply:
     return await asyncio.to_thread(http, *args, **kwargs)
 
 
-@pytest.fixture(autouse=True)
-def loopback_candidates() -> Iterator[None]:
-    set_host_addresses(["127.0.0.1"])
-    yield
-    set_host_addresses([])
+pytestmark = pytest.mark.usefixtures("loopback_candidates")
 
 
 @dataclass

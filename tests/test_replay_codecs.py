@@ -13,14 +13,12 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import av
 import pytest
 
 from media import transcode
-from media.aiortc_glue import set_host_addresses
 from tests.conftest import ROOT, LiveServer
 from tests.media_helpers import CounterVideoTrack, answer, make_publisher, read_counter
 from tests.test_media_http import Show, ahttp, replay_status, until
@@ -29,11 +27,7 @@ FPS = 30
 SECONDS = 20
 
 
-@pytest.fixture(autouse=True)
-def loopback_candidates() -> Iterator[None]:
-    set_host_addresses(["127.0.0.1"])
-    yield
-    set_host_addresses([])
+pytestmark = pytest.mark.usefixtures("loopback_candidates")
 
 
 @pytest.fixture

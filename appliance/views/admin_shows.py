@@ -43,6 +43,17 @@ def read_lineup(form: Form, known_ids: set[int]) -> list[int]:
     return [pid for _pos, pid in sorted(picked)]
 
 
+def _replay_flash() -> str | None:
+    """What the last replay change did, for the panel it came back to."""
+    if request.args.get("replay_trimmed"):
+        return _("The replay was trimmed.")
+    if request.args.get("replay_deleted"):
+        return _("The replay was deleted.")
+    if request.args.get("replay_saved"):
+        return _("Saved.")
+    return None
+
+
 def blueprint(svc: Services, live: LiveShows) -> Blueprint:
     bp = Blueprint("admin_shows", __name__)
     db = svc.db
@@ -61,6 +72,10 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
             catalogue=await products.list_products(db),
             products=await shows.lineup(db, show.id) if show else [],
             whip_url=f"{svc.config.base_url}/whip/{show.id}" if show else "",
+            replay=await svc.replays.get(show.id) if show else None,
+            auto_publish=await svc.replays.auto_publish(show.id) if show else True,
+            recording_problem=live.recording_problem(show.id) if show else None,
+            replay_flash=_replay_flash(),
         )
 
     def values_of(show: shows.Show, lineup: list[products.Product]) -> dict[str, str]:

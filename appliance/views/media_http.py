@@ -14,7 +14,8 @@ from appliance import shows
 from appliance.live import LiveShows
 from appliance.security import same_secret
 from appliance.services import Services
-from appliance.web import show_or_404, staff_required
+from appliance.users import ROLES
+from appliance.web import current_user, show_or_404, staff_required
 from media.offers import MAX_OFFER_BYTES, BadOffer
 from media.plane import NotLive, TooManyViewers
 
@@ -109,6 +110,9 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
         offer = await read_offer()
         if show.status == "ended":
             return plain("this show has ended", 409)
+        refusal = live.go_live_refusal(show)
+        if refusal is not None:
+            return plain(refusal, 507)  # Insufficient Storage
         try:
             session, answer = await live.plane.publish(str(show_id), offer)
         except BadOffer as exc:
@@ -166,6 +170,10 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
     async def status(show_id: int) -> ResponseReturnValue:
         show = await show_or_404(db, show_id, no_show)
         body = {"status": show.status, **live.status(show_id)}
+        user = current_user()
+        if user is not None and user.role in ROLES:
+            # Staff see why the recording stopped (a full disk): the show goes on.
+            body["recording_problem"] = live.recording_problem(show_id)
         return body, 200, {"Cache-Control": "no-store"}
 
     @bp.get("/api/shows/<int:show_id>/media-stats")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import secrets
@@ -10,12 +9,12 @@ import time
 
 from quart import Blueprint, Response, abort, g, request, send_file
 
-from appliance import calendar, shows
+from appliance import calendar, replay_content, shows
 from appliance.live import ice_servers
 from appliance.services import Services
-from appliance.users import ROLES
+from appliance.views.replay_files import visible_replay
 from appliance.views.room_ws import VIEWER_COOKIE, valid_viewer
-from appliance.web import current_user, render, show_or_404
+from appliance.web import render, show_or_404
 
 _COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 
@@ -33,9 +32,12 @@ def blueprint(svc: Services) -> Blueprint:
     async def home() -> tuple[str, int]:
         live = await shows.list_shows(db, "live")
         upcoming = await shows.list_shows(db, "scheduled")
-        past = (await shows.list_shows(db, "ended"))[:24]
         return await render(
-            "public/home.html", live=live, upcoming=upcoming, past=past, now=int(time.time())
+            "public/home.html",
+            live=live,
+            upcoming=upcoming,
+            replays=await replays.published(24),
+            now=int(time.time()),
         )
 
     @bp.get("/shows/<int:show_id>")
@@ -53,11 +55,13 @@ def blueprint(svc: Services) -> Blueprint:
         new_viewer = viewer is None
         if viewer is None:
             viewer = "v_" + secrets.token_urlsafe(16)
-        replay = await replays.get(show.id) if show.status == "ended" else None
+        replay = await visible_replay(replays, show.id) if show.status == "ended" else None
+        chapters = await replay_content.chapters(db, show.id, replay.timeline) if replay else []
         body, status = await render(
-            "public/show.html",
+            "public/replay.html" if replay else "public/show.html",
             show=show,
-            replay=replay if replay and replay.status == "ready" and replay.published else None,
+            replay=replay,
+            chapters=chapters,
             viewer=viewer,
             heartbeat_seconds=svc.config.kpis.heartbeat_seconds,
             products=products,
@@ -118,34 +122,6 @@ def blueprint(svc: Services) -> Blueprint:
         response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
         response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
         return response
-
-    async def replay_file(show_id: int, video: bool) -> Response:
-        replay = await replays.get(show_id)
-        user = current_user()
-        if replay is None or replay.status != "ready":
-            abort(404)
-        if not (replay.published or (user is not None and user.role in ROLES)):
-            abort(404)
-        path = replays.video(show_id) if video else replays.poster(show_id)
-        if not await asyncio.to_thread(path.is_file):
-            abort(404)
-        response = await send_file(
-            path, mimetype="video/mp4" if video else "image/jpeg", conditional=True
-        )
-        # Published replays are plain files a CDN or nginx may cache; previews are not.
-        response.headers["Cache-Control"] = (
-            "public, max-age=3600" if replay.published else "private, no-store"
-        )
-        response.headers["Accept-Ranges"] = "bytes"
-        return response
-
-    @bp.get("/replays/<int:show_id>.mp4")
-    async def replay_video(show_id: int) -> Response:
-        return await replay_file(show_id, video=True)
-
-    @bp.get("/replays/<int:show_id>.jpg")
-    async def replay_poster(show_id: int) -> Response:
-        return await replay_file(show_id, video=False)
 
     @bp.get("/healthz")
     async def healthz() -> Response:

@@ -44,6 +44,7 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
             end_url=f"/studio/{show.id}/end",
             ice_servers_json=json.dumps(ice_servers(svc.config)),
             products=await shows.lineup(db, show.id),
+            disk_refusal=live.go_live_refusal(show),
         )
 
     @bp.post("/studio/<int:show_id>/end")

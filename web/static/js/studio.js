@@ -492,6 +492,14 @@
       finish(d.msgShowEnded);
       return;
     }
+    if (err && err.status === 507) {
+      // Not enough disk to record the show: retrying cannot help until space is freed.
+      wantLive = false;
+      setState("offline");
+      updateControls();
+      show($("studio-disk"));
+      return;
+    }
     setState("reconnecting");
     if (navigator.onLine === false) notice(d.msgOfflineNetwork);
     scheduleRepublish();
@@ -617,6 +625,8 @@
           finish(null); // ended from the admin pages or another device
           return;
         }
+        var recording = $("studio-recording");
+        if (recording) recording.hidden = !s.recording_problem;
         var n = Number(s.viewers);
         if (els.viewers && s.status === "live" && isFinite(n)) {
           els.viewers.textContent = (d.msgViewers || "{n}").replace("{n}", String(n));
