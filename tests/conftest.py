@@ -79,6 +79,16 @@ async def admin(client: QuartClient, services: Services) -> str:
     return await sign_in(client, services, "admin")
 
 
+@pytest.fixture
+def loopback_candidates() -> Iterator[None]:
+    """aioice leaves loopback out unless told: media tests run on 127.0.0.1."""
+    from media.aiortc_glue import set_host_addresses
+
+    set_host_addresses(["127.0.0.1"])
+    yield
+    set_host_addresses([])
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -113,11 +123,9 @@ class LiveServer:
         return result.stdout
 
 
-@pytest.fixture
-def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+def launch(data_dir: Path, log: Path) -> LiveServer:
+    """`vitrine serve` on a free port with `data_dir`, once it answers /healthz."""
     port = free_port()
-    data_dir = tmp_path / "live-data"
-    log = tmp_path / "server.log"
     env = {
         **os.environ,
         "VITRINE_SERVER_PORT": str(port),
@@ -127,7 +135,7 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
         "VITRINE_MEDIA_GRACE_SECONDS": "3",
         "VITRINE_KPIS_HEARTBEAT_SECONDS": "5",
     }
-    with log.open("w") as out:
+    with log.open("a") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "appliance", "serve"],
             cwd=ROOT,
@@ -149,10 +157,20 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
             process.kill()
             raise RuntimeError(f"server did not start:\n{server.output()}")
         time.sleep(0.1)
-    yield server
-    process.terminate()
+    return server
+
+
+def stop(server: LiveServer) -> None:
+    server.process.terminate()
     try:
-        process.wait(timeout=15)
+        server.process.wait(timeout=15)
     except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        server.process.kill()
+        server.process.wait()
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    server = launch(tmp_path / "live-data", tmp_path / "server.log")
+    yield server
+    stop(server)
