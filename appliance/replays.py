@@ -147,19 +147,30 @@ class ReplayStore:
         return await self.get(show_id)
 
     async def published(self, limit: int) -> list[tuple[Show, ReplayRow]]:
-        """The published replays, newest show first, with their shows."""
-        rows = await self.db.fetchall(
-            "SELECT s.*, r.show_id AS r_show_id FROM shows s JOIN replays r ON r.show_id = s.id "
-            "WHERE r.status = 'ready' AND r.published = 1 "
-            "ORDER BY COALESCE(s.live_ended_at, s.starts_at) DESC, s.id DESC LIMIT ?",
-            (limit,),
-        )
-        out = []
-        for row in rows:
-            replay = await self.get(int(row["id"]))
-            if replay is not None:
-                out.append((Show.from_row(row), replay))
-        return out
+        """The `limit` newest published replays, newest show first, with their shows."""
+        ids = [
+            int(r["id"])
+            for r in await self.db.fetchall(
+                "SELECT s.id FROM shows s JOIN replays r ON r.show_id = s.id "
+                "WHERE r.status = 'ready' AND r.published = 1 "
+                "ORDER BY COALESCE(s.live_ended_at, s.starts_at) DESC, s.id DESC LIMIT ?",
+                (limit,),
+            )
+        ]
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        shows = {
+            int(r["id"]): Show.from_row(r)
+            for r in await self.db.fetchall(f"SELECT * FROM shows WHERE id IN ({marks})", ids)
+        }
+        replays = {
+            int(r["show_id"]): _row(r)
+            for r in await self.db.fetchall(
+                f"SELECT * FROM replays WHERE show_id IN ({marks})", ids
+            )
+        }
+        return [(shows[i], replays[i]) for i in ids if i in shows and i in replays]
 
     async def pending(self) -> list[int]:
         """Shows whose replay a stopped server left half made, or never started."""
