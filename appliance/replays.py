@@ -173,10 +173,18 @@ class ReplayStore:
         return [(shows[i], replays[i]) for i in ids if i in shows and i in replays]
 
     async def pending(self) -> list[int]:
-        """Shows whose replay a stopped server left half made, or never started."""
+        """Shows whose replay a stopped server left half made, or never started. Parts are
+        deleted once their replay is made, so only the recording folders left are looked
+        at: one directory listing, not one per show."""
+        folders = await asyncio.to_thread(_recorded_shows, self.recordings)
+        if not folders:
+            return []
+        marks = ",".join("?" * len(folders))
         rows = await self.db.fetchall(
-            "SELECT s.id FROM shows s LEFT JOIN replays r ON r.show_id = s.id "
-            "WHERE s.status = 'ended' AND (r.status IS NULL OR r.status = 'processing')"
+            f"SELECT s.id FROM shows s LEFT JOIN replays r ON r.show_id = s.id "
+            f"WHERE s.id IN ({marks}) AND s.status = 'ended' "
+            "AND (r.status IS NULL OR r.status = 'processing') ORDER BY s.id",
+            folders,
         )
         found = []
         for row in rows:
@@ -284,6 +292,14 @@ class ReplayStore:
         shutil.rmtree(self.recordings / f"show-{show_id}", ignore_errors=True)
         for path in (self.video(show_id), self.poster(show_id), self.full(show_id)):
             path.unlink(missing_ok=True)
+
+
+def _recorded_shows(recordings: Path) -> list[int]:
+    """The shows with a recording folder (`show-<id>`) under `recordings`."""
+    if not recordings.is_dir():
+        return []
+    names = (p.name for p in recordings.iterdir() if p.is_dir())
+    return [int(n[5:]) for n in names if n.startswith("show-") and n[5:].isdigit()]
 
 
 def _timeline(made: Replay) -> list[list[float]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import time
+from pathlib import Path
 
 import av
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
@@ -101,3 +102,21 @@ async def make_viewer() -> tuple[RTCPeerConnection, str, list[MediaStreamTrack]]
 
 async def answer(pc: RTCPeerConnection, sdp: str) -> None:
     await pc.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
+
+
+def read_back(path: Path) -> tuple[list[int], list[float], float, dict[str, str]]:
+    """A recording or replay as a player finds it: the counter and time (seconds) of every
+    video frame, the seconds of audio, and the codec of each stream kind."""
+    with av.open(str(path)) as container:
+        codecs = {s.type: s.codec_context.name for s in container.streams}
+        video = container.streams.video[0]
+        counters, times = [], []
+        for frame in container.decode(video):
+            counters.append(read_counter(frame))
+            times.append(float(frame.pts * video.time_base))
+        audio_seconds = 0.0
+        container.seek(0)
+        for packet in container.demux(container.streams.audio[0]):
+            if packet.duration:
+                audio_seconds += float(packet.duration * packet.time_base)
+    return counters, times, audio_seconds, codecs

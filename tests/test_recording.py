@@ -15,7 +15,7 @@ import pytest
 
 from media import aiortc_glue as glue
 from media.plane import MediaPlane, MediaSettings
-from tests.media_helpers import CounterVideoTrack, answer, make_publisher, read_counter
+from tests.media_helpers import CounterVideoTrack, answer, make_publisher, read_back
 
 
 @pytest.fixture
@@ -46,22 +46,6 @@ async def frames_recorded(recorder: object, n: int, limit: float = 15.0) -> None
 
 def parts(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("show-7/part-*") if p.suffix in (".mp4", ".mkv"))
-
-
-def read_back(path: Path) -> tuple[list[int], list[float], float, dict[str, str]]:
-    with av.open(str(path)) as container:
-        codecs = {s.type: s.codec_context.name for s in container.streams}
-        video = container.streams.video[0]
-        counters, times = [], []
-        for frame in container.decode(video):
-            counters.append(read_counter(frame))
-            times.append(float(frame.pts * video.time_base))
-        audio_seconds = 0.0
-        container.seek(0)
-        for packet in container.demux(container.streams.audio[0]):
-            if packet.duration:
-                audio_seconds += float(packet.duration * packet.time_base)
-    return counters, times, audio_seconds, codecs
 
 
 async def test_a_show_is_recorded_across_a_publisher_reconnect(

@@ -10,28 +10,16 @@ import signal
 import time
 from pathlib import Path
 
-import av
 import pytest
 
 from tests.conftest import LiveServer, launch, stop
-from tests.media_helpers import CounterVideoTrack, read_counter
+from tests.media_helpers import CounterVideoTrack, read_back
 from tests.test_media_http import Show, publish, replay_status, until
 
 FPS = 15
 
 
 pytestmark = pytest.mark.usefixtures("loopback_candidates")
-
-
-def read_replay(path: Path) -> tuple[list[int], float, bool]:
-    """Counters of every frame, the last frame's time, and whether audio is there."""
-    with av.open(str(path)) as src:
-        audio = bool(src.streams.audio)
-        counters, last = [], 0.0
-        for frame in src.decode(video=0):
-            counters.append(read_counter(frame))
-            last = float(frame.time or 0.0)
-    return counters, last, audio
 
 
 async def test_a_killed_server_keeps_the_show_for_its_replay(
@@ -60,12 +48,13 @@ async def test_a_killed_server_keeps_the_show_for_its_replay(
         show = Show(again, show.id, show.key)
         await until(lambda: show.status()["status"] == "ended", 20)
         await until(lambda: replay_status(show) == "ready", 30)
-        counters, last, audio = await asyncio.to_thread(
-            read_replay, again.data_dir / "replays" / f"show-{show.id}.mp4"
+        counters, times, audio_seconds, _ = await asyncio.to_thread(
+            read_back, again.data_dir / "replays" / f"show-{show.id}.mp4"
         )
     finally:
         stop(again)
-    assert audio
+    last = times[-1]
+    assert audio_seconds > 0
     assert counters == sorted(counters) and counters[0] < FPS  # from the start, in order
     assert last >= 8.0, (last, alive_for)  # ~10 s recorded, at most a second or two lost
     assert counters[-1] >= sent - 2 * FPS, (counters[-1], sent)

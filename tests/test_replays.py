@@ -18,7 +18,7 @@ from appliance.services import Services
 from appliance.views.admin_replays import parse_time
 from media.finalize import cut
 from tests.conftest import sign_in
-from tests.media_helpers import CounterVideoTrack, read_counter
+from tests.media_helpers import CounterVideoTrack, read_back
 
 FPS = 30
 GOP = 30  # a keyframe every second
@@ -59,11 +59,9 @@ def write_counter_mp4(path: Path, seconds: float, first: int = 0) -> None:
 
 
 def first_and_last(path: Path) -> tuple[int, int, float]:
-    """The counters of the first and last frames, and the video's duration in seconds."""
-    with av.open(str(path)) as src:
-        frames = list(src.decode(video=0))
-        duration = float(src.duration or 0) / av.time_base
-    return read_counter(frames[0]), read_counter(frames[-1]), duration
+    """The counters of the first and last frames, and where the video ends (seconds)."""
+    counters, times, _, _ = read_back(path)
+    return counters[0], counters[-1], times[-1] + 1 / FPS
 
 
 # -- the clock: wall-clock moments on the replay ------------------------------------------
@@ -245,6 +243,7 @@ async def test_chat_replay_refuses_bad_windows(
     show_id = await make_replay(services)
     response = await client.get(f"/api/replays/{show_id}/chat?{query}")
     assert response.status_code == 400
+    assert (await response.get_json())["error"]  # the reason, as JSON like the answers
 
 
 async def test_the_show_page_becomes_its_replay(client: QuartClient, services: Services) -> None:
@@ -377,3 +376,19 @@ async def test_retention_deletes_the_oldest_unpublished_first(
     for show_id in shows[2:]:
         assert await services.replays.get(show_id) is not None
     assert await services.replays.expire(0, 0, now) == []  # no limits: nothing goes
+
+
+async def test_replays_left_half_made_are_found_at_start(
+    client: QuartClient, services: Services
+) -> None:
+    made = await make_replay(services, 2.0)  # ready, its parts gone
+    left = await make_replay(services, 2.0)
+    await services.db.execute("UPDATE replays SET status = 'processing' WHERE show_id = ?", (left,))
+    never = await make_replay(services, 2.0)
+    await services.db.execute("DELETE FROM replays WHERE show_id = ?", (never,))
+    for show_id in (left, never, made + 1000):  # the last: a folder of no show
+        folder = services.replays.recordings / f"show-{show_id}"
+        folder.mkdir(parents=True)
+        write_counter_mp4(folder / "part-001.mp4", 1.0)
+    (services.replays.recordings / "show-x").mkdir()  # not a show folder
+    assert await services.replays.pending() == [left, never]

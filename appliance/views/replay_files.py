@@ -28,14 +28,14 @@ async def visible_replay(replays: ReplayStore, show_id: int) -> ReplayRow | None
     return replay
 
 
-def _seconds(name: str) -> float:
-    raw = request.args.get(name, "")
+def _seconds(name: str) -> float | str:
+    """The query argument `name` as seconds, or why it is not."""
     try:
-        value = float(raw)
+        value = float(request.args.get(name, ""))
     except ValueError:
-        abort(Response(f"{name} must be a number of seconds\n", 400, content_type="text/plain"))
+        return f"{name} must be a number of seconds"
     if not math.isfinite(value) or value < 0:
-        abort(Response(f"{name} must be 0 or more seconds\n", 400, content_type="text/plain"))
+        return f"{name} must be 0 or more seconds"
     return value
 
 
@@ -89,6 +89,10 @@ def blueprint(svc: Services) -> Blueprint:
     @bp.get("/api/replays/<int:show_id>/chat")
     async def chat(show_id: int) -> ResponseReturnValue:
         start, end = _seconds("from"), _seconds("to")
+        for problem in (start, end):
+            if isinstance(problem, str):
+                return {"error": problem}, 400
+        assert isinstance(start, float) and isinstance(end, float)
         if end <= start:
             return {"error": "to must be after from"}, 400
         if end - start > replay_content.MAX_WINDOW:
