@@ -10,7 +10,7 @@
 (function () {
   var root = document.querySelector("article.show[data-room-url]");
   var Room = window.VitrineRoom;
-  if (!root || !Room) return;
+  if (!root || !Room || !window.VitrineMessages) return;
   var d = root.dataset;
 
   var MAX_MESSAGES = 200;
@@ -141,9 +141,7 @@
     return null;
   }
 
-  function badge(kind, label) {
-    return make("span", "badge chat-badge " + kind, label || "");
-  }
+  var badge = window.VitrineMessages.badge;
 
   function markAnswered(li) {
     if (!li || li.classList.contains("is-answered")) return;
@@ -155,21 +153,7 @@
   }
 
   function renderMessage(m) {
-    var li = make("li", "msg");
-    li.dataset.id = String(m.id);
-    if (m.staff) li.classList.add("is-staff");
-    if (m.question) li.classList.add("is-question");
-    li.appendChild(make("strong", "msg-name", m.name));
-    li.appendChild(document.createTextNode(" "));
-    if (m.staff) {
-      li.appendChild(badge("staff", d.msgStaff));
-      li.appendChild(document.createTextNode(" "));
-    }
-    if (m.question) {
-      li.appendChild(badge("question", d.msgQuestion));
-      li.appendChild(document.createTextNode(" "));
-    }
-    li.appendChild(make("span", "msg-text", m.text));
+    var li = window.VitrineMessages.render(m, { staff: d.msgStaff, question: d.msgQuestion });
     if (m.question && m.answered) markAnswered(li);
     return li;
   }

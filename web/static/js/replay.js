@@ -11,7 +11,7 @@
 (function () {
   var root = document.querySelector("article.replay[data-chat-url]");
   var video = document.getElementById("replay");
-  if (!root || !video) return;
+  if (!root || !video || !window.VitrineMessages) return;
   var d = root.dataset;
 
   var WINDOW = 30; // seconds of chat per request
@@ -115,26 +115,8 @@
   var messages = []; // every fetched message, by time
   var shownUpTo = -1; // messages[0..shownUpTo] are due; the last SHOWN are on screen
 
-  function badge(cls, label) {
-    return make("span", "msg-badge " + cls, label);
-  }
-
   function render(m) {
-    var li = make("li", "msg");
-    if (m.staff) li.classList.add("is-staff");
-    if (m.question) li.classList.add("is-question");
-    li.appendChild(make("strong", "msg-name", m.name));
-    li.appendChild(document.createTextNode(" "));
-    if (m.staff) {
-      li.appendChild(badge("staff", d.msgStaff));
-      li.appendChild(document.createTextNode(" "));
-    }
-    if (m.question) {
-      li.appendChild(badge("question", d.msgQuestion));
-      li.appendChild(document.createTextNode(" "));
-    }
-    li.appendChild(make("span", "msg-text", m.text));
-    return li;
+    return window.VitrineMessages.render(m, { staff: d.msgStaff, question: d.msgQuestion });
   }
 
   function insert(batch) {
