@@ -6,8 +6,9 @@ client. Hearts are summed and sent as one count every 250 ms; the viewer count a
 once a second. So the cost of a busy room grows with ticks times clients, not with
 messages times clients.
 
-Each client has a bounded queue of frames; a client whose queue is full is slow or
-gone, and is disconnected (it may reconnect) rather than waited for.
+A frame is written to each client's socket as it is made, its bytes built once for
+everyone (appliance/room_wire.py). A client whose socket has a bounded backlog waiting is
+slow or gone, and is disconnected (it may reconnect) rather than waited for.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 from babel.support import NullTranslations
 
+from appliance.room_wire import Frame, Outlet, QueuedOutlet
 from appliance.security import TokenBucket
 
 log = logging.getLogger(__name__)
@@ -31,7 +33,6 @@ log = logging.getLogger(__name__)
 TICK = 0.1
 HEART_EVERY = 0.25
 VIEWERS_EVERY = 1.0
-QUEUE_FRAMES = 64
 IDLE_SECONDS = 60.0  # a client silent this long (no message, no ping) is gone
 RECENT = 50
 REMEMBERED = 2000  # messages whose authors staff can still mute or ban
@@ -47,8 +48,8 @@ class Client:
     staff_user: int | None = None
     role: str | None = None
     name: str | None = None
-    queue: asyncio.Queue[str | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_FRAMES))
-    # The queue holds QUEUE_FRAMES - 1 frames; its last slot is kept for the close.
+    # Where frames go: straight to the socket, or (under another server) a queue.
+    outlet: Outlet = field(default_factory=QueuedOutlet)
     close_code: int | None = None
     chat_bucket: TokenBucket = field(default_factory=lambda: TokenBucket(0.5, 3))
     heart_bucket: TokenBucket = field(default_factory=lambda: TokenBucket(10, 20))
@@ -63,28 +64,23 @@ class Client:
     def staff(self) -> bool:
         return self.staff_user is not None
 
-    def send(self, frame: str) -> None:
-        """Queue a frame; a full queue means this client cannot keep up: drop it."""
+    def send(self, frame: Frame) -> None:
+        """Pass a frame on; a client that cannot keep up is dropped."""
         if self.close_code is not None:
             return
-        if self.queue.qsize() >= QUEUE_FRAMES - 1:  # keep the last slot for the close
+        if not self.outlet.put(frame):
             self.close(CLOSE_SLOW, discard=True)
-            return
-        self.queue.put_nowait(frame)
 
     def send_messages(self, *messages: dict[str, Any]) -> None:
-        self.send(json.dumps(messages))
+        self.send(Frame(json.dumps(messages)))
 
     def close(self, code: int, discard: bool = False) -> None:
-        """Close after the frames already queued (a notice saying why, say), or at once,
-        dropping them, for a client too slow to take them."""
+        """Close after the frames already sent (a notice saying why, say), or at once,
+        dropping what can still be dropped, for a client too slow to take them."""
         if self.close_code is not None:
             return
         self.close_code = code
-        if discard:
-            while not self.queue.empty():
-                self.queue.get_nowait()
-        self.queue.put_nowait(None)  # the writer closes the socket when it gets here
+        self.outlet.finish(discard)
 
 
 @dataclass
@@ -206,7 +202,7 @@ class Room:
             self._viewers_at = now
         if not self.outbox:
             return
-        frame = json.dumps(self.outbox)
+        frame = Frame(json.dumps(self.outbox))
         self.outbox = []
         for client in list(self.clients):
             if client.said_hello:

@@ -123,8 +123,9 @@ class LiveServer:
         return result.stdout
 
 
-def launch(data_dir: Path, log: Path) -> LiveServer:
-    """`vitrine serve` on a free port with `data_dir`, once it answers /healthz."""
+def launch(data_dir: Path, log: Path, settings: dict[str, str] | None = None) -> LiveServer:
+    """`vitrine serve` on a free port with `data_dir`, once it answers /healthz;
+    `settings` are more VITRINE_* environment variables."""
     port = free_port()
     env = {
         **os.environ,
@@ -134,6 +135,7 @@ def launch(data_dir: Path, log: Path) -> LiveServer:
         "VITRINE_MEDIA_HOST_ADDRESSES": "127.0.0.1",
         "VITRINE_MEDIA_GRACE_SECONDS": "3",
         "VITRINE_KPIS_HEARTBEAT_SECONDS": "5",
+        **(settings or {}),
     }
     with log.open("a") as out:
         process = subprocess.Popen(

@@ -387,16 +387,19 @@ async def test_show_status_reaches_the_room(room: Room, live_server: LiveServer)
 
 
 async def test_a_slow_client_is_dropped_and_the_others_go_on() -> None:
-    """The policy itself, on real Room and Client objects: a client that does not take
-    its frames is disconnected once its queue is full; the broadcast never waits."""
+    """The policy itself, on real Room and Client objects with queued outlets (the path
+    for servers that do not expose their transport): a client that does not take its
+    frames is disconnected once its queue is full; the broadcast never waits."""
     from babel.support import NullTranslations
 
-    from appliance.room import CLOSE_SLOW, QUEUE_FRAMES, Client
+    from appliance.room import CLOSE_SLOW, Client
     from appliance.room import Room as LiveRoom
+    from appliance.room_wire import QUEUE_FRAMES, QueuedOutlet
 
     live = LiveRoom(1, "live", time.time())
     slow = Client(viewer="v_slow_client_0000", address="a", tr=NullTranslations(), said_hello=True)
     fast = Client(viewer="v_fast_client_0000", address="b", tr=NullTranslations(), said_hello=True)
+    assert isinstance(slow.outlet, QueuedOutlet) and isinstance(fast.outlet, QueuedOutlet)
     live.clients |= {slow, fast}
     received = []
     for i in range(QUEUE_FRAMES + 10):
@@ -404,16 +407,17 @@ async def test_a_slow_client_is_dropped_and_the_others_go_on() -> None:
         now = time.monotonic() + i
         slow.heard = fast.heard = now  # both still send pings: only slowness is at stake
         live.tick(now)
-        while not fast.queue.empty():  # the fast client keeps up
-            received.append(fast.queue.get_nowait())
+        while not fast.outlet.queue.empty():  # the fast client keeps up
+            received.append(fast.outlet.queue.get_nowait())
     assert slow.close_code == CLOSE_SLOW
-    assert slow.queue.qsize() == 1 and slow.queue.get_nowait() is None  # only the close is left
+    # only the close is left
+    assert slow.outlet.queue.qsize() == 1 and slow.outlet.queue.get_nowait() is None
     assert fast.close_code is None
     assert sum(len(json.loads(f)) for f in received if f) >= QUEUE_FRAMES + 10
 
 
 def test_frames_of_a_client_that_fell_behind_merge_in_order() -> None:
-    from appliance.views.room_ws import merge_frames
+    from appliance.room_wire import merge_frames
 
     frames = ['[{"id":1}]', "[]", '[{"id":2},{"id":3}]', '[{"id":4}]']
     assert json.loads(merge_frames(frames)) == [{"id": 1}, {"id": 2}, {"id": 3}, {"id": 4}]

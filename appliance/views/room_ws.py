@@ -1,10 +1,11 @@
 """The live room's websocket: `/ws/shows/<show>` (protocol in docs/protocol.md).
 
 The room socket is the busiest path in Vitrine: every tick sends one frame to every
-connected viewer. It is served as plain ASGI, in front of the Quart app, so a frame goes
-from the room to Hypercorn without Quart's per-message work (a yield to the loop, a
-signal, a state check) on the way. Everything else about the connection matches the
-Quart views: the same origin check, session cookie, viewer cookie and client address.
+connected viewer. It is served as plain ASGI, in front of the Quart app, so the socket's
+messages skip Quart's per-message work (a yield to the loop, a signal, a state check), and
+frames are written straight to the connection's transport (appliance/room_wire.py).
+Everything else about the connection matches the Quart views: the same origin check,
+session cookie, viewer cookie and client address.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from werkzeug.datastructures import Headers
 from appliance import i18n
 from appliance.room import CLOSE_POLICY, Client, Room
 from appliance.room_handlers import RoomService, notice
+from appliance.room_wire import DirectOutlet, find_transport
 from appliance.services import Services
 from appliance.users import get_user
 from appliance.web import client_address
@@ -60,11 +62,6 @@ def allowed_origin(origin: str | None, base_url: str, host: str | None) -> bool:
     if origin.rstrip("/") == base_url.rstrip("/"):
         return True
     return bool(host) and parts.netloc == host
-
-
-def merge_frames(frames: list[str]) -> str:
-    """Frames are JSON arrays of messages: several become one array, in order."""
-    return "[" + ",".join(body for f in frames if (body := f[1:-1].strip())) + "]"
 
 
 @dataclass
@@ -139,13 +136,16 @@ class RoomSocket:
             return
         client = await self.client_of(hs)
         await send({"type": "websocket.accept"})
+        transport = find_transport(send, scope)
+        if transport is not None:
+            client.outlet = DirectOutlet(transport)
         if not client.staff and room.is_banned(client):
             notice(client, "banned")
             client.close(CLOSE_POLICY)
         room.clients.add(client)
         reader = asyncio.ensure_future(self.read(room, client, receive))
         try:
-            await self.write(client, send)
+            await client.outlet.run(send, lambda: client.close_code or 1000)
         except OSError:
             pass  # the connection went away under the writer
         finally:
@@ -171,25 +171,6 @@ class RoomSocket:
             if user is not None and user.active:
                 client.staff_user, client.role, client.name = user.id, user.role, user.name
         return client
-
-    async def write(self, client: Client, send: Send) -> None:
-        """Send the client's frames in order. A client that fell behind (several frames
-        waiting) gets them as one frame: when the server is busy, each client costs one
-        send per turn of the loop instead of one per tick, so a backlog drains instead of
-        growing."""
-        queue = client.queue
-        while True:
-            frames = [await queue.get()]
-            while not queue.empty():
-                frames.append(queue.get_nowait())
-            closing = frames[-1] is None  # the close is always the last thing queued
-            data = [f for f in frames if f is not None]
-            if data:
-                text = data[0] if len(data) == 1 else merge_frames(data)
-                await send({"type": "websocket.send", "text": text})
-            if closing:
-                await send({"type": "websocket.close", "code": client.close_code or 1000})
-                return
 
     async def read(self, room: Room, client: Client, receive: Receive) -> None:
         dropped = 0
