@@ -68,6 +68,12 @@ class ServerSettings:
         "Accept permessage-deflate on websockets. Off: it more than doubles the CPU cost of "
         "each live-room frame.",
     )
+    websocket_direct_writes: bool = _setting(
+        True,
+        "Write each live-room frame straight to every viewer's connection, built once for "
+        "all. Off: every frame goes through the server's websocket stack, at about twice "
+        "the CPU; for comparison only (scripts/loadtest --paths).",
+    )
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from typing import Any
 
 from babel.support import NullTranslations
 
+from appliance.room_health import RoomHealth
 from appliance.room_wire import Frame, Outlet, QueuedOutlet
 from appliance.security import TokenBucket
 
@@ -225,11 +226,14 @@ class RoomHub:
         self._loader = loader
         self._locks: dict[int, asyncio.Lock] = {}
         self._task: asyncio.Task[None] | None = None
+        self.health = RoomHealth()
 
     async def start(self) -> None:
+        self.health.start()
         self._task = asyncio.create_task(self._tick_forever())
 
     async def close(self) -> None:
+        self.health.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -255,10 +259,14 @@ class RoomHub:
 
     async def _tick_forever(self) -> None:
         while True:
+            due = time.monotonic() + TICK
             await asyncio.sleep(TICK)
             now = time.monotonic()
+            clients = 0
             for room in list(self.rooms.values()):
+                clients += len(room.clients)
                 try:
                     room.tick(now)
                 except Exception:
                     log.exception("room %s: tick failed", room.show_id)
+            self.health.tick(now - due, time.monotonic() - now, clients)

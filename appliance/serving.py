@@ -30,6 +30,11 @@ def hypercorn_config(config: Config) -> HypercornConfig:
     hc.backlog = config.server.backlog
     hc.accesslog = None
     hc.graceful_timeout = 10
+    # A viewer page reports a KPI heartbeat every kpis.heartbeat_seconds: keep its
+    # connection open until the next one. Every connection closed and opened again
+    # costs a TCP handshake and leaves dozens of objects for the garbage collector,
+    # whose passes pause the live room (docs/perf.md).
+    hc.keep_alive_timeout = config.kpis.heartbeat_seconds + 5
     hc.websocket_max_message_size = 64 * 1024
     hc.websocket_ping_interval = 20.0
     if not config.server.websocket_compression:

@@ -225,3 +225,33 @@ async def test_with_compression_on_the_room_works_for_both_kinds_of_client(
     finally:
         await deflated.close()
         await plain.close()
+
+
+def test_the_tick_reports_its_timing_and_warns_when_late(caplog: pytest.LogCaptureFixture) -> None:
+    import gc
+    import logging
+
+    from appliance.room_health import REPORT_EVERY, RoomHealth
+
+    health = RoomHealth()
+    health.start()
+    try:
+        gc.collect()
+    finally:
+        health.stop()
+    assert len(health.gc_pauses) >= 1  # the collector's passes are timed
+    caplog.set_level(logging.INFO, "appliance.room_health")
+
+    def report(lag: float, clients: int) -> list[logging.LogRecord]:
+        caplog.clear()
+        for _ in range(99):
+            health.tick(0.001, 0.002, clients)
+        health._since -= REPORT_EVERY  # ten seconds later
+        health.tick(lag, 0.002, clients)
+        return [r for r in caplog.records if r.name == "appliance.room_health"]
+
+    (calm,) = report(0.001, 2000)
+    assert calm.levelno == logging.INFO and "2000 clients, 100 ticks" in calm.getMessage()
+    (late,) = report(0.3, 2000)  # one tick in a hundred woke 300 ms late: p99
+    assert late.levelno == logging.WARNING and "max 300.0 ms" in late.getMessage()
+    assert report(0.3, 0) == []  # an empty server says nothing

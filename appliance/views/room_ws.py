@@ -136,7 +136,8 @@ class RoomSocket:
             return
         client = await self.client_of(hs)
         await send({"type": "websocket.accept"})
-        transport = find_transport(send, scope)
+        direct = svc.config.server.websocket_direct_writes
+        transport = find_transport(send, scope) if direct else None
         if transport is not None:
             client.outlet = DirectOutlet(transport)
         if not client.staff and room.is_banned(client):

@@ -66,10 +66,13 @@ class BenchServer:
 
 
 def start_server(
-    env: dict[str, str] | None = None, cpus: set[int] | None = None, seed: bool = False
+    env: dict[str, str] | None = None,
+    cpus: set[int] | None = None,
+    seed: bool = False,
+    log: Path | None = None,
 ) -> BenchServer:
-    """Start the server (with the demo shop when `seed`) and one scheduled show; returns
-    once it answers."""
+    """Start the server (with the demo shop when `seed`, its output to `log` when given)
+    and one scheduled show; returns once it answers."""
     data = Path(tempfile.mkdtemp(prefix="vitrine-bench-"))
     port = free_port()
     environ = {
@@ -89,12 +92,13 @@ def start_server(
     if seed:
         cli("seed-demo")
     created = cli("shows", "create", "--title", "Bench", "--starts-at", "2030-01-01T10:00")
+    output = log.open("ab") if log is not None else subprocess.DEVNULL
     process = subprocess.Popen(
         [*VITRINE, "serve"],
         env=environ,
         cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=output,
+        stderr=subprocess.STDOUT,
         preexec_fn=pinned(cpus),
     )
     server = BenchServer(process, port, int(json.loads(created)["id"]), data)

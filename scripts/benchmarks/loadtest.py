@@ -11,7 +11,9 @@ import argparse
 import csv
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -25,6 +27,7 @@ from relay import proc_cpu, proc_rss_mb
 
 ROOT = Path(__file__).resolve().parents[2]
 SPAWN_RATE = 100
+WAIT = 60  # seconds beyond the nominal spawn time to wait for every user
 
 
 def tree_cpu(pid: int) -> float:
@@ -42,6 +45,36 @@ def tree_cpu(pid: int) -> float:
     return total
 
 
+HEALTH = re.compile(
+    r"^(\S+ \S+),\d+ \S+ appliance.room_health: .*tick lag p50 ([\d.]+) ms p99 ([\d.]+) ms "
+    r"max ([\d.]+) ms, fan-out p99 ([\d.]+) ms max ([\d.]+) ms, \d+ GC passes, longest ([\d.]+) ms"
+)
+
+
+def room_health(log: Path, since: float, until: float) -> dict[str, float]:
+    """The worst of the server's own tick reports (appliance/room_health.py) logged in
+    the window: how late its ticks woke, how long a fan-out took, the longest GC pass."""
+    worst = {"lag_p99": float("nan"), "lag_max": float("nan"), "fanout_p99": float("nan")}
+    worst["gc_max"] = float("nan")
+    for line in log.read_text(errors="replace").splitlines():
+        match = HEALTH.match(line)
+        if match is None:
+            continue
+        at = time.mktime(time.strptime(match.group(1), "%Y-%m-%d %H:%M:%S"))
+        if not since <= at <= until + 1:
+            continue
+        figures = dict(
+            zip(
+                ("lag_p99", "lag_max", "fanout_p99", "gc_max"),
+                (float(match.group(i)) for i in (3, 4, 5, 7)),
+                strict=True,
+            )
+        )
+        for key, value in figures.items():
+            worst[key] = value if worst[key] != worst[key] else max(worst[key], value)
+    return worst
+
+
 def run_step(
     url: str,
     show: int,
@@ -52,6 +85,7 @@ def run_step(
     chat_rate: float,
     heart_rate: float,
     load_cpus: set[int] | None = None,
+    log: Path | None = None,
 ) -> dict[str, float]:
     spawn = users / SPAWN_RATE
     out = Path(tempfile.mkdtemp(prefix="vitrine-locust-"))
@@ -73,10 +107,11 @@ def run_step(
         str(users),
         "-r",
         str(SPAWN_RATE),
-        "-t",
-        f"{int(spawn + seconds + 5)}s",
+        "-t",  # an upper bound: stopped once the window is measured
+        f"{int(3 * spawn + WAIT + seconds + 30)}s",
         "--csv",
         str(out / "run"),
+        "--reset-stats",  # Locust's figures: from the end of spawning on
         "--only-summary",
         "--stop-timeout",
         "5",
@@ -93,7 +128,8 @@ def run_step(
         stderr=subprocess.DEVNULL,
         preexec_fn=pinned(load_cpus),
     )
-    time.sleep(spawn + 5)  # everyone connected
+    # The probe connects now and says when the room holds every user (spawning can take
+    # longer than users / rate on a busy machine), plus a few seconds to settle.
     probe = subprocess.Popen(
         [
             sys.executable,
@@ -102,28 +138,39 @@ def run_step(
             url.replace("http", "ws", 1) + f"/ws/shows/{show}",
             "--seconds",
             str(seconds),
+            "--audience",
+            str(users),
+            "--wait",
+            str(2 * spawn + WAIT),
         ],
         stdout=subprocess.PIPE,
         text=True,
         preexec_fn=pinned(load_cpus),
     )
+    assert probe.stdout is not None
+    started = probe.stdout.readline()  # "measuring N"
     cpu0, gen0, t0 = proc_cpu(server_pid), tree_cpu(locust.pid), time.monotonic()
+    wall0 = time.time()
     time.sleep(seconds)
     cpu1, gen1, t1 = proc_cpu(server_pid), tree_cpu(locust.pid), time.monotonic()
+    health = room_health(log, wall0, time.time()) if log is not None else {}
     rss = proc_rss_mb(server_pid)
     probed, _ = probe.communicate(timeout=30)
+    locust.send_signal(signal.SIGTERM)  # stop the users; Locust writes its figures
+    locust.wait(timeout=60)
+    if not started.startswith("measuring"):
+        print(f"room probe: {started.strip() or 'no answer'}", file=sys.stderr)
     try:
         clean = json.loads(probed)
     except ValueError:
         clean = {}
-    locust.wait(timeout=seconds + 120)
     rows = {}
     with (out / "run_stats.csv").open() as fh:
         for row in csv.DictReader(fh):
             rows[(row["Type"], row["Name"])] = row
     shutil.rmtree(out, ignore_errors=True)
     delivery = rows.get(("WS", "chat delivery"), {})
-    connect = rows.get(("WS", "connect"), {})
+    dropped = rows.get(("WS", "dropped"), {})
 
     def num(row: dict[str, str], key: str) -> float:
         try:
@@ -137,14 +184,20 @@ def run_step(
         "probe_p95": float(clean.get("p95", "nan")),
         "probe_p99": float(clean.get("p99", "nan")),
         "probe_samples": float(clean.get("samples", 0)),
+        "frames_per_s": float(clean.get("frames_per_s", "nan")),
         "p50": num(delivery, "50%"),
         "p95": num(delivery, "95%"),
         "p99": num(delivery, "99%"),
         "samples": num(delivery, "Request Count"),
-        "connected": num(connect, "Request Count") - num(connect, "Failure Count"),
+        # The room's own count (the probe's connections included), at both ends.
+        "viewers_start": float(clean.get("viewers_at_start", "nan")),
+        "viewers_end": float(clean.get("viewers_at_end", "nan")),
+        "audience_reached": bool(clean.get("audience_reached")),
+        "dropped": num(dropped, "Failure Count") if dropped else 0.0,
         "server_cpu": 100 * (cpu1 - cpu0) / (t1 - t0),
         "rss": rss,
         "locust_cpu": 100 * (gen1 - gen0) / (t1 - t0),
+        **health,
     }
 
 
@@ -162,40 +215,71 @@ def main() -> None:
         help="let the server and the load generator share every CPU (default: one CPU for "
         "the server, the others for Locust and the probe)",
     )
+    parser.add_argument(
+        "--paths",
+        default="direct",
+        help="comma-separated: 'direct' (frames written straight to each connection, the "
+        "default) and/or 'queued' (every frame through Hypercorn's websocket stack), each "
+        "on a fresh server, measured in the same run",
+    )
     args = parser.parse_args()
     server_cpus, load_cpus = split_cpus(not args.share_cpus)
-    server = start_server(cpus=server_cpus, seed=True)
     header = (
-        "| users | connected | delivery ms, probe process: p50 / p95 / p99 (samples) | "
-        "delivery ms, in Locust: p50 / p95 / p99 (samples) | server CPU % | server RSS MB | "
-        "Locust CPU % |\n| --- | --- | --- | --- | --- | --- | --- |"
+        "| frames | users | viewers in the room, window start / end | dropped | "
+        "delivery ms, probe process: p50 / p95 / p99 "
+        "(samples) | delivery ms, in Locust: p50 / p95 / p99 (samples) | server CPU % | "
+        "server CPU µs per frame sent | server tick lag ms p99 / max, fan-out ms p99, "
+        "longest GC ms | server RSS MB | Locust CPU % |\n"
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     )
     lines = []
-    try:
-        print(header, flush=True)
-        for users in [int(u) for u in args.users.split(",")]:
-            r = run_step(
-                server.url,
-                server.show,
-                users,
-                args.seconds,
-                args.processes,
-                server.process.pid,
-                args.chat_rate,
-                args.heart_rate,
-                load_cpus,
-            )
-            line = (
-                f"| {r['users']:.0f} | {r['connected']:.0f} | {r['probe_p50']:.0f} / "
-                f"{r['probe_p95']:.0f} / {r['probe_p99']:.0f} ({r['probe_samples']:.0f}) | "
-                f"{r['p50']:.0f} / {r['p95']:.0f} / {r['p99']:.0f} ({r['samples']:.0f}) | "
-                f"{r['server_cpu']:.0f} | {r['rss']:.0f} | {r['locust_cpu']:.0f} |"
-            )
-            lines.append(line)
-            print(line, flush=True)
-            time.sleep(3)
-    finally:
-        server.stop()
+    print(header, flush=True)
+    for path in args.paths.split(","):
+        if path not in ("direct", "queued"):
+            parser.error(f"--paths: unknown path {path!r} (direct, queued)")
+        direct = "true" if path == "direct" else "false"
+        log = Path(tempfile.mkdtemp(prefix="vitrine-loadtest-")) / "server.log"
+        server = start_server(
+            env={"VITRINE_SERVER_WEBSOCKET_DIRECT_WRITES": direct, "VITRINE_LOG_LEVEL": "INFO"},
+            cpus=server_cpus,
+            seed=True,
+            log=log,
+        )
+        try:
+            for users in [int(u) for u in args.users.split(",")]:
+                r = run_step(
+                    server.url,
+                    server.show,
+                    users,
+                    args.seconds,
+                    args.processes,
+                    server.process.pid,
+                    args.chat_rate,
+                    args.heart_rate,
+                    load_cpus,
+                    log,
+                )
+                # CPU per frame: the server's CPU time over the frames its viewers got.
+                per_frame = r["server_cpu"] * 1e4 / (r["viewers_start"] * r["frames_per_s"])
+                viewers = f"{r['viewers_start']:.0f} / {r['viewers_end']:.0f}"
+                if not r["audience_reached"]:
+                    viewers += " (not all users came)"
+                line = (
+                    f"| {path} | {r['users']:.0f} | {viewers} | {r['dropped']:.0f} | "
+                    f"{r['probe_p50']:.0f} / {r['probe_p95']:.0f} / {r['probe_p99']:.0f} "
+                    f"({r['probe_samples']:.0f}) | "
+                    f"{r['p50']:.0f} / {r['p95']:.0f} / {r['p99']:.0f} ({r['samples']:.0f}) | "
+                    f"{r['server_cpu']:.0f} | {per_frame:.0f} | {r['lag_p99']:.0f} / "
+                    f"{r['lag_max']:.0f}, {r['fanout_p99']:.0f}, {r['gc_max']:.0f} | "
+                    f"{r['rss']:.0f} | "
+                    f"{r['locust_cpu']:.0f} |"
+                )
+                lines.append(line)
+                print(line, flush=True)
+                time.sleep(3)
+        finally:
+            server.stop()
+            shutil.rmtree(log.parent, ignore_errors=True)
     body = "\n".join(
         [
             "## Live room: websocket viewers (Locust)",
