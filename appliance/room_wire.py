@@ -7,7 +7,7 @@ That is one `transport.write` per viewer, with no task, queue, await or per-conn
 encoding on the way; the transport's own buffer keeps the order, and its size says when
 a client cannot keep up.
 
-Hypercorn does not hand an ASGI app its transport, so `find_transport` walks from the
+Hypercorn does not hand an ASGI app its transport, so `direct_outlet` walks from the
 ASGI `send` callable to it, and only for what it knows: an HTTP/1.1 upgrade with no
 websocket extension in use. Anything else (a websocket over HTTP/2, compression turned
 on, another server) gets a `QueuedOutlet`: a bounded queue of frames that one task per
@@ -21,6 +21,8 @@ import contextlib
 import struct
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
+
+from wsproto.connection import Connection, ConnectionState
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -112,17 +114,19 @@ class QueuedOutlet:
 
 
 class DirectOutlet:
-    """Frames written straight to the connection's transport."""
+    """Frames written straight to the connection's transport. `ws` is the server's own
+    view of the websocket: once it has sent or received a close, no frame may follow."""
 
-    def __init__(self, transport: asyncio.WriteTransport) -> None:
+    def __init__(self, transport: asyncio.WriteTransport, ws: Connection) -> None:
         self.transport = transport
+        self.ws = ws
         self.finished = asyncio.Event()
         self.discarded = False
 
     def put(self, frame: Frame) -> bool:
         transport = self.transport
-        if transport.is_closing():
-            return True  # gone: the reader sees the disconnect and the client leaves
+        if transport.is_closing() or self.ws.state is not ConnectionState.OPEN:
+            return True  # closing: the reader sees the disconnect and the client leaves
         if transport.get_write_buffer_size() > MAX_BUFFERED:
             return False
         transport.write(frame.wire)
@@ -146,9 +150,10 @@ class DirectOutlet:
             self.transport.abort()
 
 
-def find_transport(send: Send, scope: dict[str, Any]) -> asyncio.WriteTransport | None:
-    """The transport under a websocket Hypercorn serves over HTTP/1.1 with no extension
-    (such as compression) in use, or None: then frames must go through ASGI."""
+def direct_outlet(send: Send, scope: dict[str, Any]) -> DirectOutlet | None:
+    """An outlet straight to the transport under a websocket Hypercorn serves over
+    HTTP/1.1 with no extension (such as compression) in use, or None: then frames must
+    go through ASGI."""
     if scope.get("http_version") != "1.1":
         return None
     from hypercorn.asyncio.tcp_server import TCPServer
@@ -157,8 +162,11 @@ def find_transport(send: Send, scope: dict[str, Any]) -> asyncio.WriteTransport 
 
     with contextlib.suppress(AttributeError):
         stream = getattr(send, "__self__", None)
+        if not isinstance(stream, WSStream):
+            return None
+        ws = stream.connection
         # wsproto keeps the extensions in use (compression) on its frame protocol.
-        if not isinstance(stream, WSStream) or stream.connection._proto.extensions:
+        if not isinstance(ws, Connection) or ws._proto.extensions:
             return None
         protocol = getattr(stream.send, "__self__", None)
         if not isinstance(protocol, H11Protocol):
@@ -168,5 +176,5 @@ def find_transport(send: Send, scope: dict[str, Any]) -> asyncio.WriteTransport 
             return None
         transport = server.writer.transport
         if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
-            return transport
+            return DirectOutlet(transport, ws)
     return None

@@ -36,6 +36,7 @@ HEART_RATE = float(os.environ.get("VITRINE_LOAD_HEART_RATE", "200"))  # hearts/s
 PROBE_SHARE = float(os.environ.get("VITRINE_LOAD_PROBES", "0.05"))
 HEARTBEAT = float(os.environ.get("VITRINE_LOAD_HEARTBEAT", "15"))  # s, as kpis.heartbeat_seconds
 CHATTER_SHARE = 0.10
+PING_EVERY = 25.0  # seconds, as web/static/js/room.js; the room closes a socket silent 60 s
 # seconds between reads of a user that is not a probe (0: as frames come)
 DRAIN_EVERY = float(os.environ.get("VITRINE_LOAD_DRAIN_EVERY", "0.5"))
 STATIC = (
@@ -62,7 +63,7 @@ class Viewer(FastHttpUser):
         cookies = {c.name: c.value for c in self.client.cookiejar}
         self.viewer = cookies.get("vitrine_viewer") or self.viewer
         self.report("join", {"utm_source": "", "referrer": ""})
-        self.last_heartbeat = time.monotonic()
+        self.last_heartbeat = self.last_ping = time.monotonic()
         url = self.host.replace("http", "ws", 1) + f"/ws/shows/{SHOW}"
         started = time.perf_counter()
         try:
@@ -153,7 +154,8 @@ class Viewer(FastHttpUser):
                 if random.random() < min(hearts, 1.0):
                     self.ws.send(json.dumps({"type": "heart", "count": 1}))
                 hearts -= 1
-            if random.random() < 0.08:  # about every 25 s
+            if time.monotonic() - self.last_ping >= PING_EVERY:  # as the page does
+                self.last_ping = time.monotonic()
                 self.ws.send(json.dumps({"type": "ping"}))
         except Exception as exc:
             self.fire("WS", "send", time.perf_counter(), exc)

@@ -17,10 +17,10 @@ import websockets
 from babel.support import NullTranslations
 from wsproto import ConnectionType
 from wsproto.connection import Connection
-from wsproto.events import TextMessage
+from wsproto.events import CloseConnection, TextMessage
 
 from appliance.room import CLOSE_SLOW, Client, Room
-from appliance.room_wire import MAX_BUFFERED, DirectOutlet, find_transport, text_frame
+from appliance.room_wire import MAX_BUFFERED, DirectOutlet, Frame, direct_outlet, text_frame
 from tests.conftest import LiveServer, free_port, launch, stop
 
 
@@ -74,7 +74,9 @@ async def test_direct_frames_keep_order_and_a_client_that_does_not_read_is_dropp
     slow_transport, slow_peer = await loopback_pair(small_buffers=True)
     fast = Client("v_fast_client_0000", "a", NullTranslations(), said_hello=True)
     slow = Client("v_slow_client_0000", "b", NullTranslations(), said_hello=True)
-    fast.outlet, slow.outlet = DirectOutlet(fast_transport), DirectOutlet(slow_transport)
+    fast_ws, slow_ws = Connection(ConnectionType.SERVER), Connection(ConnectionType.SERVER)
+    fast.outlet = DirectOutlet(fast_transport, fast_ws)
+    slow.outlet = DirectOutlet(slow_transport, slow_ws)
     room.clients |= {fast, slow}
     received = bytearray()
     ticks = 3 * MAX_BUFFERED // 4000
@@ -102,6 +104,16 @@ async def test_direct_frames_keep_order_and_a_client_that_does_not_read_is_dropp
         await asyncio.wait_for(slow.outlet.run(unused, lambda: CLOSE_SLOW), 1)
         assert slow_transport.is_closing()
 
+        # Once the server's websocket has a close under way, no frame follows it.
+        close = fast_ws.send(CloseConnection(code=1000))
+        fast_transport.write(close)
+        room.broadcast({"type": "chat", "id": -1, "text": "after the close"})
+        room.tick(time.monotonic() + ticks)
+        await asyncio.sleep(0.05)
+        after = bytearray()
+        drain(fast_peer, after)
+        assert bytes(after) == close
+
         # A client closed normally gets its close through the server, after its frames.
         sent: list[dict[str, Any]] = []
 
@@ -119,7 +131,7 @@ async def test_direct_frames_keep_order_and_a_client_that_does_not_read_is_dropp
 
 
 async def asgi_probe(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """Says, on the socket itself, whether find_transport found the transport."""
+    """Says, on the socket itself, whether direct_outlet reached the transport."""
     if scope["type"] == "lifespan":
         while True:
             message = await receive()
@@ -130,11 +142,11 @@ async def asgi_probe(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 return
     assert (await receive())["type"] == "websocket.connect"
     await send({"type": "websocket.accept"})
-    transport = find_transport(send, scope)
-    if transport is None:
+    outlet = direct_outlet(send, scope)
+    if outlet is None:
         await send({"type": "websocket.send", "text": "queued"})
     else:
-        transport.write(text_frame(b"direct"))
+        assert outlet.put(Frame("direct"))
     await send({"type": "websocket.close", "code": 1000})
 
 

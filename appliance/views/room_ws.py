@@ -29,7 +29,7 @@ from werkzeug.datastructures import Headers
 from appliance import i18n
 from appliance.room import CLOSE_POLICY, Client, Room
 from appliance.room_handlers import RoomService, notice
-from appliance.room_wire import DirectOutlet, find_transport
+from appliance.room_wire import direct_outlet
 from appliance.services import Services
 from appliance.users import get_user
 from appliance.web import client_address
@@ -136,10 +136,8 @@ class RoomSocket:
             return
         client = await self.client_of(hs)
         await send({"type": "websocket.accept"})
-        direct = svc.config.server.websocket_direct_writes
-        transport = find_transport(send, scope) if direct else None
-        if transport is not None:
-            client.outlet = DirectOutlet(transport)
+        if svc.config.server.websocket_direct_writes:
+            client.outlet = direct_outlet(send, scope) or client.outlet
         if not client.staff and room.is_banned(client):
             notice(client, "banned")
             client.close(CLOSE_POLICY)

@@ -1,8 +1,9 @@
 """Drives loadtests/locustfile.py against a fresh `vitrine serve` (see scripts/loadtest).
 
-For each number of users: Locust spawns them (100 a second), they stay connected for the
-measured window, then Locust stops. The figures: chat delivery time measured in the
-clients (p50/p95/p99), connection failures, the server's CPU and RSS, and Locust's CPU.
+For each frame path and number of users: Locust spawns them (100 a second); once the room
+holds them all, the window is measured; then Locust stops. The figures: chat delivery time
+measured in the clients (p50/p95/p99), viewers the server dropped, the server's CPU, CPU
+per frame, tick timing and RSS, and Locust's CPU.
 """
 
 from __future__ import annotations
@@ -201,14 +202,39 @@ def run_step(
     }
 
 
+def table_line(path: str, chat_rate: float, r: dict[str, float]) -> str:
+    # CPU per frame: the server's CPU time over the frames its viewers got.
+    per_frame = r["server_cpu"] * 1e4 / (r["viewers_start"] * r["frames_per_s"])
+    viewers = f"{r['viewers_start']:.0f} / {r['viewers_end']:.0f}"
+    if not r["audience_reached"]:
+        viewers += " (not all users came)"
+    return (
+        f"| {path} | {r['users']:.0f} | {chat_rate:g} | {viewers} | {r['dropped']:.0f} | "
+        f"{r['probe_p50']:.0f} / {r['probe_p95']:.0f} / {r['probe_p99']:.0f} "
+        f"({r['probe_samples']:.0f}) | "
+        f"{r['p50']:.0f} / {r['p95']:.0f} / {r['p99']:.0f} ({r['samples']:.0f}) | "
+        f"{r['server_cpu']:.0f} | {per_frame:.0f} | {r['lag_p99']:.0f} / "
+        f"{r['lag_max']:.0f}, {r['fanout_p99']:.0f}, {r['gc_max']:.0f} | "
+        f"{r['rss']:.0f} | {r['locust_cpu']:.0f} |"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--users", default="500,1000,2000")
     parser.add_argument("--seconds", type=int, default=45, help="measured window per step")
     parser.add_argument("--processes", type=int, default=2, help="Locust worker processes")
-    parser.add_argument("--chat-rate", type=float, default=20.0)
+    parser.add_argument(
+        "--chat-rate",
+        default="20",
+        help="chat messages/s across the room; several (comma-separated) show whether the "
+        "cost stays flat as chat gets busier",
+    )
     parser.add_argument("--heart-rate", type=float, default=200.0)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument(
+        "--section", default="room", help="the section of docs/perf.md to write (room)"
+    )
     parser.add_argument(
         "--share-cpus",
         action="store_true",
@@ -225,12 +251,12 @@ def main() -> None:
     args = parser.parse_args()
     server_cpus, load_cpus = split_cpus(not args.share_cpus)
     header = (
-        "| frames | users | viewers in the room, window start / end | dropped | "
+        "| frames | users | chat msg/s | viewers in the room, window start / end | dropped | "
         "delivery ms, probe process: p50 / p95 / p99 "
         "(samples) | delivery ms, in Locust: p50 / p95 / p99 (samples) | server CPU % | "
         "server CPU µs per frame sent | server tick lag ms p99 / max, fan-out ms p99, "
         "longest GC ms | server RSS MB | Locust CPU % |\n"
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     )
     lines = []
     print(header, flush=True)
@@ -247,62 +273,66 @@ def main() -> None:
         )
         try:
             for users in [int(u) for u in args.users.split(",")]:
-                r = run_step(
-                    server.url,
-                    server.show,
-                    users,
-                    args.seconds,
-                    args.processes,
-                    server.process.pid,
-                    args.chat_rate,
-                    args.heart_rate,
-                    load_cpus,
-                    log,
-                )
-                # CPU per frame: the server's CPU time over the frames its viewers got.
-                per_frame = r["server_cpu"] * 1e4 / (r["viewers_start"] * r["frames_per_s"])
-                viewers = f"{r['viewers_start']:.0f} / {r['viewers_end']:.0f}"
-                if not r["audience_reached"]:
-                    viewers += " (not all users came)"
-                line = (
-                    f"| {path} | {r['users']:.0f} | {viewers} | {r['dropped']:.0f} | "
-                    f"{r['probe_p50']:.0f} / {r['probe_p95']:.0f} / {r['probe_p99']:.0f} "
-                    f"({r['probe_samples']:.0f}) | "
-                    f"{r['p50']:.0f} / {r['p95']:.0f} / {r['p99']:.0f} ({r['samples']:.0f}) | "
-                    f"{r['server_cpu']:.0f} | {per_frame:.0f} | {r['lag_p99']:.0f} / "
-                    f"{r['lag_max']:.0f}, {r['fanout_p99']:.0f}, {r['gc_max']:.0f} | "
-                    f"{r['rss']:.0f} | "
-                    f"{r['locust_cpu']:.0f} |"
-                )
-                lines.append(line)
-                print(line, flush=True)
-                time.sleep(3)
+                for chat_rate in [float(c) for c in args.chat_rate.split(",")]:
+                    r = run_step(
+                        server.url,
+                        server.show,
+                        users,
+                        args.seconds,
+                        args.processes,
+                        server.process.pid,
+                        chat_rate,
+                        args.heart_rate,
+                        load_cpus,
+                        log,
+                    )
+                    line = table_line(path, chat_rate, r)
+                    lines.append(line)
+                    print(line, flush=True)
+                    time.sleep(3)
         finally:
             server.stop()
             shutil.rmtree(log.parent, ignore_errors=True)
     body = "\n".join(
         [
-            "## Live room: websocket viewers (Locust)",
+            "## Live room: websocket viewers (Locust)"
+            if "," not in args.chat_rate
+            else "## Live room: the cost as chat gets busier (Locust)",
             "",
             f"`scripts/loadtest --users {args.users} --seconds {args.seconds} --processes "
-            f"{args.processes}`: Locust users load the show page and its static files, report",
-            "`join` and then a `heartbeat` every 15 s to `/api/events`, open the",
-            f"room's websocket and stay; {args.chat_rate:.0f} chat messages/s and "
-            f"{args.heart_rate:.0f} hearts/s across the room (10 % of users chat,",
-            "everyone taps hearts). Delivery = time from a chat message's send (the sender's",
-            "timestamp in the message) to its arrival, measured twice: by 20 connections of a",
-            "separate probe process (scripts/benchmarks/room_probe.py) that only reads, and by",
-            "5 % of the Locust users. Locust's figure includes its own backlog: a Locust process",
-            "wakes hundreds of users per frame before a probe among them stamps the arrival.",
-            "The server runs on one CPU, Locust and the probe on the other (`--share-cpus` to",
-            "mix them): each side's CPU is shown.",
+            f"{args.processes} --paths {args.paths} --chat-rate {args.chat_rate}`: Locust "
+            "users load the show page and",
+            "its static files, report `join` and then a `heartbeat` every 15 s to",
+            "`/api/events`, open the room's websocket and stay;",
+            f"{args.chat_rate} chat messages/s and {args.heart_rate:.0f} hearts/s across "
+            "the room (10 % of users chat, everyone taps hearts).",
+            "",
+            "- The window opens once the room's own viewer count says every user is in, plus",
+            "  5 s: joining is not in it. 'Viewers in the room' is that count (the probe's 20",
+            "  connections included) at the start and end of the window; 'dropped' counts",
+            "  sockets the server closed on Locust users after spawning.",
+            "- Delivery = time from a chat message's send (the sender's timestamp in the",
+            "  message) to its arrival, measured twice: by 20 connections of a separate probe",
+            "  process (scripts/benchmarks/room_probe.py) that only reads, and by 5 % of the",
+            "  Locust users. Locust's figure includes its own backlog: a Locust process wakes",
+            "  hundreds of users per frame before a probe among them stamps the arrival.",
+            "- 'direct' frames are built once per tick and written straight to each",
+            "  connection's transport (appliance/room_wire.py); 'queued' frames go through",
+            "  Hypercorn's websocket stack one connection at a time",
+            "  (`server.websocket_direct_writes = false`), the path before this change.",
+            "- CPU per frame = the server's CPU time over the frames its viewers received.",
+            "  The tick figures are the server's own (appliance/room_health.py): how late its",
+            "  100 ms tick woke, how long one fan-out took, and the longest garbage collector",
+            "  pass, the worst 10 s report in the window.",
+            "- The server runs on one CPU, Locust and the probe on the other (`--share-cpus` to",
+            "  mix them): each side's CPU is shown, as % of one core.",
             "",
             header,
             *lines,
         ]
     )
     if not args.no_write:
-        write_section("room", body)
+        write_section(args.section, body)
         print("\nwritten to docs/perf.md")
 
 
