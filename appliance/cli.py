@@ -252,11 +252,10 @@ def cmd_shows_create(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
-    import gc
-
     from hypercorn.asyncio import serve
 
     from appliance.app import create_app
+    from appliance.collector import FullCollections
     from appliance.logs import setup_logging
     from appliance.serving import hypercorn_config
 
@@ -286,13 +285,11 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
                     flush=True,
                 )
 
-        # Everything loaded at start lives as long as the process: keep it out of the
-        # garbage collector's passes; and collect the young generation less often. Full
-        # collections over thousands of connections paused the live room for hundreds
-        # of milliseconds (docs/perf.md).
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(50_000, 50, 100)
+        # Full garbage collections over thousands of connections pause the live room for
+        # up to a second or more: the room's tick decides when they happen.
+        collector = FullCollections()
+        collector.take_over()
+        app.extensions["vitrine.rooms"].hub.collector = collector
         await serve(app, hc, shutdown_trigger=stop.wait)
 
     asyncio.run(run())

@@ -25,6 +25,7 @@ from typing import Any
 
 from babel.support import NullTranslations
 
+from appliance.collector import FullCollections
 from appliance.room_health import RoomHealth
 from appliance.room_wire import Frame, Outlet, QueuedOutlet
 from appliance.security import TokenBucket
@@ -227,6 +228,7 @@ class RoomHub:
         self._locks: dict[int, asyncio.Lock] = {}
         self._task: asyncio.Task[None] | None = None
         self.health = RoomHealth()
+        self.collector: FullCollections | None = None  # the serving process sets it
 
     async def start(self) -> None:
         self.health.start()
@@ -270,3 +272,5 @@ class RoomHub:
                 except Exception:
                     log.exception("room %s: tick failed", room.show_id)
             self.health.tick(now - due, time.monotonic() - now, clients)
+            if self.collector is not None:
+                self.collector.tick(now, clients)

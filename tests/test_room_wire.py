@@ -267,3 +267,48 @@ def test_the_tick_reports_its_timing_and_warns_when_late(caplog: pytest.LogCaptu
     (late,) = report(0.3, 2000)  # one tick in a hundred woke 300 ms late: p99
     assert late.levelno == logging.WARNING and "max 300.0 ms" in late.getMessage()
     assert report(0.3, 0) == []  # an empty server says nothing
+
+
+def test_full_collections_come_when_the_room_allows(caplog: pytest.LogCaptureFixture) -> None:
+    import gc
+    import logging
+
+    from appliance import collector as policy
+
+    passes: list[int] = []
+
+    def seen(phase: str, info: dict[str, Any]) -> None:
+        if phase == "stop":
+            passes.append(info["generation"])
+
+    full = policy.FullCollections()
+    start = full.last
+    caplog.set_level(logging.INFO, "appliance.collector")
+    gc.callbacks.append(seen)
+    try:
+        full.tick(start + policy.IDLE_EVERY + 1, clients=2000)  # a show: not yet
+        assert 2 not in passes
+        full._checked = 0.0
+        full.tick(start + policy.IDLE_EVERY + 1, clients=0)  # nobody in: now
+        assert passes.count(2) == 1 and not caplog.records
+        full.tick(full.last + policy.IDLE_EVERY + 1, clients=0)  # checked 5 s apart only
+        assert passes.count(2) == 1
+        full._checked = 0.0
+        full.tick(full.last + policy.BUSY_EVERY + 1, clients=2000)  # the show's bound
+        assert passes.count(2) == 2
+        assert "full garbage collection with 2000 clients" in caplog.records[-1].getMessage()
+    finally:
+        gc.callbacks.remove(seen)
+
+
+def test_the_serving_process_turns_automatic_full_collections_off() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import gc; from appliance.collector import FullCollections, NEVER; "
+        "FullCollections().take_over(); "
+        "print(gc.get_threshold()[2] == NEVER, gc.get_freeze_count() > 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "True"]

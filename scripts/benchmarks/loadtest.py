@@ -186,6 +186,7 @@ def run_step(
         "probe_p99": float(clean.get("p99", "nan")),
         "probe_samples": float(clean.get("samples", 0)),
         "frames_per_s": float(clean.get("frames_per_s", "nan")),
+        "probe_stall": float(clean.get("own_stall_max", "nan")),
         "p50": num(delivery, "50%"),
         "p95": num(delivery, "95%"),
         "p99": num(delivery, "99%"),
@@ -211,7 +212,7 @@ def table_line(path: str, chat_rate: float, r: dict[str, float]) -> str:
     return (
         f"| {path} | {r['users']:.0f} | {chat_rate:g} | {viewers} | {r['dropped']:.0f} | "
         f"{r['probe_p50']:.0f} / {r['probe_p95']:.0f} / {r['probe_p99']:.0f} "
-        f"({r['probe_samples']:.0f}) | "
+        f"({r['probe_samples']:.0f}; {r['probe_stall']:.0f}) | "
         f"{r['p50']:.0f} / {r['p95']:.0f} / {r['p99']:.0f} ({r['samples']:.0f}) | "
         f"{r['server_cpu']:.0f} | {per_frame:.0f} | {r['lag_p99']:.0f} / "
         f"{r['lag_max']:.0f}, {r['fanout_p99']:.0f}, {r['gc_max']:.0f} | "
@@ -253,7 +254,8 @@ def main() -> None:
     header = (
         "| frames | users | chat msg/s | viewers in the room, window start / end | dropped | "
         "delivery ms, probe process: p50 / p95 / p99 "
-        "(samples) | delivery ms, in Locust: p50 / p95 / p99 (samples) | server CPU % | "
+        "(samples; its own longest stall) | delivery ms, in Locust: p50 / p95 / p99 "
+        "(samples) | server CPU % | "
         "server CPU µs per frame sent | server tick lag ms p99 / max, fan-out ms p99, "
         "longest GC ms | server RSS MB | Locust CPU % |\n"
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
@@ -316,6 +318,8 @@ def main() -> None:
             "  process (scripts/benchmarks/room_probe.py) that only reads, and by 5 % of the",
             "  Locust users. Locust's figure includes its own backlog: a Locust process wakes",
             "  hundreds of users per frame before a probe among them stamps the arrival.",
+            "  The probe also gives the longest stall of its own loop: a delay it explains is",
+            "  the load generator's, not the server's.",
             "- 'direct' frames are built once per tick and written straight to each",
             "  connection's transport (appliance/room_wire.py); 'queued' frames go through",
             "  Hypercorn's websocket stack one connection at a time",

@@ -11,8 +11,8 @@ is the server's delivery time plus the kernel's, not the load generator's backlo
 It connects, waits until the room's viewer count reaches `--audience` (the load
 generator's users are all in), lets it settle, prints `measuring N` and measures for
 `--seconds`. Then it prints one JSON object: whether the audience came, the room's viewer
-count at the start and end of the window, frames a client received per second, and the
-delivery samples, p50, p95, p99, max (milliseconds).
+count at the start and end of the window, frames a client received per second, the
+delivery samples, p50, p95, p99, max, and the longest stall of its own loop (milliseconds).
 """
 
 from __future__ import annotations
@@ -112,6 +112,16 @@ async def read(ws: Any, window: Window, delays: list[float], frames: list[bool])
                     delays.append((now - float(text[2:].split(" ", 1)[0])) * 1000)
 
 
+async def watch_self(window: Window, stalls: list[float]) -> None:
+    """How late this process's own loop wakes in the window: a delay seen by the probe
+    that its own stall explains is not the server's."""
+    while time.time() < window.end:
+        before = time.monotonic()
+        await asyncio.sleep(0.01)
+        if window.measuring(time.time()):
+            stalls.append((time.monotonic() - before - 0.01) * 1000)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--url", required=True)
@@ -125,7 +135,8 @@ async def main() -> None:
     frames: list[bool] = []
     window = Window(args.audience, args.seconds, args.wait, args.settle)
     clients = [listen(args.url, window, delays, frames) for _ in range(args.clients)]
-    await asyncio.gather(window.open(), *clients)
+    stalls: list[float] = []
+    await asyncio.gather(window.open(), watch_self(window, stalls), *clients)
     print(
         json.dumps(
             {
@@ -138,6 +149,7 @@ async def main() -> None:
                 "p95": percentile(delays, 0.95),
                 "p99": percentile(delays, 0.99),
                 "max": max(delays, default=float("nan")),
+                "own_stall_max": max(stalls, default=float("nan")),
             }
         )
     )
