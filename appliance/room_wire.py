@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import struct
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from wsproto.connection import Connection, ConnectionState
+from wsproto.frame_protocol import FrameProtocol
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -31,16 +31,10 @@ MAX_BUFFERED = 128 * 1024  # bytes a direct outlet may have waiting above the ke
 CLOSE_GRACE = 5.0  # seconds a client being closed has to take the close frame
 
 
-def text_frame(payload: bytes) -> bytes:
-    """An unmasked, final text frame (RFC 6455 §5.2), as a server sends it."""
-    size = len(payload)
-    if size < 126:
-        header = struct.pack("!BB", 0x81, size)
-    elif size < 1 << 16:
-        header = struct.pack("!BBH", 0x81, 126, size)
-    else:
-        header = struct.pack("!BBQ", 0x81, 127, size)
-    return header + payload
+def text_frame(text: str) -> bytes:
+    """A final text frame as a server sends it (unmasked), encoded by wsproto as
+    Hypercorn's own frames are; with fin set, its frame protocol keeps no state."""
+    return bytes(FrameProtocol(client=False, extensions=[]).send_data(text, fin=True))
 
 
 class Frame:
@@ -56,7 +50,7 @@ class Frame:
     @property
     def wire(self) -> bytes:
         if self._wire is None:
-            self._wire = text_frame(self.text.encode())
+            self._wire = text_frame(self.text)
         return self._wire
 
 
