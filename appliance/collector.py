@@ -25,13 +25,11 @@ MIDDLE = 50  # young passes between passes over the middle one
 NEVER = 1 << 30  # no automatic full passes
 IDLE_EVERY = 60.0  # seconds between full passes while no one is in a room
 BUSY_EVERY = 600.0  # seconds between full passes while viewers are in
-CHECK_EVERY = 5.0
 
 
 class FullCollections:
     def __init__(self) -> None:
         self.last = time.monotonic()
-        self._checked = 0.0
 
     def take_over(self) -> None:
         """Collect and freeze what start-up made (it lives as long as the process, so no
@@ -41,9 +39,6 @@ class FullCollections:
         gc.set_threshold(YOUNG, MIDDLE, NEVER)
 
     def tick(self, now: float, clients: int) -> None:
-        if now - self._checked < CHECK_EVERY:
-            return
-        self._checked = now
         if now - self.last < (BUSY_EVERY if clients else IDLE_EVERY):
             return
         started = time.perf_counter()
