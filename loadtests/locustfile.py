@@ -6,8 +6,7 @@ room-wide rates are set by the environment (defaults: 20 chat messages/s and 200
 hearts/s across the room, whatever the number of users).
 
 Each user also reports what a viewer page reports for the KPIs: `join` when the page
-opens, then a `heartbeat` every 15 s (docs/kpis.md; VITRINE_LOAD_HEARTBEAT sets another
-interval).
+opens, then a `heartbeat` every 15 s (docs/kpis.md).
 
 Delivery time is measured in the clients: every chat message carries the time it was
 sent, and a sample of the users (the "probes") report, for every message they receive,
@@ -34,11 +33,10 @@ USERS = int(os.environ.get("VITRINE_LOAD_USERS", "100"))
 CHAT_RATE = float(os.environ.get("VITRINE_LOAD_CHAT_RATE", "20"))  # messages/s, room-wide
 HEART_RATE = float(os.environ.get("VITRINE_LOAD_HEART_RATE", "200"))  # hearts/s, room-wide
 PROBE_SHARE = float(os.environ.get("VITRINE_LOAD_PROBES", "0.05"))
-HEARTBEAT = float(os.environ.get("VITRINE_LOAD_HEARTBEAT", "15"))  # s, as kpis.heartbeat_seconds
+HEARTBEAT = 15.0  # seconds, as kpis.heartbeat_seconds
 CHATTER_SHARE = 0.10
 PING_EVERY = 25.0  # seconds, as web/static/js/room.js; the room closes a socket silent 60 s
-# seconds between reads of a user that is not a probe (0: as frames come)
-DRAIN_EVERY = float(os.environ.get("VITRINE_LOAD_DRAIN_EVERY", "0.5"))
+DRAIN_EVERY = 0.5  # seconds between reads of a user that is not a probe
 STATIC = (
     "/static/css/vitrine.css",
     "/static/js/vitrine.js",
@@ -118,8 +116,7 @@ class Viewer(FastHttpUser):
         # Users that are not probes only drain their socket: parsing every frame in
         # Python would make Locust, not the server, the bottleneck.
         while self.ws is not None and not self.probe:
-            if DRAIN_EVERY:
-                gevent.sleep(DRAIN_EVERY)
+            gevent.sleep(DRAIN_EVERY)
             try:
                 if self.ws is not None and not self.ws.sock.recv(1 << 20):
                     return self.dropped()

@@ -92,15 +92,15 @@ def start_server(
     if seed:
         cli("seed-demo")
     created = cli("shows", "create", "--title", "Bench", "--starts-at", "2030-01-01T10:00")
-    output = log.open("ab") if log is not None else subprocess.DEVNULL
-    process = subprocess.Popen(
-        [*VITRINE, "serve"],
-        env=environ,
-        cwd=ROOT,
-        stdout=output,
-        stderr=subprocess.STDOUT,
-        preexec_fn=pinned(cpus),
-    )
+    with log.open("ab") if log is not None else open(os.devnull, "wb") as output:
+        process = subprocess.Popen(
+            [*VITRINE, "serve"],
+            env=environ,
+            cwd=ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            preexec_fn=pinned(cpus),
+        )
     server = BenchServer(process, port, int(json.loads(created)["id"]), data)
     time.sleep(3)
     return server

@@ -55,25 +55,14 @@ HEALTH = re.compile(
 def room_health(log: Path, since: float, until: float) -> dict[str, float]:
     """The worst of the server's own tick reports (appliance/room_health.py) logged in
     the window: how late its ticks woke, how long a fan-out took, the longest GC pass."""
-    worst = {"lag_p99": float("nan"), "lag_max": float("nan"), "fanout_p99": float("nan")}
-    worst["gc_max"] = float("nan")
+    keys, groups = ("lag_p99", "lag_max", "fanout_p99", "gc_max"), (3, 4, 5, 7)
+    reports = []
     for line in log.read_text(errors="replace").splitlines():
         match = HEALTH.match(line)
-        if match is None:
-            continue
-        at = time.mktime(time.strptime(match.group(1), "%Y-%m-%d %H:%M:%S"))
-        if not since <= at <= until + 1:
-            continue
-        figures = dict(
-            zip(
-                ("lag_p99", "lag_max", "fanout_p99", "gc_max"),
-                (float(match.group(i)) for i in (3, 4, 5, 7)),
-                strict=True,
-            )
-        )
-        for key, value in figures.items():
-            worst[key] = value if worst[key] != worst[key] else max(worst[key], value)
-    return worst
+        at = time.mktime(time.strptime(match.group(1), "%Y-%m-%d %H:%M:%S")) if match else 0
+        if match and since <= at <= until + 1:
+            reports.append([float(match.group(g)) for g in groups])
+    return {k: max((r[i] for r in reports), default=float("nan")) for i, k in enumerate(keys)}
 
 
 def run_step(
@@ -252,7 +241,7 @@ def main() -> None:
     args = parser.parse_args()
     server_cpus, load_cpus = split_cpus(not args.share_cpus)
     header = (
-        "| frames | users | chat msg/s | viewers in the room, window start / end | dropped | "
+        "| frame path | users | chat msg/s | viewers in the room, window start / end | dropped | "
         "delivery ms, probe process: p50 / p95 / p99 "
         "(samples; its own longest stall) | delivery ms, in Locust: p50 / p95 / p99 "
         "(samples) | server CPU % | "
