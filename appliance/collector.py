@@ -1,13 +1,15 @@
 """When the garbage collector may make a full pass, in the serving process.
 
-A full pass looks at every object the process holds, about 140 for each connected
-viewer: with 2,000 viewers it stops the event loop for 0.7 to 1.4 s on a 2-core VPS, and
-every viewer's chat waits as long. Left to itself, Python makes one whenever the objects
-that survived young passes have grown by a quarter, which is exactly what a show's
-audience does while it arrives, and again as viewers come and go.
+A full pass looks at every object the process holds, 120 to 150 for each connected
+viewer, and stops the event loop while it runs: with 2,000 viewers, 0.25 s in a process
+holding only the room (scripts/bench room-gc) and up to 1.4 s in a serving process under
+load (the load test's "longest GC" column before this policy; docs/perf.md). Every
+viewer's chat waits as long. Left to itself, Python makes one whenever the objects that
+survived young passes have grown by a quarter, which is exactly what a show's audience
+does while it arrives, and again as viewers come and go.
 
 So the young generations are collected as usual (they reclaim nearly all garbage, in
-passes of milliseconds) and full passes happen only here: about once a minute while no
+passes the load test shows at 50 to 170 ms at most) and full passes happen only here: about once a minute while no
 one is in a live room (cheap then), and during a show at most every ten minutes, to
 bound what departed viewers leave behind (docs/perf.md).
 """

@@ -32,7 +32,7 @@ def hypercorn_config(config: Config) -> HypercornConfig:
     hc.graceful_timeout = 10
     # A viewer page reports a KPI heartbeat every kpis.heartbeat_seconds: keep its
     # connection open until the next one. Every connection closed and opened again
-    # costs a TCP handshake and leaves dozens of objects for the garbage collector,
+    # costs a TCP handshake and leaves the connection's objects to the garbage collector,
     # whose passes pause the live room (docs/perf.md).
     hc.keep_alive_timeout = config.kpis.heartbeat_seconds + 5
     hc.websocket_max_message_size = 64 * 1024
