@@ -9,9 +9,9 @@ survived young passes have grown by a quarter, which is exactly what a show's au
 does while it arrives, and again as viewers come and go.
 
 So the young generations are collected as usual (they reclaim nearly all garbage, in
-passes the load test shows at 50 to 170 ms at most) and full passes happen only here: about once a minute while no
-one is in a live room (cheap then), and during a show at most every ten minutes, to
-bound what departed viewers leave behind (docs/perf.md).
+passes the load test shows at 50 to 170 ms at most), and full passes happen only here:
+about once a minute while no one is in a live room (cheap then), and during a show at
+most every ten minutes, to bound what departed viewers leave behind (docs/perf.md).
 """
 
 from __future__ import annotations
