@@ -29,7 +29,7 @@ from werkzeug.datastructures import Headers
 from appliance import i18n
 from appliance.room import CLOSE_POLICY, Client, Room
 from appliance.room_handlers import RoomService, notice
-from appliance.room_wire import direct_outlet
+from appliance.room_wire import Outlet, QueuedOutlet, direct_outlet
 from appliance.services import Services
 from appliance.users import get_user
 from appliance.web import client_address
@@ -134,10 +134,9 @@ class RoomSocket:
         except LookupError:
             await self.refuse(scope, send, 404)
             return
-        client = await self.client_of(hs)
         await send({"type": "websocket.accept"})
-        if svc.config.server.websocket_direct_writes:
-            client.outlet = direct_outlet(send, scope) or client.outlet
+        direct = direct_outlet(send, scope) if svc.config.server.websocket_direct_writes else None
+        client = await self.client_of(hs, direct or QueuedOutlet())
         if not client.staff and room.is_banned(client):
             notice(client, "banned")
             client.close(CLOSE_POLICY)
@@ -153,7 +152,7 @@ class RoomSocket:
                 await reader
             hub.leave(room, client)
 
-    async def client_of(self, hs: Handshake) -> Client:
+    async def client_of(self, hs: Handshake, outlet: Outlet) -> Client:
         svc = self.svc
         shop = await svc.shop()
         lang = i18n.pick_language(hs.headers.get("Accept-Language"), shop.language)
@@ -162,6 +161,7 @@ class RoomSocket:
             viewer=viewer,
             address=client_address(svc.config.server.proxy_headers, hs),
             tr=svc.translations.get(lang, svc.translations["en"]),
+            outlet=outlet,
         )
         session = await self.app.session_interface.open_session(self.app, cast(Any, hs))
         user_id = session.get("user_id") if session is not None else None
