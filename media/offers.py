@@ -7,7 +7,11 @@ peer connection is checked here first, so bad input is refused cheaply and clear
 
 from __future__ import annotations
 
+import logging
+
 from aiortc import sdp
+
+log = logging.getLogger(__name__)
 
 MAX_OFFER_BYTES = 64 * 1024
 VIDEO_CODECS = ("video/h264", "video/vp8")
@@ -31,10 +35,13 @@ def check_offer(body: bytes, role: str) -> sdp.SessionDescription:
     try:
         description = sdp.SessionDescription.parse(text)
     except Exception as exc:  # aiortc's parser raises many kinds on bad input
-        raise BadOffer(f"the offer could not be parsed ({type(exc).__name__})") from None
+        # The caller is told what is wrong in their terms; the parser's exception is for
+        # the server's log only (its text names our internals).
+        log.info("an SDP offer could not be parsed: %r", exc)
+        raise BadOffer("the offer is not valid SDP") from None
     kinds = [m.kind for m in description.media]
     if not kinds:
-        raise BadOffer("the offer has no media section")
+        raise BadOffer("the offer has no audio or video we can receive (no media section)")
     for kind in kinds:
         if kind not in ("audio", "video"):
             raise BadOffer(f"media of kind {kind!r} is not supported, only audio and video")

@@ -37,6 +37,11 @@ AUDIO_ONLY_BELOW = 0.5  # a viewer's estimate under half the video bitrate: audi
 PROBE_AFTER = 15.0  # seconds in audio-only before trying video again
 
 
+# What a caller is told when aiortc refuses an offer that passed check_offer; the
+# exception itself is logged, never sent.
+REFUSED = "the offer could not be negotiated (no common codec or transport parameters)"
+
+
 class NotLive(RuntimeError):
     """Nobody is publishing this show right now."""
 
@@ -214,12 +219,14 @@ class MediaPlane:
 
     async def publish(self, show: str, offer: bytes) -> tuple[str, str]:
         """Start (or take over) publishing; returns (session id, SDP answer)."""
-        check_offer(offer, "publish")
+        description = check_offer(offer, "publish")
         relay = self._relay(show)
         pc = self._new_pc()
         publisher = Publisher(id=secrets.token_urlsafe(16), pc=pc, receivers={})
         try:
-            for kind in ("audio", "video"):
+            # One receiver per kind the publisher sends, in the offer's order: a phone
+            # whose microphone is denied sends video only, a radio-style show audio only.
+            for kind in (m.kind for m in description.media):
                 transceiver = pc.addTransceiver(kind, direction="recvonly")
                 transceiver.setCodecPreferences(_publish_codecs(kind))
                 receiver = glue.swap_receiver(transceiver)
@@ -233,10 +240,14 @@ class MediaPlane:
         except Exception as exc:  # aiortc refuses some offers that look fine on paper
             await pc.close()
             self._forget_if_idle(show)
-            raise BadOffer(f"the offer was refused ({type(exc).__name__}: {exc})") from None
+            log.warning("show %s: a WHIP offer was refused: %r", show, exc)
+            raise BadOffer(REFUSED) from None
 
         previous, relay.publisher = relay.publisher, publisher
         self._start_recording(show)
+        recorder = self.recorders.get(show)
+        if recorder is not None:
+            recorder.expect(frozenset(publisher.receivers))
 
         @pc.on("connectionstatechange")
         async def _state() -> None:
@@ -244,7 +255,8 @@ class MediaPlane:
             log.info("show %s: publisher %s is %s", show, publisher.id[:6], state)
             if state == "connected" and relay.publisher is publisher:
                 publisher.connected = True
-                glue.enlarge_receive_buffer(publisher.receivers["video"].transport)
+                bundled = next(iter(publisher.receivers.values()))  # one transport for all
+                glue.enlarge_receive_buffer(bundled.transport)
                 self.on_event(show, "publishing")
             elif state in ("failed", "closed") and relay.publisher is publisher:
                 relay.publisher = None
@@ -269,7 +281,7 @@ class MediaPlane:
     # -- watching (WHEP) ---------------------------------------------------------
 
     async def watch(self, show: str, offer: bytes) -> tuple[str, str]:
-        check_offer(offer, "play")
+        description = check_offer(offer, "play")
         relay = self.relays.get(show)
         if relay is None or relay.publisher is None:
             raise NotLive(show)
@@ -277,8 +289,15 @@ class MediaPlane:
             raise TooManyViewers(show)
         pc = self._new_pc()
         viewer = Viewer(id=secrets.token_urlsafe(16), pc=pc, downtracks={})
+        published = relay.publisher.receivers
         try:
-            for kind in ("audio", "video"):
+            for kind in (m.kind for m in description.media):
+                if kind not in published:
+                    # The show has no such track (a video-only show and a viewer asking
+                    # for audio too): answer the section as inactive, with no track.
+                    transceiver = pc.addTransceiver(kind, direction="inactive")
+                    transceiver.setCodecPreferences(_play_codecs(kind, ""))
+                    continue
                 transceiver = pc.addTransceiver(kind, direction="sendonly")
                 transceiver.setCodecPreferences(_play_codecs(kind, relay.streams[kind].codec))
                 sender = glue.swap_sender(transceiver)
@@ -293,7 +312,8 @@ class MediaPlane:
             await pc.close()
             if isinstance(exc, BadOffer):
                 raise
-            raise BadOffer(f"the offer was refused ({type(exc).__name__}: {exc})") from None
+            log.warning("show %s: a WHEP offer was refused: %r", show, exc)
+            raise BadOffer(REFUSED) from None
         relay.viewers[viewer.id] = viewer
 
         @pc.on("connectionstatechange")

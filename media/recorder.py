@@ -11,6 +11,11 @@ reconnect) continues the same file: its timestamps are moved to follow on from t
 ones, with the wall-clock gap between them, so they stay monotonic. A new publisher with
 another video codec (another browser) closes the file and starts the next part, as a
 restart does; the replay puts it right after the previous part, without the gap.
+
+A part holds the tracks its publisher sends: video and audio, video only (a phone whose
+microphone is denied) or audio only (then it opens on the first audio packet, as an MP4
+of AAC alone). A publisher with another set of tracks starts the next part, as a codec
+change does.
 """
 
 from __future__ import annotations
@@ -43,6 +48,13 @@ MOV_OPTIONS = {
     "frag_duration": str(int(FRAGMENT_SECONDS * 1_000_000)),
     "flush_packets": "1",
 }
+# A show without video: no keyframes to cut fragments on, one fragment per second.
+AUDIO_MOV_OPTIONS = {
+    "movflags": "empty_moov+default_base_moof",
+    "frag_duration": str(int(FRAGMENT_SECONDS * 1_000_000)),
+    "flush_packets": "1",
+}
+BOTH = frozenset({"audio", "video"})
 MKV_OPTIONS = {
     # A cluster at least every second, written whole and flushed: measured, a copy of the
     # file taken while it is written reads up to its last cluster, and a file cut inside
@@ -77,6 +89,7 @@ class Incoming:
     marker: bool
     payload: bytes
     arrived: float
+    kinds: frozenset[str] = BOTH  # what its publisher sends
 
 
 class Timeline:
@@ -131,6 +144,7 @@ class Recorder:
         self.native_id: int | None = None  # the recording thread's, for CPU accounting
         # Bounded: when the disk cannot keep up, packets are dropped, never piled up.
         self._queue: queue.Queue[Incoming | None] = queue.Queue(MAX_QUEUE)
+        self._kinds = BOTH
         self.dropped = 0
         self._thread = threading.Thread(
             target=self._run, name=f"recorder {folder.name}", daemon=True
@@ -146,10 +160,25 @@ class Recorder:
             return
         try:
             self._queue.put_nowait(
-                Incoming(kind, codec, source, rtp_ts, bool(marker), payload, time.monotonic())
+                Incoming(
+                    kind,
+                    codec,
+                    source,
+                    rtp_ts,
+                    bool(marker),
+                    payload,
+                    time.monotonic(),
+                    self._kinds,
+                )
             )
         except queue.Full:
             self.dropped += 1
+
+    def expect(self, kinds: frozenset[str]) -> None:
+        """The publisher from now on sends these kinds ("audio", "video"); until told,
+        both are expected. Every packet carries it, so it takes effect between the last
+        packet of one publisher and the first of the next."""
+        self._kinds = frozenset(kinds)
 
     def close(self, timeout: float = 30.0) -> None:
         """Finish the file (blocks: call it from a worker thread)."""
@@ -187,7 +216,9 @@ class _Writer:
         self.container: Any = None
         self.video: Any = None
         self.audio: Any = None
-        self.codec = ""  # the video codec of the open part
+        self.codec = ""  # the video codec of the open part ("" when it has no video)
+        self.kinds = BOTH  # what the publisher sends
+        self.part_kinds: frozenset[str] = frozenset()  # the tracks of the open part
         self.start = 0.0  # monotonic time of the open part's time 0
         self.video_time = Timeline(VIDEO_CLOCK)
         self.audio_time = Timeline(AUDIO_RATE)
@@ -199,14 +230,25 @@ class _Writer:
         self.unit_arrived = 0.0
         self.unit_whole = False  # it has its first packet (VP8 cannot do without)
         self.last_video_pts = -1
-        self.opus = av.CodecContext.create("opus", "r")
+        self.opus: Any = None  # made with the first audio packet: no audio, no decoder
         self.fifo = av.AudioFifo()
         self.audio_next: int | None = None  # pts (in samples) of the next AAC frame
 
     # -- video: RTP -> frames -> samples ------------------------------------------------
 
+    def expect(self, kinds: frozenset[str]) -> None:
+        self.kinds = kinds
+        if self.container is not None and kinds != self.part_kinds:
+            # A publisher with other tracks (its microphone now allowed, say): this part
+            # ends here, the next one starts with the tracks it sends.
+            if self.unit:
+                self._flush_unit()
+            self._close_part()
+
     def take(self, item: Incoming) -> None:
         self.owner.bytes_in += len(item.payload)
+        if item.kinds != self.kinds:
+            self.expect(item.kinds)
         if item.kind == "video":
             if item.codec not in FORMATS:
                 raise ValueError(f"recording {item.codec} is not supported yet")
@@ -217,8 +259,11 @@ class _Writer:
                     self._flush_unit()
                 self._close_part()
             self._video(item)
-        elif self.container is not None and item.codec == "audio/opus":
-            self._audio(item)
+        elif item.codec == "audio/opus":
+            if self.container is None and "video" not in self.kinds:
+                self._open_audio_only(item.arrived)
+            if self.audio is not None:
+                self._audio(item)
 
     def _video(self, item: Incoming) -> None:
         if self.unit and (
@@ -275,22 +320,41 @@ class _Writer:
         if not frames:
             raise ValueError("the first keyframe could not be read")
         width, height = frames[0].width, frames[0].height
-        self.owner.folder.mkdir(parents=True, exist_ok=True)
-        path = next_part(self.owner.folder, form.suffix)
-        self.container = av.open(str(path), "w", format=form.container, options=form.options)
+        path = self._create(form.suffix, form.container, form.options)
         video = self.container.add_stream(form.codec, rate=30)
         video.width, video.height = width, height
         video.time_base = fractions.Fraction(1, VIDEO_CLOCK)
         if codec == "video/h264":
             video.codec_context.extradata = _parameter_sets(keyframe)
         self.video = video
+        if "audio" in self.kinds:
+            self._add_audio()
+        self.codec = codec
+        # Every part starts at 0 on its first keyframe: the fragmented MP4 keeps no earlier
+        # start (its index is written before the first sample).
+        self._started(path, arrived)
+
+    def _open_audio_only(self, arrived: float) -> None:
+        """A part of a show without video, from its first audio packet on."""
+        path = self._create(".mp4", "mp4", AUDIO_MOV_OPTIONS)
+        self._add_audio()
+        self.codec = ""
+        self._started(path, arrived)
+
+    def _create(self, suffix: str, container: str, options: dict[str, str]) -> Path:
+        self.owner.folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # private, as all data
+        path = next_part(self.owner.folder, suffix)
+        self.container = av.open(str(path), "w", format=container, options=options)
+        self.part_kinds = self.kinds
+        return path
+
+    def _add_audio(self) -> None:
         audio = self.container.add_stream("aac", rate=AUDIO_RATE)
         audio.layout = "stereo"
         audio.bit_rate = 96000
         self.audio = audio
-        self.codec = codec
-        # Every part starts at 0 on its first keyframe: the fragmented MP4 keeps no earlier
-        # start (its index is written before the first sample).
+
+    def _started(self, path: Path, arrived: float) -> None:
         self.start = arrived
         self.owner.path = path
         self.owner.parts.append(path)
@@ -303,6 +367,8 @@ class _Writer:
         pts = self.audio_time.pts(item.source, item.rtp_ts, item.arrived, self.start)
         if self.audio_next is None:
             self.audio_next = pts
+        if self.opus is None:
+            self.opus = av.CodecContext.create("opus", "r")
         for frame in self.opus.decode(av.Packet(item.payload)):
             frame.pts = None
             self.fifo.write(frame)
@@ -325,8 +391,9 @@ class _Writer:
 
     def _close_part(self) -> None:
         """Finish the open part and start afresh: the next keyframe opens the next part."""
-        for packet in self.audio.encode(None):
-            self.container.mux(packet)
+        if self.audio is not None:
+            for packet in self.audio.encode(None):
+                self.container.mux(packet)
         self.container.close()
         self.container = self.video = self.audio = None
         self.video_time, self.audio_time = Timeline(VIDEO_CLOCK), Timeline(AUDIO_RATE)
