@@ -47,6 +47,13 @@ def check_offer(body: bytes, role: str) -> sdp.SessionDescription:
             raise BadOffer(f"media of kind {kind!r} is not supported, only audio and video")
     if kinds.count("audio") > 1 or kinds.count("video") > 1:
         raise BadOffer("the offer may have at most one audio and one video section")
+    mids = [m.rtp.muxId for m in description.media]
+    if not all(mids):
+        # aiortc builds no transport for a section without one, and every WebRTC client
+        # (JSEP, RFC 8829) names its sections.
+        raise BadOffer("every media section needs an a=mid")
+    if len(set(mids)) != len(mids):
+        raise BadOffer("two media sections have the same a=mid")
     wanted = ("sendonly", "sendrecv") if role == "publish" else ("recvonly", "sendrecv")
     for media in description.media:
         if media.direction not in wanted:
