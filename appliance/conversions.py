@@ -2,8 +2,13 @@
 
 Two ways in: a signed report from the shop's server (`POST /api/conversions`, HMAC-SHA256
 of the body with the secret shown in Settings), or the thank-you page snippet
-(`POST /api/conversions/beacon`, unsigned, so only accepted for a viewer who added to the
-cart from a show). An order id is recorded once; repeats are answered "duplicate".
+(`POST /api/conversions/beacon`, unsigned). Anyone can send a beacon, so an unsigned order
+is only accepted when the viewer's own add-to-cart events in that show are worth its
+amount (`check_beacon`), is stored as unverified, and is kept out of the figures unless
+the retailer counts unsigned orders (docs/conversions.md).
+
+An order id is recorded once; repeats are answered "duplicate", except that a signed
+report replaces an unsigned one with the same id: the shop's word wins over a browser's.
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ import json
 import re
 import secrets
 from dataclasses import dataclass
-from typing import Any
 
 from appliance.db import Database
 from appliance.events import BadEvent, json_object, timestamp
@@ -25,6 +29,11 @@ MAX_AGE = 30 * 86400.0
 SIGNATURE_HEADER = "X-Vitrine-Signature"
 CAMPAIGN_RE = re.compile(r"^show-(\d{1,10})$")
 VIEWER_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+# A beacon order may exceed the cart it rests on by 2 % or by the dearest item's price,
+# whichever is more: room for shipping, tax and rounding, not for a made-up total.
+TOLERANCE_PERCENT = 2
+
+RECORDED, REPLACED, DUPLICATE = "recorded", "replaced", "duplicate"
 
 
 @dataclass(frozen=True)
@@ -108,32 +117,93 @@ async def attribute(db: Database, conv: Conversion) -> int | None:
     return None if show is None else int(show)
 
 
-async def viewer_added_to_cart(db: Database, viewer: str, show_id: int | None) -> bool:
-    if not viewer:
-        return False
-    sql = "SELECT 1 FROM events WHERE viewer = ? AND kind = 'add_to_cart'"
-    params: tuple[Any, ...] = (viewer,)
-    if show_id is not None:
-        sql += " AND show_id = ?"
-        params += (show_id,)
-    return await db.fetchval(sql + " LIMIT 1", params) is not None
+async def known_order(db: Database, order_id: str) -> bool:
+    return await db.fetchval("SELECT 1 FROM orders WHERE order_id = ?", (order_id,)) is not None
 
 
-async def record(db: Database, conv: Conversion, show_id: int | None, signed: bool) -> bool:
-    """Store the order; False when this order id was already recorded."""
-    async with db.transaction() as conn:
-        cur = await conn.execute(
-            "INSERT OR IGNORE INTO orders (order_id, show_id, viewer, amount_minor, currency, "
-            "products, signed, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                conv.order_id,
-                show_id,
-                conv.viewer,
-                conv.amount,
-                conv.currency,
-                None if conv.products is None else json.dumps(conv.products),
-                int(signed),
-                conv.ts,
-            ),
+def beacon_allowance(cart_total: int, dearest: int) -> int:
+    """How far above the cart's worth a beacon order's amount may go."""
+    return max(-(-cart_total * TOLERANCE_PERCENT // 100), dearest)
+
+
+async def check_beacon(db: Database, conv: Conversion, show_id: int | None) -> None:
+    """Refuse (BadEvent) an unsigned order its viewer's cart does not account for.
+
+    The cart is what the viewer added in that show, at the catalogue's prices (the
+    event log stores those, never the page's). Each add to cart backs at most one
+    order, and the viewer's unsigned orders in the show together may not exceed the
+    cart's worth plus `beacon_allowance`."""
+    if not conv.viewer or show_id is None:
+        raise BadEvent(
+            "unsigned reports are only accepted for a viewer who added to the cart "
+            "from a show (vitrine_v)"
         )
-        return cur.rowcount > 0
+    rows = await db.fetchall(
+        "SELECT props FROM events WHERE viewer = ? AND show_id = ? AND kind = 'add_to_cart'",
+        (conv.viewer, show_id),
+    )
+    if not rows:
+        raise BadEvent(
+            "unsigned reports are only accepted for a viewer who added to the cart "
+            "from a show (vitrine_v)"
+        )
+    lines = [_cart_line(r["props"]) for r in rows]
+    total = sum(price * quantity for price, quantity in lines)
+    dearest = max(price for price, _quantity in lines)
+    earlier = await db.fetchone(
+        "SELECT COUNT(*) AS n, TOTAL(amount_minor) AS amount FROM orders "
+        "WHERE viewer = ? AND show_id = ? AND signed = 0",
+        (conv.viewer, show_id),
+    )
+    assert earlier is not None
+    if earlier["n"] >= len(rows):
+        raise BadEvent("this viewer's add-to-cart events already back as many orders")
+    ceiling = total + beacon_allowance(total, dearest)
+    if int(earlier["amount"]) + conv.amount > ceiling:
+        raise BadEvent(
+            f"amount is more than this viewer added to the cart in show {show_id} "
+            f"(at most {ceiling - int(earlier['amount'])} minor units): "
+            "report it signed from the shop's server instead"
+        )
+
+
+def _cart_line(props: str) -> tuple[int, int]:
+    """(unit price, quantity) of a stored add_to_cart event."""
+    data = json.loads(props)
+    price, quantity = data.get("price", 0), data.get("quantity", 1)
+    return (
+        price if isinstance(price, int) and price > 0 else 0,
+        quantity if isinstance(quantity, int) and quantity > 0 else 1,
+    )
+
+
+async def record(db: Database, conv: Conversion, show_id: int | None, signed: bool) -> str:
+    """Store the order: RECORDED when new, REPLACED when a signed report took the place
+    of an unsigned one with the same id, DUPLICATE when it changed nothing."""
+    values = (
+        show_id,
+        conv.viewer,
+        conv.amount,
+        conv.currency,
+        None if conv.products is None else json.dumps(conv.products),
+        int(signed),
+        conv.ts,
+    )
+    async with db.transaction() as conn:
+        cur = await conn.execute("SELECT signed FROM orders WHERE order_id = ?", (conv.order_id,))
+        existing = await cur.fetchone()
+        if existing is None:
+            await conn.execute(
+                "INSERT INTO orders (show_id, viewer, amount_minor, currency, products, signed, "
+                "ts, order_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (*values, conv.order_id),
+            )
+            return RECORDED
+        if signed and not existing[0]:
+            await conn.execute(
+                "UPDATE orders SET show_id = ?, viewer = ?, amount_minor = ?, currency = ?, "
+                "products = ?, signed = ?, ts = ? WHERE order_id = ?",
+                (*values, conv.order_id),
+            )
+            return REPLACED
+        return DUPLICATE

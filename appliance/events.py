@@ -37,6 +37,7 @@ PAGE_KINDS = frozenset(
 )
 MAX_ID = 2**31 - 1
 MAX_PRICE = 10**9  # minor units: ten million in the shop's currency
+MAX_DEPTH = 16  # reports are flat objects: deeper nesting is refused before parsing
 
 
 class BadEvent(ValueError):
@@ -86,13 +87,43 @@ def _whole(value: Any, low: int, high: int, name: str) -> int:
     return value
 
 
+def too_deep(body: bytes, limit: int = MAX_DEPTH) -> bool:
+    """Whether the arrays and objects of a JSON text nest deeper than `limit` (brackets
+    inside strings do not count): checked before parsing, so a deep body never reaches
+    the recursive parser."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False  # not even that many brackets in all
+    depth = 0
+    in_string = escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return False
+
+
 def json_object(body: bytes, max_bytes: int) -> dict[str, Any]:
-    """A report's body as a JSON object; BadEvent says what is wrong with it."""
+    """A report's body as a JSON object; BadEvent says what is wrong with it. The one
+    reader of every JSON body Vitrine accepts: size and nesting are bounded first."""
     if len(body) > max_bytes:
         raise BadEvent(f"the report is larger than {max_bytes} bytes")
+    if too_deep(body):
+        raise BadEvent(f"the report nests deeper than {MAX_DEPTH} levels")
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise BadEvent("the report is not JSON") from None
     if not isinstance(data, dict):
         raise BadEvent("the report must be a JSON object")
@@ -121,12 +152,36 @@ def _props(kind: str, raw: Mapping[str, Any], user_agent: str, own_host: str) ->
     if kind == "product_click":
         return {"product": _whole(raw.get("product"), 1, MAX_ID, "product")}
     if kind == "add_to_cart":
+        # The price the page sends is checked but not kept: `catalogue_prices` puts the
+        # catalogue's price in its place, so a made-up price cannot back a beacon order.
         return {
             "product": _whole(raw.get("product"), 1, MAX_ID, "product"),
             "quantity": _whole(raw.get("quantity", 1), 1, 999, "quantity"),
             "price": _whole(raw.get("price", 0), 0, MAX_PRICE, "price"),
         }
     return {}
+
+
+async def catalogue_prices(
+    db: Database, events: list[tuple[float, str, dict[str, Any]]]
+) -> list[tuple[float, str, dict[str, Any]]]:
+    """The events with each add_to_cart's price replaced by the product's price in the
+    catalogue (0 for a product the catalogue does not have): what a viewer's cart is
+    worth is the server's figure, never the page's."""
+    wanted = {int(p["product"]) for _ts, k, p in events if k == "add_to_cart"}
+    if not wanted:
+        return events
+    marks = ",".join("?" * len(wanted))
+    rows = await db.fetchall(
+        f"SELECT id, price_minor FROM products WHERE id IN ({marks})", tuple(sorted(wanted))
+    )
+    prices = {int(r["id"]): int(r["price_minor"]) for r in rows}
+    return [
+        (ts, kind, {**props, "price": prices.get(int(props["product"]), 0)})
+        if kind == "add_to_cart"
+        else (ts, kind, props)
+        for ts, kind, props in events
+    ]
 
 
 def parse_beacon(
@@ -224,10 +279,14 @@ async def show_events(db: Database, show_id: int) -> list[dict[str, Any]]:
         for r in rows
     ]
     for r in await db.fetchall(
-        "SELECT order_id, viewer, amount_minor, products, ts FROM orders WHERE show_id = ?",
+        "SELECT order_id, viewer, amount_minor, products, signed, ts FROM orders WHERE show_id = ?",
         (show_id,),
     ):
-        props: dict[str, Any] = {"order": r["order_id"], "amount": r["amount_minor"]}
+        props: dict[str, Any] = {
+            "order": r["order_id"],
+            "amount": r["amount_minor"],
+            "signed": bool(r["signed"]),
+        }
         if r["products"]:
             props["products"] = json.loads(r["products"])
         events.append({"ts": r["ts"], "viewer": r["viewer"], "kind": "purchase", "props": props})

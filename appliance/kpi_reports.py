@@ -43,6 +43,8 @@ COLUMNS = [
     "revenue",
     "average_cart",
     "conversion_rate",
+    "unverified_orders",
+    "unverified_revenue",
     "calendar_adds",
     "replay_views",
     "replay_viewers",
@@ -68,13 +70,24 @@ class KpiReports:
         self._cache: dict[int, tuple[tuple[Any, ...], dict[str, Any]]] = {}
 
     async def _version(self, show: shows.Show) -> tuple[Any, ...]:
+        # Orders are counted with their signed flag and amounts: a signed report that
+        # replaces an unsigned one changes the figures without adding a row.
         row = await self.db.fetchone(
             "SELECT (SELECT MAX(id) FROM events WHERE show_id = ?) AS events, "
-            "(SELECT COUNT(*) FROM orders WHERE show_id = ?) AS orders",
+            "(SELECT COUNT(*) || '/' || TOTAL(signed) || '/' || TOTAL(amount_minor) "
+            "FROM orders WHERE show_id = ?) AS orders, "
+            "(SELECT count_unsigned_orders FROM shop_settings WHERE id = 1) AS unsigned",
             (show.id, show.id),
         )
         assert row is not None
-        return (row["events"], row["orders"], show.status, show.live_started_at, show.live_ended_at)
+        return (
+            row["events"],
+            row["orders"],
+            bool(row["unsigned"]),
+            show.status,
+            show.live_started_at,
+            show.live_ended_at,
+        )
 
     async def for_show(self, show: shows.Show, now: float | None = None) -> dict[str, Any]:
         """The show's figures. Computed off the event loop; reused until the show's events,
@@ -86,7 +99,10 @@ class KpiReports:
             return cached[1]
         events = await show_events(self.db, show.id)
         start, end = live_window(show, now)
-        figures = await asyncio.to_thread(kpis.compute, events, start, end, self.heartbeat)
+        count_unsigned = bool(version[2])
+        figures = await asyncio.to_thread(
+            kpis.compute, events, start, end, self.heartbeat, count_unsigned
+        )
         if len(self._cache) > 500:
             self._cache.clear()
         self._cache[show.id] = (version, figures)
@@ -115,13 +131,9 @@ def kpis_csv(rows: Iterable[dict[str, Any]]) -> str:
         show, figures = row["show"], row["kpis"]
         values = [_cell(figures[c]) for c in COLUMNS]
         writer.writerow(
-            [
-                show.id,
-                safe_cell(show.title),
-                show.starts_at,
-                _cell(figures["live_seconds"]),
-                *values,
-            ]
+            _safe_row(
+                [show.id, show.title, show.starts_at, _cell(figures["live_seconds"]), *values]
+            )
         )
     return out.getvalue()
 
@@ -132,8 +144,14 @@ def events_csv(events: Iterable[dict[str, Any]]) -> str:
     writer.writerow(["ts", "viewer", "kind", "props"])
     for e in sorted(events, key=lambda e: e["ts"]):
         props = json.dumps(e["props"], sort_keys=True, separators=(",", ":"))
-        writer.writerow([f"{e['ts']:.3f}", e["viewer"], e["kind"], safe_cell(props)])
+        writer.writerow(_safe_row([f"{e['ts']:.3f}", e["viewer"], e["kind"], props]))
     return out.getvalue()
+
+
+def _safe_row(cells: list[Any]) -> list[str]:
+    """Every cell defused against spreadsheet formulas, whatever its column: a viewer id
+    comes from a cookie and may start with "-", a title with "="."""
+    return [safe_cell(str(c)) for c in cells]
 
 
 def _cell(value: Any) -> str:

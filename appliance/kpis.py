@@ -6,7 +6,11 @@ change both together.
 An event is a mapping with `ts` (seconds, float), `viewer` (str), `kind` (str) and
 `props` (mapping). Kinds: join (props: device, channel), heartbeat, leave, chat, like
 (props: count), product_click (props: product), add_to_cart (props: product, quantity,
-price), purchase (props: order, amount, products), calendar_add, replay_view.
+price), purchase (props: order, amount, products, signed), calendar_add, replay_view.
+
+A purchase whose `signed` is false came from the unsigned thank-you page beacon: it is
+counted apart as unverified, and in orders, revenue and conversion only when the
+retailer chose to count unsigned orders (`count_unsigned`).
 """
 
 from __future__ import annotations
@@ -129,6 +133,7 @@ def compute(
     live_start: float,
     live_end: float,
     heartbeat_interval: float = 15.0,
+    count_unsigned: bool = False,
 ) -> dict[str, Any]:
     """Every KPI of one show (docs/kpis.md) from its events and its live window."""
     live_end = max(live_end, live_start)
@@ -177,6 +182,7 @@ def compute(
     orders: dict[str, int] = {}
     replay_orders: dict[str, int] = {}
     seen_orders: set[str] = set()
+    unverified: dict[str, int] = {}
     chat_per_bucket = [0] * len(concurrent)
     likes_per_bucket = [0] * len(concurrent)
     products: dict[str, dict[str, int]] = defaultdict(
@@ -231,6 +237,10 @@ def compute(
             if not order or order in seen_orders:
                 continue
             seen_orders.add(order)
+            if props.get("signed") is False:
+                unverified[order] = _amount(props)
+                if not count_unsigned:
+                    continue
             listed = props.get("products")
             bought = {str(p) for p in listed} if isinstance(listed, list) else set(carted[viewer])
             key = "orders" if in_live else "replay_orders"
@@ -270,6 +280,8 @@ def compute(
         "revenue": revenue,
         "average_cart": _div(revenue, len(orders)),
         "conversion_rate": _ratio(len(buyers & viewers), n),
+        "unverified_orders": len(unverified),
+        "unverified_revenue": sum(unverified.values()),
         "calendar_adds": calendar_adds,
         "replay_views": replay_views,
         "replay_viewers": len(replay_viewers),

@@ -1,4 +1,5 @@
-"""The shop's own settings: name, logo, brand colour, currency, language, time zone."""
+"""The shop's own settings: name, logo, brand colour, currency, language, time zone, and
+whether orders reported without a signature count in the figures."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ class Shop:
     language: str
     timezone: str
     cart_url_template: str
+    # Unsigned (thank-you page beacon) orders count in orders, revenue and conversion
+    # only when the retailer says so: anyone can send a beacon (docs/conversions.md).
+    count_unsigned_orders: bool = False
 
 
 async def get_shop(db: Database) -> Shop:
@@ -30,13 +34,15 @@ async def get_shop(db: Database) -> Shop:
         row["language"],
         row["timezone"],
         row["cart_url_template"],
+        bool(row["count_unsigned_orders"]),
     )
 
 
 async def save_shop(db: Database, shop: Shop) -> None:
     await db.execute(
         "UPDATE shop_settings SET name = ?, logo = ?, brand_color = ?, currency = ?, "
-        "language = ?, timezone = ?, cart_url_template = ? WHERE id = 1",
+        "language = ?, timezone = ?, cart_url_template = ?, count_unsigned_orders = ? "
+        "WHERE id = 1",
         (
             shop.name,
             shop.logo,
@@ -45,6 +51,7 @@ async def save_shop(db: Database, shop: Shop) -> None:
             shop.language,
             shop.timezone,
             shop.cart_url_template,
+            int(shop.count_unsigned_orders),
         ),
     )
 

@@ -12,12 +12,12 @@ from babel.numbers import format_decimal, format_percent
 from quart import Blueprint, Response, g, jsonify, request
 from quart.typing import ResponseReturnValue
 
-from appliance import charts, i18n, shows
+from appliance import access, charts, i18n, shows
 from appliance.events import show_events
 from appliance.kpi_reports import COLUMNS, REFERENCES, KpiReports, events_csv, kpis_csv
 from appliance.services import Services
 from appliance.translate import N_, _
-from appliance.web import current_user, render, show_or_404, staff_required
+from appliance.web import current_user, render, staff_required
 
 READERS = ("admin", "host")
 readers_only = staff_required(*READERS)
@@ -74,13 +74,33 @@ FIGURES: dict[str, tuple[str, str, str]] = {
         N_("Viewers who added at least one product to the cart."),
         "count",
     ),
-    "orders": (N_("Orders"), N_("Orders the shop reported during the live."), "count"),
+    "orders": (
+        N_("Orders"),
+        N_(
+            "Orders the shop reported during the live; unsigned ones only when the settings "
+            "count them."
+        ),
+        "count",
+    ),
     "revenue": (N_("Sales"), N_("Total of those orders, each order counted once."), "money"),
     "average_cart": (N_("Average cart"), N_("Sales divided by orders."), "money"),
     "conversion_rate": (
         N_("Conversion"),
         N_("Share of viewers who placed an order."),
         "rate",
+    ),
+    "unverified_orders": (
+        N_("Unverified orders"),
+        N_(
+            "Orders reported without a signature, by the thank-you page snippet: anyone can "
+            "send one."
+        ),
+        "count",
+    ),
+    "unverified_revenue": (
+        N_("Unverified sales"),
+        N_("Total of the unverified orders."),
+        "money",
     ),
     "calendar_adds": (
         N_("Calendar adds"),
@@ -100,7 +120,7 @@ FIGURES: dict[str, tuple[str, str, str]] = {
 HEADLINE = ["viewers", "peak_concurrent", "avg_watch_seconds", "attention_rate"]
 ENGAGEMENT = ["engagement_rate", "chat_messages", "chatters", "chat_user_rate", "likes"]
 SALES = ["product_clicks", "add_to_cart", "unique_carts", "orders", "revenue", "average_cart"]
-SALES += ["conversion_rate"]
+SALES += ["conversion_rate", "unverified_orders", "unverified_revenue"]
 AUDIENCE = ["viewers_over_1min", "mobile_viewers", "calendar_adds"]
 REPLAY = ["replay_views", "replay_viewers", "replay_add_to_cart", "replay_orders"]
 REPLAY += ["replay_revenue"]
@@ -209,10 +229,18 @@ def blueprint(svc: Services) -> Blueprint:
             ),
         }
 
+    async def across_mine(since: float | None, until: float | None) -> list[dict[str, Any]]:
+        """The trend across the shows whose KPIs the signed-in user may read: an admin's
+        is the whole shop's, a host's covers the shows they hosted."""
+        rows = await reports.across(since, until)
+        mine = await access.permitted(svc.db, current_user(), "kpis", [r["show"] for r in rows])
+        ids = {s.id for s in mine}
+        return [r for r in rows if r["show"].id in ids]
+
     @bp.get("/admin/shows/<int:show_id>/kpis")
     @readers_only
     async def show_kpis(show_id: int) -> ResponseReturnValue:
-        show = await show_or_404(svc.db, show_id)
+        show = await access.show_for(svc.db, current_user(), show_id, "kpis")
         figures = await reports.for_show(show)
         fmt = formatter()
         lineup = {str(p.id): p for p in await shows.lineup(svc.db, show.id)}
@@ -247,7 +275,7 @@ def blueprint(svc: Services) -> Blueprint:
             return await render(
                 "admin/kpis.html", 400, rows=[], error=_("Unknown figure."), start=start, end=end
             )
-        rows = await reports.across(since, until)
+        rows = await across_mine(since, until)
         fmt = formatter()
         labels = [
             i18n.format_date(r["show"].starts_at, g.shop.timezone, g.lang, "short") for r in rows
@@ -297,7 +325,7 @@ def blueprint(svc: Services) -> Blueprint:
             since, until, _start, _end = date_range()
         except ValueError as exc:
             return Response(str(exc), status=400, content_type="text/plain; charset=utf-8")
-        body = kpis_csv(await reports.across(since, until))
+        body = kpis_csv(await across_mine(since, until))
         return Response(
             body,
             content_type="text/csv; charset=utf-8",
@@ -307,7 +335,7 @@ def blueprint(svc: Services) -> Blueprint:
     @bp.get("/admin/shows/<int:show_id>/events.csv")
     @readers_only
     async def raw_events(show_id: int) -> ResponseReturnValue:
-        show = await show_or_404(svc.db, show_id)
+        show = await access.show_for(svc.db, current_user(), show_id, "kpis")
         body = events_csv(await show_events(svc.db, show.id))
         return Response(
             body,
@@ -330,6 +358,8 @@ def blueprint(svc: Services) -> Blueprint:
         show = await shows.get_show(svc.db, show_id)
         if show is None:
             return jsonify({"error": f"there is no show {show_id}"}), 404
+        if not await access.may(svc.db, current_user(), "kpis", show):
+            return jsonify({"error": "only an admin or this show's host reads its KPIs"}), 403
         return jsonify({"show": show.id, "title": show.title, **await reports.for_show(show)})
 
     @bp.get("/api/kpis")
@@ -340,7 +370,7 @@ def blueprint(svc: Services) -> Blueprint:
             since, until, _start, _end = date_range()
         except ValueError as exc:
             return jsonify({"error": str(exc)}), 400
-        rows = await reports.across(since, until)
+        rows = await across_mine(since, until)
         return jsonify(
             {
                 "shows": [

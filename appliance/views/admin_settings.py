@@ -1,4 +1,5 @@
-"""Admin: the shop's name, logo, brand colour, currency, language, time zone, cart links."""
+"""Admin: the shop's name, logo, brand colour, currency, language, time zone, cart links,
+and sales reporting (the signing secret, whether unsigned orders count)."""
 
 from __future__ import annotations
 
@@ -81,6 +82,17 @@ def blueprint(svc: Services) -> Blueprint:
             await save_shop(svc.db, updated)
         svc.forget_shop()
         return redirect("/admin/settings?saved=1")
+
+    @bp.post("/sales")
+    @admin_required
+    async def sales() -> ResponseReturnValue:
+        form = Form(await request.form)
+        shop: Shop = g.shop
+        await save_shop(
+            svc.db, replace(shop, count_unsigned_orders=form.checkbox("count_unsigned"))
+        )
+        svc.forget_shop()
+        return redirect("/admin/settings?saved=1#sales")
 
     @bp.post("/conversion-secret")
     @admin_required

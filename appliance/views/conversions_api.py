@@ -1,8 +1,9 @@
 """`POST /api/conversions` (signed, from the shop's server) and
 `POST /api/conversions/beacon` (unsigned, from the thank-you page snippet).
 
-Both answer 201 for a new order, 200 for an order id already recorded, and a 4xx with a
-JSON `error` for anything else; a refused report stores nothing.
+Both answer 201 for a new order (or a signed report replacing an unsigned one), 200 for an
+order id already recorded, and a 4xx with a JSON `error` for anything else; a refused
+report stores nothing.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def blueprint(svc: Services) -> Blueprint:
     async def take(signed: bool) -> ResponseReturnValue:
         cors = not signed
         limiter = signed_limit if signed else beacon_limit
-        address = client_address(svc.config.server.proxy_headers)
+        address = client_address(svc.config.server)
         if limiter.blocked(address):
             return answer(429, {"error": "too many reports: slow down"}, cors)
         limiter.hit(address)
@@ -63,18 +64,16 @@ def blueprint(svc: Services) -> Blueprint:
         try:
             conv = conversions.parse(body, shop.currency, time.time())
             show_id = await conversions.attribute(svc.db, conv)
-            if not signed and not await conversions.viewer_added_to_cart(
-                svc.db, conv.viewer, show_id
-            ):
-                raise BadEvent(
-                    "unsigned reports are only accepted for a viewer who added to the cart "
-                    "from a show (vitrine_v)"
-                )
+            # A beacon repeating a known order changes nothing; a new one must be backed
+            # by what its viewer really added to the cart.
+            if not signed and not await conversions.known_order(svc.db, conv.order_id):
+                await conversions.check_beacon(svc.db, conv, show_id)
         except BadEvent as exc:
             return answer(400, {"error": str(exc)}, cors)
-        if not await conversions.record(svc.db, conv, show_id, signed):
-            return answer(200, {"status": "duplicate", "order_id": conv.order_id}, cors)
-        return answer(201, {"status": "recorded", "order_id": conv.order_id, "show": show_id}, cors)
+        outcome = await conversions.record(svc.db, conv, show_id, signed)
+        if outcome == conversions.DUPLICATE:
+            return answer(200, {"status": outcome, "order_id": conv.order_id}, cors)
+        return answer(201, {"status": outcome, "order_id": conv.order_id, "show": show_id}, cors)
 
     @bp.post("/api/conversions")
     async def signed_report() -> ResponseReturnValue:

@@ -13,7 +13,14 @@ from urllib.parse import urlsplit
 from quart import Blueprint, Response, jsonify, request
 from quart.typing import ResponseReturnValue
 
-from appliance.events import MAX_BODY, MAX_BUFFER, BadEvent, EventLog, parse_beacon
+from appliance.events import (
+    MAX_BODY,
+    MAX_BUFFER,
+    BadEvent,
+    EventLog,
+    catalogue_prices,
+    parse_beacon,
+)
 from appliance.security import SlidingWindowLimiter
 from appliance.services import Services
 from appliance.shows import get_show
@@ -54,7 +61,7 @@ def blueprint(svc: Services, log: EventLog) -> Blueprint:
         if (request.content_length or 0) > MAX_BODY:
             return problem(413, f"the report is larger than {MAX_BODY} bytes")
         viewer = valid_viewer(request.cookies.get(VIEWER_COOKIE))
-        address = client_address(svc.config.server.proxy_headers)
+        address = client_address(svc.config.server)
         body = await request.get_data(cache=False)
         assert isinstance(body, bytes)
         if len(body) > MAX_BODY:
@@ -73,6 +80,7 @@ def blueprint(svc: Services, log: EventLog) -> Blueprint:
             return problem(404, f"there is no show {show_id}")
         if log.pending + len(events) > MAX_BUFFER:
             return problem(503, "the server is busy: try again in a moment")
+        events = await catalogue_prices(svc.db, events)
         for ts, kind, props in events:
             by_viewer.hit(viewer)
             by_address.hit(address)
