@@ -27,6 +27,7 @@ from babel.support import NullTranslations
 
 from appliance.collector import FullCollections
 from appliance.room_health import RoomHealth
+from appliance.room_sanctions import Sanctions
 from appliance.room_wire import Frame, Outlet, QueuedOutlet
 from appliance.security import TokenBucket
 
@@ -100,17 +101,18 @@ class Room:
         self.status = status
         self.live_started_at = live_started_at
         self.clients: set[Client] = set()
+        self.sockets_by_address: dict[str, int] = {}  # open sockets per client address
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT)
         self.records: dict[int, Record] = {}
         self.pinned_message: dict[str, Any] | None = None
         self.product: dict[str, Any] | None = None
         self.offer: dict[str, Any] | None = None
+        # Who claimed the current limited offer: viewer ids and addresses.
         self.offer_claims: set[str] = set()
+        self.offer_addresses: set[str] = set()
         self.chat_open = True
         self.slow_mode = 0
-        self.muted: dict[str, float] = {}
-        self.banned_viewers: set[str] = set()
-        self.banned_addresses: set[str] = set()
+        self.sanctions = Sanctions()  # mutes and bans (appliance/room_sanctions.py)
         self.last_said: dict[str, float] = {}
         self.outbox: list[dict[str, Any]] = []
         self.hearts = 0
@@ -122,10 +124,31 @@ class Room:
 
     @property
     def viewer_count(self) -> int:
-        return sum(1 for c in self.clients if not c.staff)
+        """Viewers, not sockets: a viewer with two tabs open is one. A client without the
+        viewer cookie is a new viewer on each socket, which the per-address cap bounds."""
+        return len({c.viewer for c in self.clients if not c.staff})
+
+    def reserve(self, address: str, cap: int) -> bool:
+        """Take one of `address`'s `cap` sockets in this room (0: no cap), or say no.
+        Taken before the socket is accepted, so a burst is counted as it arrives."""
+        held = self.sockets_by_address.get(address, 0)
+        if cap > 0 and held >= cap:
+            return False
+        self.sockets_by_address[address] = held + 1
+        return True
+
+    def release(self, address: str) -> None:
+        held = self.sockets_by_address.get(address, 0) - 1
+        if held > 0:
+            self.sockets_by_address[address] = held
+        else:
+            self.sockets_by_address.pop(address, None)
 
     def is_banned(self, client: Client) -> bool:
-        return client.viewer in self.banned_viewers or client.address in self.banned_addresses
+        return self.sanctions.find("ban", client.viewer, client.address) is not None
+
+    def is_muted(self, client: Client) -> bool:
+        return self.sanctions.find("mute", client.viewer, client.address) is not None
 
     def names_in_use(self, exclude: Client) -> set[str]:
         return {fold(c.name) for c in self.clients if c.name and c is not exclude}
@@ -190,6 +213,7 @@ class Room:
         if offer is not None and time.time() >= offer["ends_at"]:
             self.offer = None
             self.offer_claims = set()
+            self.offer_addresses = set()
             self.outbox.append({"type": "offer", "offer": None})
         if self.hearts and now - self._hearts_at >= HEART_EVERY:
             self.outbox.append({"type": "hearts", "count": self.hearts})

@@ -17,6 +17,7 @@ from appliance.db import Database
 from appliance.events import EventLog
 from appliance.products import show_link
 from appliance.room import CLOSE_POLICY, Client, Room, RoomHub, fold
+from appliance.room_sanctions import HINT_SECONDS, NO_ADDRESS
 from appliance.room_store import RoomStore
 from appliance.shop import Shop
 from appliance.translate import N_
@@ -41,6 +42,11 @@ NOTICES = {
     "not_found": N_("That is no longer there."),
     "offer_gone": N_("This offer is over or all codes are taken."),
     "banned": N_("You cannot take part in this show's chat."),
+    "too_many_connections": N_(
+        "Too many chat connections from your network: close another tab and reload."
+    ),
+    "show_ended": N_("This show has ended: its chat is closed."),
+    "no_address": N_("That viewer's connection is no longer known: ban the viewer instead."),
 }
 
 
@@ -100,6 +106,9 @@ class RoomService:
         room = Room(show_id, show.status, show.live_started_at)
         for message, viewer in await self.store.recent(show_id):
             room.remember(message, viewer, "")
+            room.sanctions.seen(viewer, 0.0)  # they were here before this start
+        for sanction in await self.store.sanctions(show_id):
+            room.sanctions.add(sanction)
         pinned = await self.store.open_pin(show_id)
         if pinned is not None:
             product = await products.get_product(self.db, pinned)
@@ -157,6 +166,13 @@ class RoomService:
             self._staff_names_at = now
         return self._staff_names
 
+    def send_sanctions(self, room: Room, to: Client | None = None) -> None:
+        """The room's mutes and bans, to one staff client or to all staff in the room."""
+        message = {"type": "sanctions", "sanctions": room.sanctions.listing()}
+        for client in [to] if to is not None else list(room.clients):
+            if client.staff and client.said_hello:
+                client.send_messages(message)
+
     def log(
         self, room: Room, client: Client, action: str, target: str = "", **details: Any
     ) -> None:
@@ -172,6 +188,7 @@ async def on_hello(svc: RoomService, room: Room, client: Client, msg: dict[str, 
     if not client.staff and msg.get("name") is not None:
         client.name = await svc.valid_name(room, client, msg.get("name"))
     client.said_hello = True
+    room.sanctions.seen(client.viewer)
     client.send_messages(
         {
             "type": "welcome",
@@ -183,6 +200,8 @@ async def on_hello(svc: RoomService, room: Room, client: Client, msg: dict[str, 
         },
         room.state(),
     )
+    if client.staff:
+        svc.send_sanctions(room, client)
 
 
 async def on_set_name(svc: RoomService, room: Room, client: Client, msg: dict[str, Any]) -> None:
@@ -207,12 +226,15 @@ async def on_chat(svc: RoomService, room: Room, client: Client, msg: dict[str, A
     if client.name is None:
         notice(client, "no_name")
         return
+    if room.status == "ended":
+        notice(client, "show_ended")
+        return
     now = time.time()
     if not client.staff:
         if not room.chat_open:
             notice(client, "chat_closed")
             return
-        if room.muted.get(client.viewer, 0) > now:
+        if room.is_muted(client):
             notice(client, "muted")
             return
         if room.slow_mode and now - room.last_said.get(client.viewer, 0) < room.slow_mode:
@@ -244,6 +266,9 @@ async def on_heart(svc: RoomService, room: Room, client: Client, msg: dict[str, 
     if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 10:
         notice(client, "bad_message")
         return
+    if room.status == "ended":
+        notice(client, "show_ended")
+        return
     if not client.heart_bucket.take():
         notice(client, "rate_limited")
         return
@@ -261,12 +286,19 @@ async def on_claim_offer(svc: RoomService, room: Room, client: Client, msg: dict
     if offer is None or offer["quantity"] is None:
         notice(client, "offer_gone")
         return
-    if client.viewer not in room.offer_claims:
+    # One unit per viewer id and per address: a client that reconnects without its
+    # cookie from the same address gets the code it already has, not another unit.
+    address = "" if client.address in NO_ADDRESS else client.address
+    claimed = client.viewer in room.offer_claims or (address and address in room.offer_addresses)
+    if not claimed:
         if offer["remaining"] <= 0:
             notice(client, "offer_gone")
             return
         room.offer_claims.add(client.viewer)
+        if address:
+            room.offer_addresses.add(address)
         offer["remaining"] -= 1
+        svc.store.claim(room.show_id, offer["key"], client.viewer, address)
         room.broadcast({"type": "offer", "offer": room.public_offer()})
     client.send_messages({"type": "offer_code", "code": offer["code"]})
 
@@ -315,13 +347,16 @@ async def on_start_offer(svc: RoomService, room: Room, client: Client, msg: dict
     ):
         notice(client, "bad_message")
         return
+    started = time.time()
     room.offer = {
         "code": code,
-        "ends_at": int(time.time()) + minutes * 60,
+        "key": f"{code}@{started:.3f}",  # names this offer in offer_claims
+        "ends_at": int(started) + minutes * 60,
         "quantity": quantity,
         "remaining": quantity,
     }
     room.offer_claims = set()
+    room.offer_addresses = set()
     room.broadcast({"type": "offer", "offer": room.public_offer()})
     svc.log(room, client, "start_offer", code, minutes=minutes, quantity=quantity)
 
@@ -376,24 +411,75 @@ async def on_delete(svc: RoomService, room: Room, client: Client, msg: dict[str,
 async def on_mute(svc: RoomService, room: Room, client: Client, msg: dict[str, Any]) -> None:
     record = _record(room, client, msg)
     minutes = _int_in(msg, "minutes", 1, 24 * 60) if "minutes" in msg else 10
-    if record is None or minutes is None:
+    if record is None:
         return
-    room.muted[record.viewer] = time.time() + minutes * 60
+    if minutes is None:
+        notice(client, "bad_message")
+        return
+    now = time.time()
+    until = now + minutes * 60
+    hint = "" if record.address in NO_ADDRESS else record.address
+    sanction = await svc.store.add_sanction(
+        room.show_id,
+        "mute",
+        record.viewer,
+        record.message["name"],
+        hint,
+        min(now + HINT_SECONDS, until) if hint else None,
+        False,
+        client.staff_user,
+        until,
+    )
+    room.sanctions.add(sanction)
+    svc.send_sanctions(room)
     svc.log(room, client, "mute", record.viewer, minutes=minutes, message=record.message["id"])
 
 
 async def on_ban(svc: RoomService, room: Room, client: Client, msg: dict[str, Any]) -> None:
+    """Ban the viewer who wrote a message (and, for a while, a new identity from their
+    address); with `address: true`, everyone behind their address until lifted."""
     record = _record(room, client, msg)
     if record is None:
         return
-    room.banned_viewers.add(record.viewer)
-    if record.address not in ("", "unknown"):
-        room.banned_addresses.add(record.address)
+    whole = msg.get("address", False)
+    if not isinstance(whole, bool):
+        notice(client, "bad_message")
+        return
+    hint = "" if record.address in NO_ADDRESS else record.address
+    if whole and not hint:
+        notice(client, "no_address")
+        return
+    sanction = await svc.store.add_sanction(
+        room.show_id,
+        "ban",
+        record.viewer,
+        record.message["name"],
+        hint,
+        None if whole or not hint else time.time() + HINT_SECONDS,
+        whole,
+        client.staff_user,
+        None,
+    )
+    room.sanctions.add(sanction)
     for other in list(room.clients):
         if not other.staff and room.is_banned(other):
             notice(other, "banned")
             other.close(CLOSE_POLICY)
-    svc.log(room, client, "ban", record.viewer, message=record.message["id"])
+    svc.send_sanctions(room)
+    svc.log(room, client, "ban", record.viewer, message=record.message["id"], whole_address=whole)
+
+
+async def on_lift(svc: RoomService, room: Room, client: Client, msg: dict[str, Any]) -> None:
+    """Undo a mute or ban at once."""
+    sanction_id = msg.get("id")
+    sanction = room.sanctions.by_id.get(sanction_id) if isinstance(sanction_id, int) else None
+    if sanction is None:
+        notice(client, "not_found")
+        return
+    await svc.store.lift_sanction(room.show_id, sanction.id)
+    room.sanctions.lift(sanction.id)
+    svc.send_sanctions(room)
+    svc.log(room, client, "lift", sanction.viewer, kind=sanction.kind, sanction=sanction.id)
 
 
 async def on_slow_mode(svc: RoomService, room: Room, client: Client, msg: dict[str, Any]) -> None:
@@ -444,6 +530,7 @@ HANDLERS: dict[str, Handler] = {
     "delete": on_delete,
     "mute": on_mute,
     "ban": on_ban,
+    "lift": on_lift,
     "slow_mode": on_slow_mode,
     "set_chat": on_set_chat,
     "answer": on_answer,
@@ -458,6 +545,7 @@ STAFF_ONLY = {
     "delete",
     "mute",
     "ban",
+    "lift",
     "slow_mode",
     "set_chat",
     "answer",

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from appliance.db import Database
+from appliance.room_sanctions import Sanction
 
 log = logging.getLogger(__name__)
 FLUSH_SECONDS = 1.0
@@ -29,9 +30,10 @@ class Pending:
     # In order: (show id, product id or None to unpin, at, show offset)
     pins: list[tuple[int, int | None, float, float | None]] = field(default_factory=list)
     actions: list[tuple[Any, ...]] = field(default_factory=list)
+    claims: list[tuple[Any, ...]] = field(default_factory=list)  # offer_claims rows
 
     def __bool__(self) -> bool:
-        return bool(self.chats or self.flags or self.pins or self.actions)
+        return bool(self.chats or self.flags or self.pins or self.actions or self.claims)
 
 
 class RoomStore:
@@ -135,12 +137,18 @@ class RoomStore:
                     "VALUES (?, ?, ?, ?, ?, ?)",
                     batch.actions,
                 )
+                await conn.executemany(
+                    "INSERT INTO offer_claims (show_id, offer, viewer, address_hint, claimed_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    batch.claims,
+                )
         except Exception:
             # Keep the rows for the next flush rather than lose them.
             self._pending.chats[:0] = batch.chats
             self._pending.flags[:0] = batch.flags
             self._pending.pins[:0] = batch.pins
             self._pending.actions[:0] = batch.actions
+            self._pending.claims[:0] = batch.claims
             raise
 
     # -- reading -------------------------------------------------------------------
@@ -176,3 +184,78 @@ class RoomStore:
             (show_id,),
         )
         return None if value is None else int(value)
+
+    # -- sanctions and offer claims (rare, written at once: the room needs their ids) --
+
+    async def add_sanction(
+        self,
+        show_id: int,
+        kind: str,
+        viewer: str,
+        name: str,
+        address_hint: str,
+        hint_expires_at: float | None,
+        whole_address: bool,
+        created_by: int | None,
+        expires_at: float | None,
+    ) -> Sanction:
+        now = time.time()
+        sanction_id = await self.db.execute(
+            "INSERT INTO room_sanctions (show_id, kind, viewer, name, address_hint, "
+            "hint_expires_at, whole_address, created_by, created_at, expires_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                show_id,
+                kind,
+                viewer,
+                name,
+                address_hint,
+                hint_expires_at,
+                int(whole_address),
+                created_by,
+                now,
+                expires_at,
+            ),
+        )
+        return Sanction(
+            sanction_id,
+            kind,
+            viewer,
+            name,
+            address_hint,
+            hint_expires_at,
+            whole_address,
+            now,
+            expires_at,
+        )
+
+    async def lift_sanction(self, show_id: int, sanction_id: int) -> None:
+        await self.db.execute(
+            "UPDATE room_sanctions SET lifted_at = ? WHERE id = ? AND show_id = ?",
+            (time.time(), sanction_id, show_id),
+        )
+
+    async def sanctions(self, show_id: int) -> list[Sanction]:
+        """The show's sanctions still in force (not lifted, not expired)."""
+        rows = await self.db.fetchall(
+            "SELECT * FROM room_sanctions WHERE show_id = ? AND lifted_at IS NULL "
+            "AND (expires_at IS NULL OR expires_at > ?) ORDER BY id",
+            (show_id, time.time()),
+        )
+        return [
+            Sanction(
+                r["id"],
+                r["kind"],
+                r["viewer"],
+                r["name"],
+                r["address_hint"],
+                r["hint_expires_at"],
+                bool(r["whole_address"]),
+                r["created_at"],
+                r["expires_at"],
+            )
+            for r in rows
+        ]
+
+    def claim(self, show_id: int, offer: str, viewer: str, address: str) -> None:
+        self._pending.claims.append((show_id, offer, viewer, address, time.time()))
