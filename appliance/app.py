@@ -106,6 +106,7 @@ def create_app(config: Config) -> Quart:
     async def open_store() -> None:
         # Migrations run synchronously before the first request: nothing else is
         # waiting yet, and a failure must stop the start.
+        dbmod.warn_loose_permissions(data_dir)
         dbmod.migrate_sync(database.path, data_dir / "backups")
         await database.open()
         secret = await get_meta(database, "secret_key")

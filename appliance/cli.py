@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import json
+import os
 import shutil
 import signal
 import sys
@@ -87,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Every command may write the data directory (migrations at least), which holds the
+    # session key, password hashes and stream keys: what it creates is this user's alone.
+    os.umask(0o077)
     overrides = {
         "storage.data_dir": getattr(args, "data_dir", None),
         "server.host": getattr(args, "host", None),
@@ -136,7 +140,14 @@ def cmd_create_admin(args: argparse.Namespace, config: Config) -> int:
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
-        password = getpass.getpass("Password for the new admin: ")
+        asked = _ask_password("Password for the new admin: ")
+        if asked is None:
+            print(
+                "vitrine: no terminal to ask the password on: pipe it in with --password-stdin",
+                file=sys.stderr,
+            )
+            return 2
+        password = asked
     if (problem := password_problem(password)) is not None:
         print(
             f"vitrine: password refused ({problem.replace('_', ' ')}; at least 10 characters)",
@@ -160,6 +171,21 @@ def cmd_create_admin(args: argparse.Namespace, config: Config) -> int:
     return result
 
 
+def _ask_password(prompt: str) -> str | None:
+    """The password typed at the terminal, or None when there is no terminal to ask on
+    (a service, a pipe): getpass would read standard input or fail with EOFError."""
+    try:
+        with open("/dev/tty", "rb"):
+            pass
+    except OSError:
+        if not sys.stdin.isatty():
+            return None
+    try:
+        return getpass.getpass(prompt)
+    except EOFError:
+        return None
+
+
 def cmd_backup(args: argparse.Namespace, config: Config) -> int:
     source = _db_path(config)
     if not source.exists():
@@ -167,7 +193,7 @@ def cmd_backup(args: argparse.Namespace, config: Config) -> int:
         return 1
     stamp = time.strftime("%Y%m%d-%H%M%S")
     target = Path(args.output) if args.output else config.data_dir / "backups" / stamp
-    target.mkdir(parents=True, exist_ok=True)
+    dbmod.private_dir(target)
     dbmod.backup_sync(source, target / "vitrine.sqlite3")
     uploads = config.data_dir / "uploads"
     if uploads.is_dir():

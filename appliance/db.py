@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
+import stat
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -64,9 +66,64 @@ def current_version_sync(conn: sqlite3.Connection) -> int:
     return int(row[0] or 0)
 
 
+# The data directory holds the session signing key, password hashes, stream keys and the
+# conversion secret: only Vitrine's own user may read it. `vitrine` also sets umask 077;
+# these modes hold even where it did not (tests, an embedding process).
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+
+
+def private_dir(path: Path) -> Path:
+    """Create `path` (and missing parents) readable by this user only; returns it."""
+    path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """Create `path` empty and 0600 unless it exists. SQLite gives a database's -wal and
+    -shm the mode of the database file, so they follow."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
+    except FileExistsError:
+        pass
+    return path
+
+
+def loose_permissions(data_dir: Path) -> list[tuple[Path, int]]:
+    """Paths in the data directory (itself, the database and what lies directly in it)
+    that group or others may read, write or enter, with their modes."""
+    if not data_dir.is_dir():
+        return []
+    paths = [data_dir, *sorted(data_dir.iterdir())]
+    found = []
+    for path in paths:
+        try:
+            mode = stat.S_IMODE(path.lstat().st_mode)
+        except OSError:
+            continue
+        if mode & 0o077 and not path.is_symlink():
+            found.append((path, mode))
+    return found
+
+
+def warn_loose_permissions(data_dir: Path) -> None:
+    """A WARNING for every data path others can reach, saying how to fix it."""
+    for path, mode in loose_permissions(data_dir):
+        fix = "chmod -R go-rwx" if path.is_dir() else "chmod 600"
+        log.warning(
+            "%s is readable by other users of this machine (mode %s) and holds secrets: "
+            "run `%s %s`",
+            path,
+            oct(mode)[2:].rjust(4, "0"),
+            fix,
+            path,
+        )
+
+
 def backup_sync(source: Path, target: Path) -> None:
     """A consistent copy of a live database, using SQLite's online backup API."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(target.parent)
+    private_file(target)
     src = sqlite3.connect(source, timeout=30)
     dst = sqlite3.connect(target)
     try:
@@ -83,7 +140,8 @@ def migrate_sync(path: Path, backup_dir: Path | None = None) -> list[str]:
     Refuses a database newer than the code. Backs the database up first when it
     already holds data and migrations are pending.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
+    private_file(path)
     migrations = migration_files()
     conn = _connect_sync(path)
     try:

@@ -108,7 +108,7 @@ class ReplayStore:
             (show_id, now, now),
         )
         try:
-            await asyncio.to_thread(self.folder.mkdir, parents=True, exist_ok=True)
+            await asyncio.to_thread(self.folder.mkdir, mode=0o700, parents=True, exist_ok=True)
             parts = await ensure_h264(parts)  # VP8 parts: one H264 transcode, off to the side
             made = await asyncio.to_thread(
                 finalize, parts, self.video(show_id), self.poster(show_id)

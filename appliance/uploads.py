@@ -66,7 +66,7 @@ class UploadStore:
         return name
 
     def _write(self, name: str, data: bytes) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = self.directory / f".{name}.tmp"
         tmp.write_bytes(data)
         tmp.replace(self.directory / name)

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 from quart.testing import QuartClient
 
 from appliance.services import Services
 from appliance.users import admin_exists, create_user
-from tests.conftest import PASSWORD, csrf_of, sign_in
+from tests.conftest import PASSWORD, ROOT, csrf_of, sign_in
 
 
 async def test_sign_in_and_out(client: QuartClient, services: Services) -> None:
@@ -184,3 +188,23 @@ async def test_cookie_is_secure_behind_https(tmp_path) -> None:
         client = app.test_client()
         r = await client.get("/login")
         assert "Secure" in r.headers["Set-Cookie"] and "HttpOnly" in r.headers["Set-Cookie"]
+
+
+def test_create_admin_without_a_terminal_says_so(tmp_path: Path) -> None:
+    """No terminal (a service, a CI job) and no --password-stdin: one clear line, exit 2,
+    not getpass's EOFError traceback."""
+    args = ["create-admin", "--email", "a@example.com", "--data-dir", str(tmp_path / "data")]
+    result = subprocess.run(
+        [sys.executable, "-m", "appliance", *args],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        start_new_session=True,  # no controlling terminal: /dev/tty cannot be opened
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and "EOFError" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--password-stdin" in lines[0], result.stderr
+    assert "created admin" not in result.stdout
