@@ -27,10 +27,10 @@ from appliance.room_handlers import RoomService
 from appliance.room_store import RoomStore
 from appliance.security import SlidingWindowLimiter, new_token
 from appliance.services import Services
+from appliance.sessions import COOKIE_KEY, prune, signed_in_user
 from appliance.shop import get_meta, set_meta
 from appliance.translate import _, ngettext
 from appliance.uploads import UploadStore
-from appliance.users import get_user
 from appliance.views import (
     admin_kpis,
     admin_products,
@@ -109,6 +109,7 @@ def create_app(config: Config) -> Quart:
         dbmod.warn_loose_permissions(data_dir)
         dbmod.migrate_sync(database.path, data_dir / "backups")
         await database.open()
+        await prune(database)
         secret = await get_meta(database, "secret_key")
         if secret is None:
             secret = new_token()
@@ -134,14 +135,9 @@ def create_app(config: Config) -> Quart:
         g.shop = shop
         g.lang = i18n.pick_language(request.headers.get("Accept-Language"), shop.language)
         g.translations = services.translations.get(g.lang, services.translations["en"])
-        g.user = None
-        user_id = session.get("user_id")
-        if isinstance(user_id, int):
-            user = await get_user(database, user_id)
-            if user is not None and user.active:
-                g.user = user
-            else:
-                session.clear()
+        g.user = await signed_in_user(database, session)
+        if g.user is None and (COOKIE_KEY in session or "user_id" in session):
+            session.clear()  # ended, expired, or a cookie from before server-side sessions
         if request.method in ("POST", "PUT", "PATCH", "DELETE") and not request.path.startswith(
             CSRF_EXEMPT_PREFIXES
         ):
@@ -176,7 +172,8 @@ def create_app(config: Config) -> Quart:
             return exc.response
         code = exc.code or 500
         if code == 401 and request.method == "GET":
-            return redirect(f"/login?next={quote(request.full_path.rstrip('?'), safe='/?=&')}")
+            # The whole path and query as one `next` value (`&` kept, not split off).
+            return redirect(f"/login?next={quote(request.full_path.rstrip('?'), safe='/')}")
         titles = {
             400: _("That request was not understood"),
             401: _("Please sign in"),

@@ -26,6 +26,7 @@ from typing import Any
 from babel.support import NullTranslations
 
 from appliance.collector import FullCollections
+from appliance.confusables import skeleton
 from appliance.room_health import RoomHealth
 from appliance.room_sanctions import Sanctions
 from appliance.room_wire import Frame, Outlet, QueuedOutlet
@@ -236,11 +237,10 @@ class Room:
 
 
 def fold(name: str) -> str:
-    """A name as compared for uniqueness and impersonation: case, spaces, dots ignored."""
-    import unicodedata
-
-    folded = unicodedata.normalize("NFKC", name).casefold()
-    return "".join(ch for ch in folded if ch.isalnum())
+    """A name as compared for uniqueness and impersonation: by how it looks (a confusable
+    skeleton: case, accents, digits for letters, Cyrillic and Greek look-alikes, spaces
+    and dots ignored; appliance/confusables.py)."""
+    return skeleton(name)
 
 
 class RoomHub:

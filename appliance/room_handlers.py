@@ -26,6 +26,7 @@ MAX_TEXT = 300
 NAME_MIN, NAME_MAX = 2, 24
 CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 RESERVED_NAMES = {"admin", "administrator", "moderator", "host", "staff", "vitrine", "system"}
+RESERVED = {fold(name) for name in RESERVED_NAMES}  # compared as they look
 
 
 NOTICES = {
@@ -149,7 +150,7 @@ class RoomService:
             notice(client, "name_invalid")
             return None
         folded = fold(name)
-        if not folded or folded in RESERVED_NAMES or folded in await self.staff_names():
+        if not folded or folded in RESERVED or folded in await self.staff_names():
             notice(client, "name_invalid")
             return None
         if folded in room.names_in_use(client):

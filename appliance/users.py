@@ -92,4 +92,11 @@ async def authenticate(db: Database, email: str, password: str) -> User | None:
     return User.from_row(row) if (row and ok) else None
 
 
+async def check_password(db: Database, user_id: int, password: str) -> bool:
+    """Whether `password` is the user's current one (asked before they change it)."""
+    stored = await db.fetchval("SELECT password_hash FROM users WHERE id = ?", (user_id,))
+    ok = await asyncio.to_thread(verify_password, password, stored or _DUMMY_HASH)
+    return bool(stored) and ok
+
+
 _DUMMY_HASH = hash_password("not-a-real-password")

@@ -2,12 +2,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import unicodedata
 from pathlib import Path
+from urllib.parse import parse_qs, unquote, urljoin, urlsplit
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from quart.testing import QuartClient
 
 from appliance.services import Services
 from appliance.users import admin_exists, create_user
+from appliance.views.auth import safe_next
 from tests.conftest import PASSWORD, ROOT, csrf_of, sign_in
 
 
@@ -188,6 +194,91 @@ async def test_cookie_is_secure_behind_https(tmp_path) -> None:
         client = app.test_client()
         r = await client.get("/login")
         assert "Secure" in r.headers["Set-Cookie"] and "HttpOnly" in r.headers["Set-Cookie"]
+
+
+async def sign_in_with_next(client: QuartClient, services: Services, target: str) -> str:
+    """Sign in through /login with `next` = target; returns where the server sends us."""
+    email = f"next-{len(target)}-{abs(hash(target))}@example.com"
+    await create_user(services.db, email, "Next", "admin", PASSWORD)
+    token = await csrf_of(client)
+    r = await client.post(
+        "/login", form={"email": email, "password": PASSWORD, "csrf_token": token, "next": target}
+    )
+    assert r.status_code == 302, await r.get_data(as_text=True)
+    return str(r.headers["Location"])
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/\t/evil.example/phish",
+        "/%09/evil.example/phish",
+        "/\n/evil.example",
+        "/%0a",
+        "/%0d%0aSet-Cookie:x=1",
+        "//evil",
+        "/\\evil",
+        "/%5cevil",
+        "/%2f/evil",
+        "https://evil",
+        "http:/evil",
+        "evil.example",
+        " /admin",
+        "/admin\x00",
+        "",
+    ],
+)
+async def test_next_accepts_only_a_same_origin_path(
+    client: QuartClient, services: Services, target: str
+) -> None:
+    assert await sign_in_with_next(client, services, target) == "/admin"
+
+
+async def test_next_keeps_a_plain_path_and_its_query(
+    client: QuartClient, services: Services
+) -> None:
+    location = await sign_in_with_next(client, services, "/admin/shows?page=2&q=a%20b")
+    assert location == "/admin/shows?page=2&q=a%20b"
+
+
+async def test_login_page_with_a_control_character_in_next_is_not_an_error(
+    client: QuartClient, services: Services
+) -> None:
+    """/login?next=/%0a answered 500 to a signed-in user: the newline reached the
+    Location header, which werkzeug refuses."""
+    for query in ("next=/%0a", "next=/%09/evil.example/phish", "next=%0d%0a"):
+        anonymous = await client.get(f"/login?{query}")
+        assert anonymous.status_code == 200, query
+    await sign_in(client, services)
+    for query in ("next=/%0a", "next=/%09/evil.example/phish", "next=/%5c%5cevil"):
+        signed_in = await client.get(f"/login?{query}")
+        assert signed_in.status_code == 302, query
+        assert signed_in.headers["Location"] == "/admin", query
+
+
+async def test_sign_in_redirect_keeps_the_whole_query(client: QuartClient) -> None:
+    """The 401 redirect carries the page's query whole, `&` included, as one `next`."""
+    r = await client.get("/admin/shows?status=live&page=2")
+    assert r.status_code == 302
+    location = r.headers["Location"]
+    assert parse_qs(urlsplit(location).query) == {"next": ["/admin/shows?status=live&page=2"]}
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.text(), st.text(alphabet="/\\%09adfz:.@ \t\n?#&=0123456789abcdefABCDEF")))
+def test_safe_next_always_answers_a_same_origin_path(target: str) -> None:
+    result = safe_next(target)
+    assert result.startswith("/") and not result.startswith("//")
+    assert not any(ch.isspace() or unicodedata.category(ch).startswith("C") for ch in result)
+    for text in (result, unquote(result)):
+        assert "\\" not in text
+        assert not any(ch in "\t\n\r\x0b\x0c" or unicodedata.category(ch) == "Cc" for ch in text)
+        parts = urlsplit(text)
+        assert not parts.scheme and not parts.netloc
+    # What a browser makes of it, tabs and newlines stripped as the URL standard says.
+    stripped = "".join(ch for ch in result if ch not in "\t\n\r")
+    assert urlsplit(urljoin("https://shop.example/login", stripped)).netloc == "shop.example"
+    result.encode("latin-1")  # a Location header must be encodable
 
 
 def test_create_admin_without_a_terminal_says_so(tmp_path: Path) -> None:

@@ -213,3 +213,64 @@ async def test_an_ended_show_refuses_chat_and_hearts(room: Room, live_server: Li
     assert (await ana.wait("notice"))["code"] == "show_ended"
     await asyncio.sleep(0.5)
     assert not ana.of("chat") and not ana.of("hearts")
+
+
+# -- look-alike staff names (issue 12 item 11) ------------------------------------------
+
+# Written here, apart from appliance/confusables.py: characters a viewer would take for
+# the Latin letter (Cyrillic, Greek, digits, signs, accented forms).
+LOOK_ALIKES = {
+    "a": "аα4@áà",
+    "e": "еε3éè",
+    "o": "оοσ0ö",
+    "i": "іι1l|í",
+    "l": "1Iіӏ|",
+    "n": "ηп",
+    "s": "ѕ5$",
+    "t": "т7τ",
+    "m": "м",
+    "h": "һн",
+    "c": "сς",
+    "p": "рρ",
+    "r": "г",
+    "d": "ԁ",
+    "A": "АΑ4",
+    "H": "НΗ",
+    "M": "МΜ",
+    "T": "ТΤ7",
+    "O": "ОΟ0",
+    "E": "ЕΕ3",
+    "L": "1|",
+}
+STAFF = ["Hana Host", "Admin", "Moderator", "Boutique Léa", "Team admin"]
+
+
+async def test_look_alike_staff_names_are_refused(app: Any, services: Any) -> None:
+    from babel.support import NullTranslations
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from appliance.room import Client, fold
+    from appliance.room import Room as LiveRoom
+    from appliance.room_handlers import RoomService
+    from appliance.users import create_user
+
+    for i, name in enumerate(STAFF):
+        await create_user(services.db, f"staff{i}@example.com", name, "host", "x" * 12)
+    rooms: RoomService = app.extensions["vitrine.rooms"]
+    room = LiveRoom(1, "live", None)
+    viewer = Client(viewer="v_look_alike_00001", address="127.0.0.1", tr=NullTranslations())
+    for look_alike in ["Hаna Host", "Аdmin", "M0derator", "HANA  H0ST", "Adm1n", "Moderatоr."]:
+        assert await rooms.valid_name(room, viewer, look_alike) is None, look_alike
+    for fine in ["Hanna", "Ana", "Léa B", "Modest"]:
+        assert await rooms.valid_name(room, viewer, fine) == fine
+    staff = await rooms.staff_names()
+
+    @given(st.sampled_from(STAFF), st.data())
+    def one_substitution_is_still_staff(name: str, data: st.DataObject) -> None:
+        places = [i for i, ch in enumerate(name) if ch in LOOK_ALIKES]
+        at = data.draw(st.sampled_from(places))
+        other = data.draw(st.sampled_from(LOOK_ALIKES[name[at]]))
+        assert fold(name[:at] + other + name[at + 1 :]) in staff
+
+    one_substitution_is_still_staff()

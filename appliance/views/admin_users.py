@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from quart import Blueprint, abort, redirect, request
+from quart import Blueprint, abort, redirect, request, session
 from quart.typing import ResponseReturnValue
 
-from appliance import users
+from appliance import sessions, users
 from appliance.forms import Form
 from appliance.services import Services
 from appliance.translate import _
@@ -28,6 +28,7 @@ def blueprint(svc: Services) -> Blueprint:
             form=values,
             errors=errors,
             me=current_user(),
+            open_sessions=await sessions.open_counts(db),
         )
 
     @bp.get("")
@@ -78,7 +79,26 @@ def blueprint(svc: Services) -> Blueprint:
         await users.update_user(db, user_id, name, role, active)
         if new_password:
             await users.set_password(db, user_id, new_password)
+        if new_password or role != target.role or not active:
+            # What the user could do changed: every open session of theirs ends (an admin
+            # editing their own account keeps the session they are using).
+            me = current_user()
+            keep = sessions.token_of(session) if me is not None and me.id == user_id else None
+            await sessions.end_all(db, user_id, except_token=keep)
         return redirect("/admin/users?saved=1")
+
+    @bp.post("/<int:user_id>/sessions/end")
+    @admin_required
+    async def sign_out_everywhere(user_id: int) -> ResponseReturnValue:
+        target = await users.get_user(db, user_id)
+        if target is None:
+            abort(404)
+        await sessions.end_all(db, user_id)
+        me = current_user()
+        if me is not None and me.id == user_id:
+            session.clear()
+            return redirect("/login")
+        return redirect("/admin/users?signed_out=1")
 
     @bp.post("/<int:user_id>/delete")
     @admin_required

@@ -44,7 +44,7 @@ def blueprint(svc: Services) -> Blueprint:
         form = await request.form
         email = form.get("email", "").strip()[:254]
         password = form.get("password", "")[:256]
-        address = client_address(svc.config.server.proxy_headers)
+        address = client_address(svc.config.server)
         key = f"{address}|{email.lower()}"
         limiter = svc.login_limiter
         # One account from one address gets `limit` tries; one address, four times that.

@@ -31,7 +31,7 @@ from appliance.room import CLOSE_POLICY, Client, Room
 from appliance.room_handlers import RoomService, notice
 from appliance.room_wire import Outlet, QueuedOutlet, direct_outlet
 from appliance.services import Services
-from appliance.users import get_user
+from appliance.sessions import signed_in_user
 from appliance.web import client_address
 
 log = logging.getLogger(__name__)
@@ -164,11 +164,9 @@ class RoomSocket:
             outlet=outlet,
         )
         session = await self.app.session_interface.open_session(self.app, cast(Any, hs))
-        user_id = session.get("user_id") if session is not None else None
-        if isinstance(user_id, int):
-            user = await get_user(svc.db, user_id)
-            if user is not None and user.active:
-                client.staff_user, client.role, client.name = user.id, user.role, user.name
+        user = await signed_in_user(svc.db, session)  # None when ended, expired or inactive
+        if user is not None and user.active:
+            client.staff_user, client.role, client.name = user.id, user.role, user.name
         return client
 
     async def read(self, room: Room, client: Client, receive: Receive) -> None:
