@@ -45,6 +45,20 @@ def _url(value: str) -> str | None:
     return "an http:// or https:// address with no path, like https://shop.example.com"
 
 
+DEFAULT_TRUSTED_PROXIES = "127.0.0.0/8, ::1"
+
+
+def _networks(value: str) -> str | None:
+    import ipaddress
+
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        try:
+            ipaddress.ip_network(part, strict=False)
+        except ValueError:
+            return "a comma-separated list of IP addresses or networks, like 10.0.0.0/8, ::1"
+    return None
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     host: str = _setting(
@@ -59,8 +73,17 @@ class ServerSettings:
     )
     proxy_headers: bool = _setting(
         False,
-        "Trust X-Forwarded-For from a reverse proxy in front of Vitrine "
-        "(the client address used by rate limits).",
+        "Read X-Forwarded-For from a reverse proxy in front of Vitrine (the client address "
+        "used by rate limits and per-address caps), only on connections from "
+        "server.trusted_proxies. Behind a proxy, turn it on: otherwise every client has the "
+        "proxy's address and shares its limits.",
+    )
+    trusted_proxies: str = _setting(
+        DEFAULT_TRUSTED_PROXIES,
+        "Reverse proxies whose X-Forwarded-For is believed, comma-separated addresses or "
+        "networks (10.0.0.0/8). The client is the right-most forwarded hop that is not one "
+        "of them: hops further left are written by the client and could be anything.",
+        _networks,
     )
     backlog: int = _setting(1024, "Pending TCP connections the server queues.", _positive)
     websocket_compression: bool = _setting(
@@ -83,6 +106,10 @@ class StorageSettings:
     )
 
 
+def _cap(value: int) -> str | None:
+    return None if value >= 0 else "0 (no cap) or more"
+
+
 @dataclass(frozen=True)
 class LimitsSettings:
     max_image_bytes: int = _setting(
@@ -97,6 +124,21 @@ class LimitsSettings:
     )
     login_window_seconds: int = _setting(
         300, "Length of the sign-in rate-limit window, in seconds.", _positive
+    )
+    whep_sessions_per_address: int = _setting(
+        40,
+        "Most video sessions (WHEP) of one show from one client address; more get 429. A shop's "
+        "Wi-Fi or a mobile carrier's NAT can put dozens of real viewers behind one address, "
+        "so keep it well above 1; behind a reverse proxy, set server.proxy_headers or every "
+        "viewer shares the proxy's address. 0: no cap.",
+        _cap,
+    )
+    room_sockets_per_address: int = _setting(
+        50,
+        "Most live-room connections (chat) of one show from one client address; more are "
+        "refused with 429. A little above the video cap: a viewer may have two tabs open. "
+        "0: no cap.",
+        _cap,
     )
 
 
@@ -147,7 +189,18 @@ class MediaSettings:
     grace_seconds: int = _setting(
         60, "How long a live show waits for its publisher to come back after a drop.", _positive
     )
-    max_viewers: int = _setting(500, "Most concurrent video viewers of one show.", _positive)
+    max_viewers: int = _setting(
+        500,
+        "Most concurrent video viewers of one show. A viewer counts once its connection is "
+        "up; sessions still connecting (at most twice this many) do not take a place.",
+        _positive,
+    )
+    ice_connect_seconds: int = _setting(
+        10,
+        "How long a new video session (WHEP) may take to connect; one still not connected "
+        "after this is closed and its place freed.",
+        _positive,
+    )
     record: bool = _setting(
         True,
         "Record every show as it goes (fragmented MP4 under <data_dir>/recordings, about "

@@ -52,6 +52,8 @@ class LiveShows:
                 ],
                 public_ip=config.media.public_ip,
                 max_viewers=config.media.max_viewers,
+                max_viewers_per_key=config.limits.whep_sessions_per_address,
+                ice_connect_seconds=float(config.media.ice_connect_seconds),
                 record_dir=config.data_dir / "recordings" if config.media.record else None,
             ),
             on_event=self._on_event,
@@ -194,6 +196,8 @@ class LiveShows:
         self._spawn(self._make_replay(show_id, note), replay=True)
 
     def status(self, show_id: int) -> dict[str, Any]:
+        """Whether the show is on air, and how many viewers are watching its video (their
+        connection is up: a session still connecting, or one that never will, is not)."""
         key = str(show_id)
         return {
             "publishing": self.plane.is_publishing(key),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import ipaddress
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
@@ -10,12 +11,15 @@ from typing import Any, ParamSpec, TypeVar
 from quart import abort, g, render_template, request, session
 from werkzeug.datastructures import MultiDict
 
+from appliance.config import DEFAULT_TRUSTED_PROXIES, ServerSettings
 from appliance.db import Database
 from appliance.shows import Show, get_show
 from appliance.users import User
 
 P = ParamSpec("P")
 R = TypeVar("R")
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
@@ -64,17 +68,69 @@ async def render(template: str, status: int = 200, **context: Any) -> tuple[str,
     return await render_template(template, **context), status
 
 
-def client_address(trust_proxy: bool, connection: Any = None) -> str:
-    """The client's address: the proxy's X-Forwarded-For when trusted, else the peer's.
+def client_address(server: ServerSettings | bool, connection: Any = None) -> str:
+    """The client's address, as rate limits and moderation key on it.
 
-    `connection` is the current request (default) or websocket.
+    The direct peer's address, unless forwarded headers are on (`server.proxy_headers`)
+    and the peer is one of `server.trusted_proxies`: then the right-most X-Forwarded-For
+    hop that is not itself a trusted proxy. Hops left of it were written by the client
+    (or by proxies nobody vouches for) and are never believed. `server` may be a bare
+    bool (forwarded headers on or off, loopback trusted). `connection` is the current
+    request (default) or websocket, or anything with `headers` and `remote_addr`.
     """
     connection = request if connection is None else connection
-    if trust_proxy:
-        forwarded = connection.headers.get("X-Forwarded-For", "")
-        if forwarded:
-            return str(forwarded.split(",")[0].strip())
-    return str(connection.remote_addr or "unknown")
+    peer = _ip(connection.remote_addr)
+    if peer is None:
+        return str(connection.remote_addr or "unknown")
+    if isinstance(server, bool):
+        enabled, trusted = server, trusted_networks(DEFAULT_TRUSTED_PROXIES)
+    else:
+        enabled, trusted = server.proxy_headers, trusted_networks(server.trusted_proxies)
+    if not enabled or not _trusted(peer, trusted):
+        return str(peer)
+    hops = ",".join(connection.headers.getlist("X-Forwarded-For")).split(",")
+    client = peer
+    for hop in reversed(hops):
+        address = _ip(hop)
+        if address is None:
+            break  # garbage from the far side of a proxy: the proxy is all we know
+        client = address
+        if not _trusted(address, trusted):
+            break
+    return str(client)
+
+
+def _ip(value: Any) -> IPAddress | None:
+    """An IP address from a peer address or an X-Forwarded-For hop (which may carry a
+    port, or brackets around an IPv6 address), or None."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if text.startswith("[") and "]" in text:
+        text = text[1 : text.index("]")]
+    elif text.count(":") == 1:
+        text = text.partition(":")[0]  # an IPv4 address with a port
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _trusted(address: IPAddress, networks: tuple[IPNetwork, ...]) -> bool:
+    return any(address.version == n.version and address in n for n in networks)
+
+
+@functools.lru_cache(maxsize=8)
+def trusted_networks(value: str) -> tuple[IPNetwork, ...]:
+    """The networks of a `server.trusted_proxies` value (checked at start by config)."""
+    return tuple(
+        ipaddress.ip_network(part, strict=False)
+        for part in (p.strip() for p in value.split(","))
+        if part
+    )
 
 
 async def show_or_404(

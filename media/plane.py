@@ -47,7 +47,13 @@ class NotLive(RuntimeError):
 
 
 class TooManyViewers(RuntimeError):
-    pass
+    """The show has as many connected viewers as it may (or, counting those still
+    connecting, twice as many sessions)."""
+
+
+class TooManyFromOne(RuntimeError):
+    """One client (one key: its address, as the app tells it) has as many sessions of the
+    show as it may."""
 
 
 @dataclass
@@ -56,6 +62,10 @@ class MediaSettings:
     host_addresses: list[str] = field(default_factory=list)
     public_ip: str = ""
     max_viewers: int = 500
+    # Sessions of one show with the same client key (0: no cap), and how long a new one
+    # may take to connect before it is closed.
+    max_viewers_per_key: int = 0
+    ice_connect_seconds: float = 10.0
     record_dir: Path | None = None  # None: shows are not recorded
 
 
@@ -78,6 +88,9 @@ class Viewer:
     downtracks: dict[str, DownTrack]
     joined_at: float = field(default_factory=time.monotonic)
     audio_only_since: float | None = None
+    key: str = ""  # who asked, opaque to the plane (the app gives the client address)
+    # Connected (ICE and DTLS): only then does the viewer take a place of max_viewers.
+    connected: bool = False
 
 
 class ShowRelay:
@@ -193,8 +206,9 @@ class MediaPlane:
         return bool(relay and relay.publisher)
 
     def viewer_count(self, show: str) -> int:
+        """Connected viewers: a session still connecting is not watching yet."""
         relay = self.relays.get(show)
-        return len(relay.viewers) if relay else 0
+        return _connected(relay) if relay else 0
 
     def publisher_session(self, show: str) -> str | None:
         relay = self.relays.get(show)
@@ -207,7 +221,8 @@ class MediaPlane:
             return {"publishing": False, "viewers": 0, "streams": {}}
         return {
             "publishing": self.is_publishing(show),
-            "viewers": len(relay.viewers),
+            "viewers": _connected(relay),
+            "connecting": len(relay.viewers) - _connected(relay),
             "streams": {kind: stream.stats() for kind, stream in relay.streams.items()},
         }
 
@@ -238,7 +253,7 @@ class MediaPlane:
             await pc.setRemoteDescription(RTCSessionDescription(offer.decode(), "offer"))
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception as exc:  # aiortc refuses some offers that look fine on paper
-            await pc.close()
+            await _discard(pc)
             self._forget_if_idle(show)
             log.warning("show %s: a WHIP offer was refused: %r", show, exc)
             raise BadOffer(REFUSED) from None
@@ -280,15 +295,19 @@ class MediaPlane:
 
     # -- watching (WHEP) ---------------------------------------------------------
 
-    async def watch(self, show: str, offer: bytes) -> tuple[str, str]:
+    async def watch(self, show: str, offer: bytes, key: str = "") -> tuple[str, str]:
+        """Start a viewer's session; returns (session id, SDP answer). `key` tells
+        clients apart for settings.max_viewers_per_key."""
         description = check_offer(offer, "play")
         relay = self.relays.get(show)
         if relay is None or relay.publisher is None:
             raise NotLive(show)
-        if len(relay.viewers) >= self.settings.max_viewers:
-            raise TooManyViewers(show)
+        self._check_room(relay, key)
         pc = self._new_pc()
-        viewer = Viewer(id=secrets.token_urlsafe(16), pc=pc, downtracks={})
+        viewer = Viewer(id=secrets.token_urlsafe(16), pc=pc, downtracks={}, key=key)
+        # Its place is taken now, not after the negotiation's awaits: requests arriving
+        # together are counted against each other.
+        relay.viewers[viewer.id] = viewer
         published = relay.publisher.receivers
         try:
             for kind in (m.kind for m in description.media):
@@ -309,19 +328,47 @@ class MediaPlane:
             await pc.setRemoteDescription(RTCSessionDescription(offer.decode(), "offer"))
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception as exc:
-            await pc.close()
+            relay.viewers.pop(viewer.id, None)
+            await _discard(pc)
+            self._forget_if_idle(show)
             if isinstance(exc, BadOffer):
                 raise
             log.warning("show %s: a WHEP offer was refused: %r", show, exc)
             raise BadOffer(REFUSED) from None
-        relay.viewers[viewer.id] = viewer
+        if relay.viewers.get(viewer.id) is not viewer:  # closed while it negotiated
+            await pc.close()
+            raise NotLive(show)
 
         @pc.on("connectionstatechange")
         async def _state() -> None:
-            if pc.connectionState in ("failed", "closed"):
+            state = pc.connectionState
+            if state == "connected" and not viewer.connected:
+                if _connected(relay) >= self.settings.max_viewers:
+                    # Others connected first: the show is full after all.
+                    log.info("show %s: viewer %s connected to a full show", show, viewer.id[:6])
+                    await self.leave(show, viewer.id)
+                else:
+                    viewer.connected = True
+            elif state in ("failed", "closed"):
                 await self.leave(show, viewer.id)
 
         return viewer.id, announce_public_ip(pc.localDescription.sdp, self.settings.public_ip)
+
+    def _check_room(self, relay: ShowRelay, key: str) -> None:
+        """Refuse a new session when the show is full or `key` has its share.
+
+        Only connected viewers fill the show, so sessions that never connect cannot keep
+        real viewers out; they are closed after settings.ice_connect_seconds, and all
+        sessions together stay under twice max_viewers (each one holds sockets).
+        """
+        settings = self.settings
+        if _connected(relay) >= settings.max_viewers:
+            raise TooManyViewers(relay.show)
+        if len(relay.viewers) >= 2 * settings.max_viewers:
+            raise TooManyViewers(relay.show)
+        cap = settings.max_viewers_per_key
+        if cap > 0 and sum(1 for v in relay.viewers.values() if v.key == key) >= cap:
+            raise TooManyFromOne(relay.show)
 
     async def leave(self, show: str, session: str) -> bool:
         relay = self.relays.get(show)
@@ -389,6 +436,11 @@ class MediaPlane:
     def _every_second(self, show: str, relay: ShowRelay, now: float) -> None:
         video_rate = relay.streams["video"].bitrate
         for viewer in list(relay.viewers.values()):
+            if not viewer.connected:
+                if now - viewer.joined_at > self.settings.ice_connect_seconds:
+                    log.info("show %s: viewer %s never connected", show, viewer.id[:6])
+                    self.spawn(self.leave(show, viewer.id))
+                continue
             newest_rtcp = 0.0
             for down in viewer.downtracks.values():
                 report = down.sender_report(now)
@@ -401,6 +453,20 @@ class MediaPlane:
             video = viewer.downtracks.get("video")
             if video is not None:
                 _decide_audio_only(viewer, video, video_rate, now)
+
+
+def _connected(relay: ShowRelay) -> int:
+    return sum(1 for v in relay.viewers.values() if v.connected)
+
+
+async def _discard(pc: RTCPeerConnection) -> None:
+    """Close a peer connection made for a refused offer. aiortc may fail to close one it
+    left half built (an offer with an empty a=mid has no transports): the offer is
+    refused all the same, and the caller told so, never answered 500."""
+    try:
+        await pc.close()
+    except Exception as exc:
+        log.info("closing the peer connection of a refused offer failed: %r", exc)
 
 
 def _decide_audio_only(viewer: Viewer, video: DownTrack, video_rate: float, now: float) -> None:

@@ -10,14 +10,13 @@ from __future__ import annotations
 from quart import Blueprint, Response, abort, request
 from quart.typing import ResponseReturnValue
 
-from appliance import shows
+from appliance import access, shows
 from appliance.live import LiveShows
 from appliance.security import same_secret
 from appliance.services import Services
-from appliance.users import ROLES
-from appliance.web import current_user, show_or_404, staff_required
+from appliance.web import client_address, current_user, show_or_404, staff_required
 from media.offers import MAX_OFFER_BYTES, BadOffer
-from media.plane import NotLive, TooManyViewers
+from media.plane import NotLive, TooManyFromOne, TooManyViewers
 
 SDP = "application/sdp"
 CORS = {
@@ -47,6 +46,17 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         return scheme.lower() == "bearer" and same_secret(token.strip(), show.stream_key)
+
+    async def key_refusal(show: shows.Show) -> Response | None:
+        """Why the request may not publish `show`, or None. The stream key is the
+        capability a WHIP client (OBS, the studio) holds; a request that also carries a
+        signed-in user must come from someone who may publish the show."""
+        if not bearer_ok(show):
+            return unauthorized()
+        user = current_user()
+        if user is not None and not await access.may(db, user, "publish", show):
+            return plain("you may not publish this show", 403)
+        return None
 
     def unauthorized() -> Response:
         return plain(
@@ -105,8 +115,8 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
     @bp.route("/whip/<int:show_id>", methods=["POST"])
     async def whip_publish(show_id: int) -> ResponseReturnValue:
         show = await show_or_404(db, show_id, no_show)
-        if not bearer_ok(show):
-            return unauthorized()
+        if (denied := await key_refusal(show)) is not None:
+            return denied
         offer = await read_offer()
         if show.status == "ended":
             return plain("this show has ended", 409)
@@ -122,8 +132,8 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
     @bp.route("/whip/<int:show_id>/<session>", methods=["DELETE", "PATCH"])
     async def whip_session(show_id: int, session: str) -> ResponseReturnValue:
         show = await show_or_404(db, show_id, no_show)
-        if not bearer_ok(show):
-            return unauthorized()
+        if (denied := await key_refusal(show)) is not None:
+            return denied
         if live.plane.publisher_session(str(show_id)) != session:
             return plain("no such session", 404)
         if request.method == "PATCH":
@@ -140,7 +150,9 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
         if show.status == "ended":
             return plain("this show has ended", 409)
         try:
-            session, answer = await live.plane.watch(str(show_id), offer)
+            session, answer = await live.plane.watch(
+                str(show_id), offer, client_address(svc.config.server)
+            )
         except BadOffer as exc:
             return plain(f"bad offer: {exc}", 400)
         except NotLive:
@@ -150,6 +162,14 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
         except TooManyViewers:
             return plain(
                 "this show has as many viewers as it can take", 503, **{"Retry-After": "30"}
+            )
+        except TooManyFromOne:
+            wait = str(live.config.media.ice_connect_seconds)
+            return plain(
+                "too many video sessions of this show from your address; close another "
+                f"player, or try again in {wait} seconds",
+                429,
+                **{"Retry-After": wait},
             )
         return created("whep", show_id, session, answer)
 
@@ -170,16 +190,22 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
     async def status(show_id: int) -> ResponseReturnValue:
         show = await show_or_404(db, show_id, no_show)
         body = {"status": show.status, **live.status(show_id)}
-        user = current_user()
-        if user is not None and user.role in ROLES:
-            # Staff see why the recording stopped (a full disk): the show goes on.
+        if await access.may(db, current_user(), "view", show):
+            # The show's staff see why the recording stopped (a full disk): the show goes on.
             body["recording_problem"] = live.recording_problem(show_id)
         return body, 200, {"Cache-Control": "no-store"}
 
     @bp.get("/api/shows/<int:show_id>/media-stats")
-    @staff_required("admin", "host")
+    @staff_required()
     async def media_stats(show_id: int) -> ResponseReturnValue:
-        await show_or_404(db, show_id, no_show)
+        # The relay's figures are for whoever runs or moderates this show.
+        show = await show_or_404(db, show_id, no_show)
+        user = current_user()
+        if not (
+            await access.may(db, user, "publish", show)
+            or await access.may(db, user, "moderate", show)
+        ):
+            return plain("you may not see this show's figures", 403)
         return live.plane.stats(str(show_id)), 200, {"Cache-Control": "no-store"}
 
     return bp

@@ -26,12 +26,13 @@ from urllib.parse import urlsplit
 from quart import Quart
 from werkzeug.datastructures import Headers
 
-from appliance import i18n
+from appliance import access, i18n
 from appliance.room import CLOSE_POLICY, Client, Room
 from appliance.room_handlers import RoomService, notice
 from appliance.room_wire import Outlet, QueuedOutlet, direct_outlet
 from appliance.services import Services
 from appliance.sessions import signed_in_user
+from appliance.shows import get_show
 from appliance.web import client_address
 
 log = logging.getLogger(__name__)
@@ -134,9 +135,37 @@ class RoomSocket:
         except LookupError:
             await self.refuse(scope, send, 404)
             return
+        # One address gets a bounded share of the room's sockets: without it one client
+        # can open thousands (and each anonymous socket is a new viewer id).
+        address = client_address(svc.config.server, hs)
+        if not room.reserve(address, svc.config.limits.room_sockets_per_address):
+            await self.crowded(show_id, hs, scope, send)
+            return
+        try:
+            await self.join(show_id, room, hs, scope, receive, send)
+        finally:
+            room.release(address)
+
+    async def crowded(self, show_id: int, hs: Handshake, scope: Scope, send: Send) -> None:
+        """Too many sockets from one address: 429 where the server can answer over HTTP,
+        else accepted, told why in a notice and closed with the policy code."""
+        if "websocket.http.response" in scope.get("extensions", {}):
+            await self.refuse(scope, send, 429)
+            return
+        await send({"type": "websocket.accept"})
+        client = await self.client_of(hs, QueuedOutlet(), show_id)
+        notice(client, "too_many_connections")
+        client.close(CLOSE_POLICY)
+        with contextlib.suppress(OSError):
+            await client.outlet.run(send, lambda: CLOSE_POLICY)
+
+    async def join(
+        self, show_id: int, room: Room, hs: Handshake, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        svc, hub = self.svc, self.rooms.hub
         await send({"type": "websocket.accept"})
         direct = direct_outlet(send, scope) if svc.config.server.websocket_direct_writes else None
-        client = await self.client_of(hs, direct or QueuedOutlet())
+        client = await self.client_of(hs, direct or QueuedOutlet(), show_id)
         if not client.staff and room.is_banned(client):
             notice(client, "banned")
             client.close(CLOSE_POLICY)
@@ -152,21 +181,25 @@ class RoomSocket:
                 await reader
             hub.leave(room, client)
 
-    async def client_of(self, hs: Handshake, outlet: Outlet) -> Client:
+    async def client_of(self, hs: Handshake, outlet: Outlet, show_id: int) -> Client:
         svc = self.svc
         shop = await svc.shop()
         lang = i18n.pick_language(hs.headers.get("Accept-Language"), shop.language)
         viewer = valid_viewer(hs.cookies.get(VIEWER_COOKIE)) or "anon-" + secrets.token_urlsafe(12)
         client = Client(
             viewer=viewer,
-            address=client_address(svc.config.server.proxy_headers, hs),
+            address=client_address(svc.config.server, hs),
             tr=svc.translations.get(lang, svc.translations["en"]),
             outlet=outlet,
         )
         session = await self.app.session_interface.open_session(self.app, cast(Any, hs))
         user = await signed_in_user(svc.db, session)  # None when ended, expired or inactive
         if user is not None and user.active:
-            client.staff_user, client.role, client.name = user.id, user.role, user.name
+            # Staff in this room only for whoever may moderate this show (appliance/access.py);
+            # anyone else signed in is a plain viewer here.
+            show = await get_show(svc.db, show_id)
+            if show is not None and await access.may(svc.db, user, "moderate", show):
+                client.staff_user, client.role, client.name = user.id, user.role, user.name
         return client
 
     async def read(self, room: Room, client: Client, receive: Receive) -> None:
@@ -195,8 +228,8 @@ class RoomSocket:
                     continue
                 try:
                     message = json.loads(data)
-                except ValueError:
-                    message = None
+                except (ValueError, RecursionError):  # not JSON, or nested too deep
+                    message = None  # answered with a bad_message notice
                 await self.rooms.handle(room, client, message)
         except asyncio.CancelledError:
             raise

@@ -80,6 +80,9 @@ def start_server(
         "VITRINE_STORAGE_DATA_DIR": str(data),
         "VITRINE_SERVER_PORT": str(port),
         "VITRINE_LOG_LEVEL": "WARNING",
+        # Every simulated viewer comes from 127.0.0.1: no per-address caps.
+        "VITRINE_LIMITS_ROOM_SOCKETS_PER_ADDRESS": "0",
+        "VITRINE_LIMITS_WHEP_SESSIONS_PER_ADDRESS": "0",
         **(env or {}),
     }
 

@@ -113,6 +113,7 @@ class Server:
             "VITRINE_SERVER_PORT": str(self.port),
             "VITRINE_MEDIA_HOST_ADDRESSES": "127.0.0.1",
             "VITRINE_MEDIA_MAX_VIEWERS": "2000",
+            "VITRINE_LIMITS_WHEP_SESSIONS_PER_ADDRESS": "0",  # every viewer is on 127.0.0.1
             "VITRINE_LOG_LEVEL": "WARNING",
         }
         self.show_id, self.key = 1, "unused"

@@ -1,0 +1,216 @@
+"""One client cannot starve the rest: per-address caps on WHEP sessions and room sockets,
+sessions that never connect take no viewer's place and expire, and the viewer count counts
+viewers. Against the real server, with real aiortc peers and real websockets; client
+addresses come from X-Forwarded-For, believed from the test's loopback (a trusted proxy)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import websockets
+from aiortc import RTCPeerConnection
+from websockets.exceptions import InvalidStatus
+
+from tests.conftest import LiveServer, launch, stop
+from tests.media_helpers import CounterVideoTrack, answer, make_publisher, make_viewer
+from tests.test_media_http import Reply, Show, ahttp, frames, until
+
+pytestmark = pytest.mark.usefixtures("loopback_candidates")
+
+MAX_VIEWERS = 5
+WHEP_PER_ADDRESS = 8
+ROOM_PER_ADDRESS = 4
+ICE_SECONDS = 2
+ATTACKER = "203.0.113.66"
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[LiveServer]:
+    running = launch(
+        tmp_path / "data",
+        tmp_path / "server.log",
+        {
+            "VITRINE_SERVER_PROXY_HEADERS": "true",
+            "VITRINE_MEDIA_MAX_VIEWERS": str(MAX_VIEWERS),
+            "VITRINE_LIMITS_WHEP_SESSIONS_PER_ADDRESS": str(WHEP_PER_ADDRESS),
+            "VITRINE_LIMITS_ROOM_SOCKETS_PER_ADDRESS": str(ROOM_PER_ADDRESS),
+            "VITRINE_MEDIA_ICE_CONNECT_SECONDS": str(ICE_SECONDS),
+        },
+    )
+    yield running
+    stop(running)
+
+
+@pytest.fixture
+def show(server: LiveServer) -> Show:
+    created = json.loads(
+        server.cli("shows", "create", "--title", "Limits", "--starts-at", "2030-01-01T10:00")
+    )
+    return Show(server, created["id"], created["stream_key"])
+
+
+@pytest.fixture
+async def peers() -> AsyncIterator[list[RTCPeerConnection]]:
+    pcs: list[RTCPeerConnection] = []
+    yield pcs
+    for pc in pcs:
+        await pc.close()
+
+
+async def whep(show: Show, offer: str, address: str) -> Reply:
+    headers = {"Content-Type": "application/sdp", "X-Forwarded-For": address}
+    return await ahttp("POST", show.whep, offer.encode(), headers)
+
+
+async def go_live(show: Show, peers: list[RTCPeerConnection]) -> None:
+    pc, offer = await make_publisher(CounterVideoTrack(320, 180, 15))
+    peers.append(pc)
+    headers = {"Content-Type": "application/sdp", "Authorization": f"Bearer {show.key}"}
+    reply = await ahttp("POST", show.whip, offer.encode(), headers)
+    assert reply.status == 201, reply.body
+    await answer(pc, reply.body)
+    await until(lambda: show.status()["publishing"])
+
+
+async def test_sessions_that_never_connect_do_not_keep_real_viewers_out(
+    show: Show, peers: list[RTCPeerConnection]
+) -> None:
+    await go_live(show, peers)
+    # One client posts 60 offers and never finishes ICE (the answers are thrown away).
+    bot, bot_offer, _ = await make_viewer()
+    peers.append(bot)
+    replies = [await whep(show, bot_offer, ATTACKER) for _ in range(60)]
+    assert [r.status for r in replies].count(201) == WHEP_PER_ADDRESS  # more than MAX_VIEWERS
+    refused = [r for r in replies if r.status != 201]
+    assert {r.status for r in refused} == {429}
+    assert all(r.headers["Retry-After"] == str(ICE_SECONDS) for r in refused)
+    assert "too many video sessions" in refused[0].body
+    assert refused[0].headers["Content-Type"].startswith("text/plain")
+
+    # A real viewer (another address) still gets in, and plays.
+    viewer, offer, tracks = await make_viewer()
+    peers.append(viewer)
+    reply = await whep(show, offer, "198.51.100.1")
+    assert reply.status == 201, reply.body
+    await answer(viewer, reply.body)
+    assert len(await frames(tracks, 10)) == 10
+    # Only the connected viewer is counted, as capacity and as the viewer count.
+    await until(lambda: show.status()["viewers"] == 1)
+
+    # The ones that never connected are closed after media.ice_connect_seconds.
+    await asyncio.sleep(ICE_SECONDS + 2)
+    for r in replies[:WHEP_PER_ADDRESS]:
+        gone = await ahttp("DELETE", show.server.url + r.headers["Location"])
+        assert gone.status == 404, "an unconnected session outlived its deadline"
+    assert (await whep(show, bot_offer, ATTACKER)).status == 201  # its share is free again
+    assert show.status()["viewers"] == 1
+    assert (await ahttp("DELETE", show.server.url + reply.headers["Location"])).status == 200
+
+
+async def test_connected_viewers_fill_the_show_and_no_more(
+    show: Show, peers: list[RTCPeerConnection]
+) -> None:
+    await go_live(show, peers)
+    for i in range(MAX_VIEWERS):
+        pc, offer, _ = await make_viewer()
+        peers.append(pc)
+        reply = await whep(show, offer, f"198.51.100.{i + 1}")
+        assert reply.status == 201, reply.body
+        await answer(pc, reply.body)
+    await until(lambda: show.status()["viewers"] == MAX_VIEWERS)
+    pc, offer, _ = await make_viewer()
+    peers.append(pc)
+    full = await whep(show, offer, "198.51.100.99")
+    assert full.status == 503 and full.headers["Retry-After"] == "30"
+
+
+class Socket:
+    """A room websocket that keeps every message the server sends."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.messages: list[dict[str, Any]] = []
+        self.task = asyncio.ensure_future(self._collect())
+
+    async def _collect(self) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            while True:
+                self.messages.extend(json.loads(await self.ws.recv()))
+
+    def latest(self, kind: str) -> dict[str, Any] | None:
+        found = [m for m in self.messages if m["type"] == kind]
+        return found[-1] if found else None
+
+    async def close(self) -> None:
+        await self.ws.close()
+        await self.task
+
+
+async def connect(show: Show, address: str | None = None, viewer: str | None = None) -> Socket:
+    url = show.server.url.replace("http://", "ws://") + f"/ws/shows/{show.id}"
+    headers = {}
+    if address is not None:
+        headers["X-Forwarded-For"] = address
+    if viewer is not None:
+        headers["Cookie"] = f"vitrine_viewer={viewer}"
+    ws = await websockets.connect(url, origin=show.server.url, additional_headers=headers)  # type: ignore[arg-type]
+    socket = Socket(ws)
+    await ws.send(json.dumps({"type": "hello", "v": 1}))
+    return socket
+
+
+async def test_room_sockets_are_capped_per_address(show: Show) -> None:
+    sockets = [await connect(show, ATTACKER) for _ in range(ROOM_PER_ADDRESS)]
+    with pytest.raises(InvalidStatus) as refused:
+        await connect(show, ATTACKER)
+    assert refused.value.response.status_code == 429
+    # A burst (all upgrading at once) is counted as it arrives: all refused.
+    burst = await asyncio.gather(
+        *(connect(show, ATTACKER) for _ in range(20)), return_exceptions=True
+    )
+    assert all(isinstance(r, InvalidStatus) for r in burst), burst
+    # Other addresses are not held back, and a closed socket frees its place.
+    other = await connect(show, "198.51.100.7")
+    await sockets.pop().close()
+    again = await until_connected(show, ATTACKER)
+    for s in [*sockets, other, again]:
+        await s.close()
+
+
+async def until_connected(show: Show, address: str) -> Socket:
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            return await connect(show, address)
+        except InvalidStatus:
+            assert time.monotonic() < deadline, "the closed socket's place was not freed"
+            await asyncio.sleep(0.1)
+
+
+async def test_the_viewer_count_counts_viewers_not_sockets(show: Show) -> None:
+    first_tab = await connect(show, "198.51.100.1", viewer="v_same_viewer_0123456789")
+    second_tab = await connect(show, "198.51.100.1", viewer="v_same_viewer_0123456789")
+    other = await connect(show, "198.51.100.2", viewer="v_other_viewer_012345678")
+
+    def counted() -> int | None:
+        message = first_tab.latest("viewers")
+        return None if message is None else int(message["count"])
+
+    await until(lambda: counted() == 2 and len(other.messages) > 0)
+    await asyncio.sleep(1.5)  # the count goes out each second while it changes
+    assert counted() == 2
+    state = other.latest("state")
+    assert state is not None and state["viewers"] == 2
+    await second_tab.close()  # one tab closed: still the same viewer, still two viewers
+    await asyncio.sleep(1.5)
+    assert counted() == 2
+    await other.close()
+    await until(lambda: counted() == 1)
+    await first_tab.close()
