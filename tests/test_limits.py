@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from websockets.exceptions import InvalidStatus
 
 from tests.conftest import LiveServer, launch, stop
 from tests.media_helpers import CounterVideoTrack, answer, make_publisher, make_viewer
+from tests.test_browser_live import ARGS, CHROMIUM
 from tests.test_media_http import Reply, Show, ahttp, frames, until
 
 pytestmark = pytest.mark.usefixtures("loopback_candidates")
@@ -214,3 +216,55 @@ async def test_the_viewer_count_counts_viewers_not_sockets(show: Show) -> None:
     await other.close()
     await until(lambda: counted() == 1)
     await first_tab.close()
+
+
+RECORD_COUNTS = """
+window.countsWhilePlaying = [];
+document.addEventListener("DOMContentLoaded", () => {
+  const counter = document.getElementById("stage-viewers");
+  new MutationObserver(() => {
+    if (document.body.dataset.playerState === "playing" && counter.textContent) {
+      window.countsWhilePlaying.push(counter.textContent);
+    }
+  }).observe(counter, { childList: true, characterData: true, subtree: true });
+});
+"""
+
+
+@pytest.mark.skipif(
+    not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
+    reason="Debian's chromium is not installed (.ci/run installs it)",
+)
+async def test_the_show_page_counts_its_own_viewer_once_playing(
+    live_server: LiveServer, peers: list[RTCPeerConnection]
+) -> None:
+    """The player showed '0 watching' for its first seconds: the count it had was taken
+    before its own session was up, and the next poll was 5 s away."""
+    from playwright.async_api import async_playwright
+
+    created = json.loads(
+        live_server.cli("shows", "create", "--title", "Counted", "--starts-at", "2030-01-01T10:00")
+    )
+    show = Show(live_server, created["id"], created["stream_key"])
+    await go_live(show, peers)
+    await until(lambda: show.status()["status"] == "live")
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            context = await browser.new_context(
+                viewport={"width": 390, "height": 844}, bypass_csp=True
+            )
+            page = await context.new_page()
+            await page.add_init_script(RECORD_COUNTS)
+            await page.goto(f"{live_server.url}/shows/{show.id}")
+            await page.wait_for_function(
+                "document.body.dataset.playerState === 'playing'", timeout=20000
+            )
+            await page.wait_for_function(
+                "document.getElementById('stage-viewers').textContent === '1 watching'",
+                timeout=2500,
+            )
+            seen = await page.evaluate("window.countsWhilePlaying")
+            assert "0 watching" not in seen, seen
+        finally:
+            await browser.close()

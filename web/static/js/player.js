@@ -155,6 +155,7 @@
 
   function onVideoReady() {
     if (!pc || stopped) return;
+    var started = !playing;
     show(video);
     if (stage) stage.classList.add("has-video");
     playing = true;
@@ -168,6 +169,13 @@
     } else {
       setState("playing");
       hideOverlay();
+    }
+    if (started) {
+      // The count known so far was taken before this session was up (it showed
+      // "0 watching" until the next poll): show none until the server, which counts a
+      // viewer once connected, tells the count with this one in it.
+      viewers = null;
+      poll();
     }
     renderTop();
     renderUnmute();
