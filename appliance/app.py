@@ -120,9 +120,21 @@ def create_app(config: Config) -> Quart:
         await rooms.hub.start()
         await live.start()
 
+    async def begin_shutdown() -> None:
+        """The server is stopping (SIGTERM): called before Hypercorn waits for open
+        connections to end. Room sockets are closed with 1001 (pages reconnect, with a
+        back-off of a second or more, to the restarted server), then every WHIP and WHEP
+        session ends and recordings are closed, so nothing is left for that wait. The
+        chat and event buffers are written by after_serving, which follows at once."""
+        log.info("stopping: closing room sockets and media sessions")
+        await rooms.hub.close()
+        await live.close()
+
+    app.extensions["vitrine.begin_shutdown"] = begin_shutdown
+
     @app.after_serving
     async def close_store() -> None:
-        await live.close()
+        await live.close()  # again: a no-op after begin_shutdown, the whole work without
         await rooms.hub.close()
         await room_store.close()
         await event_log.close()

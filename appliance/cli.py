@@ -277,6 +277,11 @@ def cmd_shows_create(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def _quiet_cancellations(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    if not isinstance(context.get("exception"), asyncio.CancelledError):
+        loop.default_exception_handler(context)
+
+
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     from hypercorn.asyncio import serve
 
@@ -316,7 +321,19 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
         collector = FullCollections()
         collector.take_over()
         app.extensions["vitrine.rooms"].hub.collector = collector
-        await serve(app, hc, shutdown_trigger=stop.wait)
+
+        async def shutdown_trigger() -> None:
+            # Hypercorn stops listening when this returns, then waits (at most its
+            # graceful_timeout) for open connections: room sockets and media sessions are
+            # ended first, so that wait is short and the process exits within seconds.
+            await stop.wait()
+            # The connection tasks of closed websockets live on while Hypercorn's ping
+            # task sleeps; its graceful timeout then cancels them, and Python 3.11's
+            # stream callback logs each cancellation as an error. Stopping, it is none.
+            loop.set_exception_handler(_quiet_cancellations)
+            await app.extensions["vitrine.begin_shutdown"]()
+
+        await serve(app, hc, shutdown_trigger=shutdown_trigger)
 
     asyncio.run(run())
     return 0

@@ -10,6 +10,14 @@ from wsproto.extensions import PerMessageDeflate
 
 from appliance.config import Config
 
+# How long a stopping server waits for its open connections (Hypercorn's graceful
+# timeout). Room sockets and media sessions are ended by the app before that wait
+# (appliance.app begin_shutdown), so it is only for HTTP requests still in flight, and for
+# Hypercorn's own websocket ping task, which outlives a closed room socket by up to
+# websocket_ping_interval: waited for in full, every stop would take that long. Bounded
+# so that a stop, recordings and buffers closed, fits well within a container's 10 s.
+GRACEFUL_SECONDS = 2.0
+
 
 class _NoDeflate(PerMessageDeflate):
     """Declines permessage-deflate: compressing every chat frame for every viewer costs
@@ -29,7 +37,7 @@ def hypercorn_config(config: Config) -> HypercornConfig:
     hc.bind = [f"{config.server.host}:{config.server.port}"]
     hc.backlog = config.server.backlog
     hc.accesslog = None
-    hc.graceful_timeout = 10
+    hc.graceful_timeout = GRACEFUL_SECONDS
     # A viewer page reports a KPI heartbeat every kpis.heartbeat_seconds: keep its
     # connection open until the next one. Every connection closed and opened again
     # costs a TCP handshake and leaves the connection's objects to the garbage collector,
