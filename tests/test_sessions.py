@@ -17,6 +17,8 @@ from quart import Quart
 from quart.testing import QuartClient
 
 from appliance import sessions
+from appliance.app import create_app
+from appliance.config import Config
 from appliance.services import Services
 from appliance.users import create_user, get_user
 from tests.conftest import PASSWORD, LiveServer, csrf_of, sign_in
@@ -287,3 +289,34 @@ async def test_room_socket_forgets_staff_after_logout(live_server: LiveServer) -
         await room.close()
     with sqlite3.connect(live_server.data_dir / "vitrine.sqlite3") as conn:
         assert conn.execute("SELECT COUNT(*) FROM sessions").fetchone()[0] == 0
+
+
+async def test_setup_starts_a_session(app: Quart, client: QuartClient, services: Services) -> None:
+    token = await csrf_of(client, f"/setup?token={services.setup_token}")
+    form = {
+        "token": services.setup_token,
+        "csrf_token": token,
+        "name": "Owner",
+        "email": "owner@example.com",
+        "password": PASSWORD,
+    }
+    assert (await client.post("/setup", form=form)).status_code == 302
+    row = await services.db.fetchone("SELECT user_id, expires_at FROM sessions")
+    assert row is not None and row["expires_at"] > time.time() + 13 * 24 * 3600
+    assert await opens(app, cookie_of(client))
+
+
+async def test_expired_sessions_are_pruned_at_start(config: Config) -> None:
+    first = create_app(config)
+    async with first.test_app():
+        svc: Services = first.extensions["vitrine"]
+        user = await create_user(svc.db, "old@example.com", "Old", "host", PASSWORD)
+        await sessions.start(svc.db, user)
+        await svc.db.execute("UPDATE sessions SET expires_at = 1")
+        await sessions.start(svc.db, user)  # a sign-in drops expired rows too
+        assert await svc.db.fetchval("SELECT COUNT(*) FROM sessions") == 1
+        await svc.db.execute("UPDATE sessions SET expires_at = 1")
+    again = create_app(config)
+    async with again.test_app():
+        svc = again.extensions["vitrine"]
+        assert await svc.db.fetchval("SELECT COUNT(*) FROM sessions") == 0
