@@ -16,7 +16,7 @@ COPY web web
 RUN scripts/install /usr/local/bin/python --editable \
     && groupadd --system --gid 10001 vitrine \
     && useradd --system --uid 10001 --gid vitrine --home-dir /app --shell /usr/sbin/nologin vitrine \
-    && mkdir /data \
+    && mkdir -m 0700 /data \
     && chown vitrine:vitrine /data
 
 USER 10001:10001

@@ -105,3 +105,10 @@ def test_start_warns_about_loose_permissions(tmp_path: Path) -> None:
     assert db_line and "0644" in db_line[0] and "chmod 600" in db_line[0]
     # Only what is loose is named.
     assert not any("uploads" in w for w in warnings)
+
+
+def test_container_image_makes_its_data_volume_private() -> None:
+    """A new named volume takes the mode of the image's /data: 0700, or every container
+    start would warn (and others in the container could read the database)."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "mkdir -m 0700 /data" in dockerfile
