@@ -7,13 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import av
 import pytest
-from aiortc import RTCPeerConnection
+from aiortc import RTCPeerConnection, RTCRtpSender
 from aiortc.mediastreams import AudioStreamTrack
 
+from media.finalize import cut, finalize
+from media.plane import MediaPlane, MediaSettings
+from media.recorder import Recorder
+from media.transcode import ensure_h264
 from tests.conftest import LiveServer
 from tests.media_helpers import CounterVideoTrack, answer, make_viewer, read_counter
 from tests.test_media_http import Show, ahttp, replay_status, until
@@ -139,3 +145,119 @@ async def test_publish_watch_record_and_replay(show: Show, name: str) -> None:
     assert f'src="/replays/{show.id}.mp4"' in page
     poster = await ahttp("GET", f"{show.server.url}/replays/{show.id}.jpg")
     assert poster.status == (200 if "video" in kinds else 404)
+
+
+# -- the recording and replay of each kind, in-process -----------------------------------
+
+
+@pytest.fixture
+async def plane(tmp_path: Path) -> AsyncIterator[MediaPlane]:
+    plane = MediaPlane(MediaSettings(host_addresses=["127.0.0.1"], record_dir=tmp_path))
+    await plane.start()
+    yield plane
+    await plane.close()
+
+
+async def publish(
+    plane: MediaPlane, kinds: tuple[str, ...], first: int = 0, codec: str | None = None
+) -> RTCPeerConnection:
+    pc = RTCPeerConnection()
+    for kind in kinds:
+        track = CounterVideoTrack(320, 180, 30, first=first) if kind == "video" else None
+        transceiver = pc.addTransceiver(track or AudioStreamTrack(), direction="sendonly")
+        if kind == "video" and codec is not None:
+            caps = RTCRtpSender.getCapabilities("video").codecs
+            wanted = (codec.lower(), "video/rtx")
+            transceiver.setCodecPreferences([c for c in caps if c.mimeType.lower() in wanted])
+    await pc.setLocalDescription(await pc.createOffer())
+    _session, sdp = await plane.publish("7", pc.localDescription.sdp.encode())
+    await answer(pc, sdp)
+    return pc
+
+
+async def recorded(plane: MediaPlane, video: int = 0, audio: int = 0) -> Recorder:
+    """The show's recorder, once it has recorded `video` more frames and `audio` more
+    packets than when called."""
+    recorder = plane.recording("7")
+    assert recorder is not None
+    video += recorder.video_frames
+    audio += recorder.audio_packets
+    deadline = time.monotonic() + 15
+    while recorder.video_frames < video or recorder.audio_packets < audio:
+        assert time.monotonic() < deadline, (recorder.video_frames, recorder.audio_packets)
+        await asyncio.sleep(0.1)
+    return recorder
+
+
+async def test_vp8_video_only_is_recorded_and_becomes_an_h264_replay(
+    plane: MediaPlane, tmp_path: Path
+) -> None:
+    pc = await publish(plane, ("video",), codec="video/VP8")
+    recorder = await recorded(plane, video=60)
+    await plane.end_show("7")
+    await pc.close()
+    assert recorder.error is None and recorder.audio_packets == 0
+    [part] = recorder.parts
+    assert part.suffix == ".mkv" and set(tracks_of(part)) == {"video"}
+    h264 = await ensure_h264(recorder.parts)
+    replay, poster = tmp_path / "replay.mp4", tmp_path / "poster.jpg"
+    made = await asyncio.to_thread(finalize, h264, replay, poster)
+    assert set(tracks_of(replay)) == {"video"} and (made.width, made.height) == (320, 180)
+    counters = decoded_counters(replay)
+    assert counters == sorted(counters) and len(counters) >= 55
+    assert poster.stat().st_size > 0
+
+
+async def test_publishers_with_other_tracks_make_new_parts_and_one_replay(
+    plane: MediaPlane, tmp_path: Path
+) -> None:
+    """Video only (microphone denied), then video and audio (allowed after all), then
+    audio only (the camera turned off): three parts, each with what was sent; the replay
+    has both tracks and every part's video in order; trimmed, it keeps what it should."""
+    steps = ((("video",), 0), (("video", "audio"), 10_000), (("audio",), 20_000))
+    for kinds, first in steps:
+        pc = await publish(plane, kinds, first=first)
+        await recorded(
+            plane, video=60 if "video" in kinds else 0, audio=100 if "audio" in kinds else 0
+        )
+        await pc.close()
+    recorder = plane.recording("7")
+    assert recorder is not None
+    await plane.end_show("7")
+    assert recorder.error is None
+    assert [p.name for p in recorder.parts] == ["part-001.mp4", "part-002.mp4", "part-003.mp4"]
+    found = [set(tracks_of(p)) for p in recorder.parts]
+    assert found == [{"video"}, {"video", "audio"}, {"audio"}]
+
+    replay, poster = tmp_path / "replay.mp4", tmp_path / "poster.jpg"
+    made = await asyncio.to_thread(finalize, recorder.parts, replay, poster)
+    seconds = tracks_of(replay)
+    assert set(seconds) == {"video", "audio"} and seconds["audio"] >= 3.0
+    counters = decoded_counters(replay)
+    assert counters == sorted(counters) and {c // 10_000 for c in counters} == {0, 1}
+    assert [segment[0] for segment in made.segments] == recorder.parts
+    assert abs(made.duration - made.segments[-1][2]) < 0.01
+    assert poster.exists()
+
+
+async def test_an_audio_only_show_makes_a_replay_without_poster_that_can_be_trimmed(
+    plane: MediaPlane, tmp_path: Path
+) -> None:
+    pc = await publish(plane, ("audio",))
+    recorder = await recorded(plane, audio=200)  # 4 s
+    await plane.end_show("7")
+    await pc.close()
+    assert recorder.error is None and recorder.video_frames == 0
+    [part] = recorder.parts
+    assert set(tracks_of(part)) == {"audio"}
+    replay, poster = tmp_path / "replay.mp4", tmp_path / "poster.jpg"
+    poster.write_bytes(b"an older poster")
+    made = await asyncio.to_thread(finalize, recorder.parts, replay, poster)
+    assert set(tracks_of(replay)) == {"audio"} and made.duration >= 3.5
+    assert (made.width, made.height) == (0, 0) and not poster.exists()
+
+    trimmed = tmp_path / "trimmed.mp4"
+    cut_made = await asyncio.to_thread(cut, replay, trimmed, poster, 1.0, 3.0)
+    seconds = tracks_of(trimmed)
+    assert set(seconds) == {"audio"} and abs(seconds["audio"] - 2.0) < 0.1, seconds
+    assert abs(cut_made.start - 1.0) < 0.05 and not poster.exists()
