@@ -121,14 +121,15 @@ def create_app(config: Config) -> Quart:
         await live.start()
 
     async def begin_shutdown() -> None:
-        """The server is stopping (SIGTERM): called before Hypercorn waits for open
-        connections to end. Room sockets are closed with 1001 (pages reconnect, with a
-        back-off of a second or more, to the restarted server), then every WHIP and WHEP
-        session ends and recordings are closed, so nothing is left for that wait. The
-        chat and event buffers are written by after_serving, which follows at once."""
-        log.info("stopping: closing room sockets and media sessions")
-        await rooms.hub.close()
+        """The server is stopping (SIGTERM): called before Hypercorn stops listening and
+        waits for open connections to end. Every WHIP and WHEP session ends and the
+        recordings are closed; then room sockets are closed with 1001, last, so that
+        pages reconnecting (after a back-off of a second or more) find the restarted
+        server, not this one. Nothing is left for Hypercorn's wait; the chat and event
+        buffers are written by after_serving, which follows at once."""
+        log.info("stopping: closing media sessions and room sockets")
         await live.close()
+        await rooms.hub.close()
 
     app.extensions["vitrine.begin_shutdown"] = begin_shutdown
 
