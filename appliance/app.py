@@ -10,10 +10,12 @@ import logging
 import time
 from datetime import timedelta
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from quart import Quart, Response, g, redirect, request, session
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map, RequestRedirect
+from werkzeug.routing.converters import IntegerConverter
 
 from appliance import db as dbmod
 from appliance import i18n
@@ -29,7 +31,7 @@ from appliance.security import SlidingWindowLimiter, new_token
 from appliance.services import Services
 from appliance.sessions import COOKIE_KEY, prune, signed_in_user
 from appliance.shop import get_meta, set_meta
-from appliance.translate import _, ngettext
+from appliance.translate import _, ngettext_form
 from appliance.uploads import UploadStore
 from appliance.views import (
     admin_kpis,
@@ -56,6 +58,24 @@ CSP = (
     "connect-src 'self'; style-src 'self'; script-src 'self'; object-src 'none'; "
     "base-uri 'self'; form-action 'self'; frame-ancestors 'self'"
 )
+SQLITE_MAX_INT = 2**63 - 1
+
+
+class SqliteInt(IntegerConverter):
+    """`<int:...>` in every route: a number SQLite can hold. A larger id is a 404 at
+    routing, never an OverflowError in a query."""
+
+    def __init__(
+        self,
+        map: Map,
+        fixed_digits: int = 0,
+        min: int | None = None,
+        max: int | None = SQLITE_MAX_INT,
+        signed: bool = False,
+    ) -> None:
+        super().__init__(map, fixed_digits, min, max, signed)
+
+
 # Paths whose POSTs carry their own authentication instead of a form's CSRF token.
 CSRF_EXEMPT_PREFIXES = ("/whip/", "/whep/", "/api/")
 
@@ -66,7 +86,9 @@ def create_app(config: Config) -> Quart:
     services = Services(
         config=config,
         db=database,
-        uploads=UploadStore(data_dir / "uploads", config.limits.max_image_bytes),
+        uploads=UploadStore(
+            data_dir / "uploads", config.limits.max_image_bytes, config.limits.max_image_pixels
+        ),
         translations=i18n.load_catalogues(),
         login_limiter=SlidingWindowLimiter(
             config.limits.login_attempts, config.limits.login_window_seconds
@@ -81,6 +103,7 @@ def create_app(config: Config) -> Quart:
         static_folder=str(STATIC_DIR),
         static_url_path="/static",
     )
+    app.url_map.converters["int"] = SqliteInt  # before any route is added
     app.config.update(
         MAX_CONTENT_LENGTH=config.limits.max_form_bytes,
         SESSION_COOKIE_NAME="vitrine_session",
@@ -94,7 +117,9 @@ def create_app(config: Config) -> Quart:
     live = LiveShows(config, database, services.replays)
     room_store = RoomStore(database)
     event_log = EventLog(database)
-    rooms = RoomService(database, room_store, services.shop, event_log)
+    rooms = RoomService(
+        database, room_store, services.shop, event_log, services.uploads.viewer_name
+    )
     live.status_listeners.append(rooms.show_status)
     app.extensions["vitrine"] = services
     app.extensions["vitrine.live"] = live
@@ -179,6 +204,17 @@ def create_app(config: Config) -> Quart:
             h["Server-Timing"] = f"app;dur={(time.perf_counter() - g.started) * 1000:.2f}"
         return response
 
+    @app.after_request
+    async def same_host_redirects(response: Response) -> Response:
+        # Routing's own redirects (`//` merged, a missing trailing slash) are absolute
+        # URLs built from the Host header the client sent: answer with the path alone,
+        # so a forged Host never sends a browser to another site.
+        if isinstance(request.routing_exception, RequestRedirect):
+            parts = urlsplit(request.routing_exception.new_url)
+            path = "/" + parts.path.lstrip("/")
+            response.headers["Location"] = path + (f"?{parts.query}" if parts.query else "")
+        return response
+
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> Any:
         if exc.response is not None:  # abort(Response): already the answer
@@ -225,7 +261,7 @@ def _setup_templates(app: Quart, services: Services) -> None:
     env = app.jinja_env
     env.add_extension("jinja2.ext.i18n")
     env.install_gettext_callables(  # type: ignore[attr-defined]
-        lambda s, **kw: _(s, **kw), lambda s, p, n, **kw: ngettext(s, p, n, **kw), newstyle=True
+        lambda s, **kw: _(s, **kw), lambda s, p, n, **kw: ngettext_form(s, p, n), newstyle=True
     )
 
     def money(minor: int, currency: str) -> str:
@@ -256,6 +292,7 @@ def _setup_templates(app: Quart, services: Services) -> None:
         duration=duration,
         pair=lambda v: (v, v),
         show_link=show_link,
+        viewer_image=services.uploads.viewer_name,  # the resized copy, where there is one
     )
 
     @app.context_processor

@@ -115,6 +115,12 @@ class LimitsSettings:
     max_image_bytes: int = _setting(
         5_000_000, "Largest image upload (product images, covers, logo), in bytes.", _positive
     )
+    max_image_pixels: int = _setting(
+        40_000_000,
+        "Largest image upload in pixels (width times height, read from the file's header): "
+        "a small file can hold a picture too big for a phone to open.",
+        _positive,
+    )
     max_csv_bytes: int = _setting(2_000_000, "Largest product CSV import, in bytes.", _positive)
     max_form_bytes: int = _setting(
         12_000_000, "Largest request body of any admin form, in bytes.", _positive

@@ -69,14 +69,21 @@ def clean(text: Any, limit: int) -> str | None:
     return text if text and len(text) <= limit else None
 
 
-def product_card(product: products.Product, show_id: int, shop: Shop) -> dict[str, Any]:
+def product_card(
+    product: products.Product,
+    show_id: int,
+    shop: Shop,
+    viewer_image: Callable[[str | None], str | None] = lambda name: name,
+) -> dict[str, Any]:
+    """The pinned product as viewers get it; its image is the resized copy for phones."""
+    image = viewer_image(product.image)
     return {
         "id": product.id,
         "name": product.name,
         "price": i18n.format_money(product.price_minor, product.currency, shop.language),
         "price_minor": product.price_minor,
         "currency": product.currency,
-        "image": f"/uploads/{product.image}" if product.image else None,
+        "image": f"/uploads/{image}" if image else None,
         "cart_url": show_link(product.cart_link(shop.cart_url_template), show_id),
         "product_url": show_link(product.product_url, show_id),
     }
@@ -91,11 +98,13 @@ class RoomService:
         store: RoomStore,
         shop: Callable[[], Awaitable[Shop]],
         events: EventLog | None = None,
+        viewer_image: Callable[[str | None], str | None] = lambda name: name,
     ) -> None:
         self.db = db
         self.store = store
         self.shop = shop
         self.events = events  # KPI events: chat and like
+        self.viewer_image = viewer_image  # UploadStore.viewer_name
         self.hub = RoomHub(self.load_room)
         self._staff_names: set[str] = set()
         self._staff_names_at = -1e9
@@ -114,7 +123,7 @@ class RoomService:
         if pinned is not None:
             product = await products.get_product(self.db, pinned)
             if product is not None:
-                room.product = product_card(product, show_id, await self.shop())
+                room.product = product_card(product, show_id, await self.shop(), self.viewer_image)
         return room
 
     def show_status(self, show_id: int, status: str, live_started_at: float | None) -> None:
@@ -313,7 +322,9 @@ async def on_pin_product(svc: RoomService, room: Room, client: Client, msg: dict
     if not isinstance(product_id, int) or product_id not in lineup:
         notice(client, "not_found")
         return
-    room.product = product_card(lineup[product_id], room.show_id, await svc.shop())
+    room.product = product_card(
+        lineup[product_id], room.show_id, await svc.shop(), svc.viewer_image
+    )
     room.broadcast({"type": "product", "product": room.product})
     svc.store.pin(room.show_id, product_id, room.show_offset())
     svc.log(room, client, "pin_product", str(product_id))

@@ -24,6 +24,14 @@ def ngettext(singular: str, plural: str, n: int, **variables: Any) -> str:
     return text % variables
 
 
+def ngettext_form(singular: str, plural: str, n: int) -> str:
+    """The translated form for `n`, placeholders left in: Jinja's newstyle ngettext fills
+    them (`num` included, which may be a JS placeholder such as '{n}')."""
+    t = _translations()
+    text: str = t.ngettext(singular, plural, n) if t is not None else (singular, plural)[n != 1]
+    return text
+
+
 def N_(text: str) -> str:
     """Marks a text for translation where it is defined; `_()` translates it where shown."""
     return text

@@ -17,11 +17,18 @@ from appliance.uploads import BadUpload, UploadStore
 from appliance.web import uploaded_bytes
 
 
-def upload_error(exc: BadUpload, max_bytes: int) -> str:
+def upload_error(exc: BadUpload, max_bytes: int, max_pixels: int = 40_000_000) -> str:
     if exc.reason == "too_large":
         return _("Images must be under %(mb)s MB.", mb=round(max_bytes / 1_000_000, 1))
     if exc.reason == "empty":
         return _("The chosen file is empty.")
+    if exc.reason == "too_many_pixels":
+        return _(
+            "Images must be at most %(mp)s megapixels (for instance %(side)s × %(side)s): "
+            "make it smaller and upload it again.",
+            mp=round(max_pixels / 1_000_000),
+            side=int(max_pixels**0.5),
+        )
     return _("Upload a JPEG, PNG or WebP image.")
 
 
@@ -45,7 +52,7 @@ class ImageField:
             try:
                 store.check(image.data)
             except BadUpload as exc:
-                form.error(field, upload_error(exc, store.max_bytes))
+                form.error(field, upload_error(exc, store.max_bytes, store.max_pixels))
         return image
 
     @asynccontextmanager
