@@ -201,7 +201,7 @@
     var label = "";
     if (banned) label = ""; // the notice says why
     else if (!chat.open) label = d.msgChatClosed || "";
-    else if (chat.slow > 0 && !staff) label = fmt(d.msgSlowMode, { n: chat.slow });
+    else if (chat.slow > 0 && !staff) label = Room.plural(d, "msgSlowMode", chat.slow);
     text(els.state, label);
     if (label) show(els.state);
     else hide(els.state);
@@ -435,7 +435,7 @@
       }
     }
     if (offer.quantity !== null && offer.quantity !== undefined && remaining !== null) {
-      text(els.offerLeft, fmt(d.msgOfferLeft, { n: Math.max(0, remaining) }));
+      text(els.offerLeft, Room.plural(d, "msgOfferLeft", Math.max(0, remaining)));
       show(els.offerLeft);
     } else {
       hide(els.offerLeft);
@@ -499,7 +499,7 @@
   function setViewers(n) {
     if (!els.viewers) return;
     var v = Number(n);
-    text(els.viewers, isFinite(v) && n !== null ? fmt(d.msgViewers || "{n}", { n: v }) : "");
+    text(els.viewers, isFinite(v) && n !== null ? Room.plural(d, "msgViewers", v) : "");
   }
 
   function applyState(s) {

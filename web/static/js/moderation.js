@@ -55,7 +55,10 @@
     offerQuantity: $("offer-quantity"),
     peek: $("studio-chat"),
     messageTpl: $("mod-message-template"),
-    questionTpl: $("mod-question-template")
+    questionTpl: $("mod-question-template"),
+    sanctions: $("sanctions"),
+    sanctionsEmpty: $("sanctions-empty"),
+    sanctionTpl: $("mod-sanction-template")
   };
   var text = Room.text;
   var show = Room.show;
@@ -138,7 +141,7 @@
     if (!m.question) drop.push(".question");
     if (!(m.question && m.answered)) drop.push(".answered");
     // Mute and ban are for viewers; staff messages can only be pinned or deleted.
-    if (m.staff) drop.push("[data-action=mute]", "[data-action=ban]");
+    if (m.staff) drop.push("[data-action=mute]", "[data-action=ban]", "[data-action=ban-address]");
     drop.forEach(function (sel) {
       var el = li.querySelector(sel);
       if (el) el.parentNode.removeChild(el);
@@ -288,7 +291,7 @@
       if (!has) {
         var opt = document.createElement("option");
         opt.value = secs;
-        opt.textContent = fmt(d.msgSeconds, { n: secs });
+        opt.textContent = Room.plural(d, "msgSeconds", Number(secs));
         els.slow.appendChild(opt);
       }
       els.slow.value = secs;
@@ -320,8 +323,8 @@
       var remaining = offer.remaining === null || offer.remaining === undefined ? offer.quantity : offer.remaining;
       text(
         els.offerLeft,
-        fmt(d.msgOfferLeft, { n: Math.max(0, Number(remaining)) }) + " · " +
-          fmt(d.msgOfferLimited, { n: offer.quantity })
+        Room.plural(d, "msgOfferLeft", Math.max(0, Number(remaining))) + " · " +
+          Room.plural(d, "msgOfferLimited", Number(offer.quantity))
       );
       show(els.offerLeft);
     } else {
@@ -371,11 +374,36 @@
     if (els.offerQuantity) els.offerQuantity.value = "";
   }
 
+  // ---- mutes and bans, with undo ---------------------------------------------------------
+
+  function clock(unix) {
+    return new Date(Number(unix) * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  }
+
+  function applySanctions(list) {
+    if (!els.sanctions || !els.sanctionTpl) return;
+    els.sanctions.textContent = "";
+    (list || []).forEach(function (s) {
+      var li = els.sanctionTpl.content.firstElementChild.cloneNode(true);
+      li.dataset.id = String(s.id);
+      li.dataset.kind = s.kind;
+      text(li.querySelector(".sanction-kind"), s.kind === "ban" ? d.msgKindBan : d.msgKindMute);
+      text(li.querySelector(".msg-name"), s.name);
+      text(li.querySelector(".sanction-whole"), s.whole_address ? "(" + d.msgWholeAddress + ")" : "");
+      var when = fmt(d.msgSince, { t: clock(s.since) }) + ", " +
+        (s.until === null || s.until === undefined ? d.msgUntilUndone : fmt(d.msgUntil, { t: clock(s.until) }));
+      text(li.querySelector(".sanction-when"), when);
+      els.sanctions.appendChild(li);
+    });
+    if (els.sanctionsEmpty) els.sanctionsEmpty.hidden = els.sanctions.children.length > 0;
+    document.body.dataset.sanctionCount = String(els.sanctions.children.length);
+  }
+
   // ---- the server's messages -------------------------------------------------------------
 
   function setViewers(n) {
     var v = Number(n);
-    text(els.viewers, isFinite(v) && n !== null && n !== undefined ? fmt(d.msgViewers || "{n}", { n: v }) : "");
+    text(els.viewers, isFinite(v) && n !== null && n !== undefined ? Room.plural(d, "msgViewers", v) : "");
   }
 
   function applyState(s) {
@@ -433,6 +461,9 @@
       case "viewers":
         setViewers(m.count);
         break;
+      case "sanctions":
+        applySanctions(m.sanctions);
+        break;
       case "notice":
         pendingCode = null; // whatever was refused, a pending offer did not start
         if (m.text) notice(m.text);
@@ -476,6 +507,11 @@
         break;
       case "ban":
         if (window.confirm(fmt(d.msgConfirmBan, { name: m.name || "" }))) send({ type: "ban", id: id });
+        break;
+      case "ban-address":
+        if (window.confirm(fmt(d.msgConfirmBanAddress, { name: m.name || "" }))) {
+          send({ type: "ban", id: id, address: true });
+        }
         break;
       default:
         break;
@@ -525,6 +561,14 @@
     if (els.slow) {
       els.slow.addEventListener("change", function () {
         send({ type: "slow_mode", seconds: Number(els.slow.value) || 0 });
+      });
+    }
+    if (els.sanctions) {
+      els.sanctions.addEventListener("click", function (event) {
+        var b = event.target.closest("button[data-action=lift]");
+        if (!b) return;
+        var id = idOf(b);
+        if (id !== null) send({ type: "lift", id: id });
       });
     }
     if (els.offerForm) els.offerForm.addEventListener("submit", onStartOffer);

@@ -102,7 +102,11 @@
       show(topBar);
       if (viewersEl) {
         viewersEl.textContent =
-          viewers === null ? "" : (d.msgViewers || "{n}").replace("{n}", String(viewers));
+          viewers === null
+            ? ""
+            : window.VitrineRoom
+              ? window.VitrineRoom.plural(d, "msgViewers", viewers)
+              : (d.msgViewers || "{n}").replace("{n}", String(viewers));
       }
     } else {
       hide(topBar);

@@ -54,6 +54,21 @@
     });
   }
 
+  // A count in words: "1 spectateur", "2 spectateurs". The page gives both forms, made by
+  // ngettext on the server: data-msg-<key> (plural) and data-msg-<key>-one (the form for
+  // the language's "one" category, which in French covers 0 and 1). Intl.PluralRules
+  // picks the category for the page's language (<html lang>).
+  function plural(dataset, key, n) {
+    var rule = "other";
+    try {
+      rule = new Intl.PluralRules(document.documentElement.lang || undefined).select(Number(n));
+    } catch (e) {
+      rule = Number(n) === 1 ? "one" : "other";
+    }
+    var one = dataset[key + "One"];
+    return format(rule === "one" && one ? one : dataset[key] || "{n}", { n: n });
+  }
+
   // Seconds as m:ss (or h:mm:ss).
   function clock(seconds) {
     var s = Math.max(0, Math.ceil(seconds));
@@ -322,6 +337,7 @@
     savedName: savedName,
     saveName: saveName,
     format: format,
+    plural: plural,
     clock: clock
   };
 })();

@@ -629,7 +629,9 @@
         if (recording) recording.hidden = !s.recording_problem;
         var n = Number(s.viewers);
         if (els.viewers && s.status === "live" && isFinite(n)) {
-          els.viewers.textContent = (d.msgViewers || "{n}").replace("{n}", String(n));
+          els.viewers.textContent = window.VitrineRoom
+            ? window.VitrineRoom.plural(d, "msgViewers", n)
+            : (d.msgViewers || "{n}").replace("{n}", String(n));
           show(els.viewers);
         } else {
           hide(els.viewers);
