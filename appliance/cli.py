@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -215,14 +217,30 @@ def cmd_seed_demo(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+SERVING_FILE = "serving-url"  # in the data folder: where `vitrine serve` is answering now
+
+
+def _site_url(config: Config) -> str:
+    """The address for links the CLI prints: server.public_url, else the address the
+    server of this data folder is serving on (it may have been started with --port),
+    else the configured host and port."""
+    if not config.server.public_url:
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            served = (config.data_dir / SERVING_FILE).read_text().strip()
+            if re.fullmatch(r"https?://[A-Za-z0-9.:\[\]_-]+", served):
+                return served
+    return config.base_url
+
+
 def _show_json(show: Any, config: Config) -> dict[str, Any]:
+    base = _site_url(config)
     return {
         "id": show.id,
         "title": show.title,
         "status": show.status,
         "starts_at": datetime.fromtimestamp(show.starts_at, ZoneInfo("UTC")).isoformat(),
-        "page_url": f"{config.base_url}/shows/{show.id}",
-        "whip_url": f"{config.base_url}/whip/{show.id}",
+        "page_url": f"{base}/shows/{show.id}",
+        "whip_url": f"{base}/whip/{show.id}",
         "stream_key": show.stream_key,
     }
 
@@ -308,6 +326,8 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
             from appliance.users import admin_exists
 
             print(f"Vitrine is serving {config.base_url}  (data: {config.data_dir})", flush=True)
+            with contextlib.suppress(OSError):
+                (config.data_dir / SERVING_FILE).write_text(config.base_url + "\n")
             if not await admin_exists(services.db):
                 print(
                     "No admin yet. Create yours at "
@@ -335,5 +355,9 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
 
         await serve(app, hc, shutdown_trigger=shutdown_trigger)
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    finally:
+        with contextlib.suppress(OSError):
+            (config.data_dir / SERVING_FILE).unlink(missing_ok=True)  # nobody serves it now
     return 0

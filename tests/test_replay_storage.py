@@ -71,7 +71,7 @@ async def test_a_nearly_full_disk_refuses_to_go_live(tmp_path: Path) -> None:
         assert "not enough free disk space" in body and "replays.min_free_gb" in body
         again = await shows.get_show(services.db, show.id)
         assert again is not None and again.status == "scheduled"
-        await sign_in(client, services, "host")
+        await sign_in(client, services, "admin")  # may publish any show
         studio = await (await client.get(f"/studio/{show.id}")).get_data(as_text=True)
         assert 'id="studio-disk" role="alert">' in studio  # shown, not hidden
 
@@ -151,7 +151,9 @@ async def test_a_disk_filling_mid_show_stops_only_the_recording(tmp_path: Path) 
             page = await (await client.get(f"/admin/shows/{show.id}")).get_data(as_text=True)
             assert "The recording has stopped" in page
             # Ending the show makes the replay from what was written, with a note.
-            response = await client.post(f"/admin/shows/{show.id}/end", form={"csrf_token": token})
+            response = await client.post(
+                f"/admin/shows/{show.id}/end", form={"csrf_token": token, "confirm": "yes"}
+            )
             assert response.status_code == 302
 
             async def replay_ready() -> bool:

@@ -104,7 +104,9 @@ async def test_stream_key_rotation_and_end(
     assert r.status_code == 302
     after = (await shows.get_show(services.db, show_id)).stream_key
     assert after != before
-    r = await client.post(f"/admin/shows/{show_id}/end", form={"csrf_token": admin})
+    r = await client.post(
+        f"/admin/shows/{show_id}/end", form={"csrf_token": admin, "confirm": "yes"}
+    )
     assert r.status_code == 302
     assert (await shows.get_show(services.db, show_id)).status == "ended"
     r = await client.post(f"/admin/shows/{show_id}/end", form={"csrf_token": admin})
@@ -156,7 +158,9 @@ async def test_admin_deletes_show_but_not_while_live(
     r = await client.post(f"/admin/shows/{show_id}/delete", form={"csrf_token": admin})
     assert r.status_code == 409
     await shows.end_show(services.db, show_id)
-    r = await client.post(f"/admin/shows/{show_id}/delete", form={"csrf_token": admin})
+    r = await client.post(
+        f"/admin/shows/{show_id}/delete", form={"csrf_token": admin, "confirm": "yes"}
+    )
     assert r.status_code == 302
     assert await shows.get_show(services.db, show_id) is None
     assert (await client.get(f"/shows/{show_id}")).status_code == 404

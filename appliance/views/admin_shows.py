@@ -54,6 +54,12 @@ def _replay_flash() -> str | None:
     return None
 
 
+async def confirmed() -> bool:
+    """Whether a destructive form came with its "Yes, I am sure" box ticked; without it
+    (no JavaScript, or a tap that skipped the box) the view shows a confirmation page."""
+    return (await request.form).get("confirm") == "yes"
+
+
 def blueprint(svc: Services, live: LiveShows) -> Blueprint:
     bp = Blueprint("admin_shows", __name__)
     db = svc.db
@@ -153,6 +159,16 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
         show = await show_or_404(db, show_id)
         if show.status == "live":
             abort(409)
+        if not await confirmed():
+            return await render(
+                "admin/confirm.html",
+                title=_("Delete this show"),
+                explanation=_("The show, its recording and its replay are deleted for good."),
+                action=f"/admin/shows/{show_id}/delete",
+                check_label=_("Yes, delete this show, its recording and its replay"),
+                button=_("Delete this show"),
+                back=f"/admin/shows/{show_id}",
+            )
         await shows.delete_show(db, show_id)
         await svc.uploads.remove(show.cover)
         # Its recording and replay files go with it (the rows went with the show).
@@ -172,6 +188,16 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
         show = await show_or_404(db, show_id)
         if show.status == "ended":
             abort(409)
+        if not await confirmed():
+            return await render(
+                "admin/confirm.html",
+                title=_("Mark the show as ended"),
+                explanation=_("End this show for everyone? It cannot go live again."),
+                action=f"/admin/shows/{show_id}/end",
+                check_label=_("Yes, end this show: it cannot go live again"),
+                button=_("Mark the show as ended"),
+                back=f"/admin/shows/{show_id}",
+            )
         await live.end(show_id)
         return redirect(f"/admin/shows/{show_id}?ended=1")
 
