@@ -173,3 +173,40 @@ async def go_live(db: Database, show_id: int) -> None:
 
 async def end_show(db: Database, show_id: int) -> None:
     await _transition(db, show_id, "ended", "live_ended_at")
+
+
+# -- moderators an admin assigned to a show (appliance/access.py decides what they may do)
+
+
+async def moderators_of(db: Database, show_id: int) -> list[int]:
+    """The ids of the users assigned to moderate the show."""
+    rows = await db.fetchall(
+        "SELECT user_id FROM show_moderators WHERE show_id = ? ORDER BY user_id", (show_id,)
+    )
+    return [int(r["user_id"]) for r in rows]
+
+
+async def is_moderator(db: Database, show_id: int, user_id: int) -> bool:
+    return bool(
+        await db.fetchval(
+            "SELECT 1 FROM show_moderators WHERE show_id = ? AND user_id = ?", (show_id, user_id)
+        )
+    )
+
+
+async def shows_of_moderator(db: Database, user_id: int) -> list[int]:
+    """The ids of the shows the user is assigned to moderate."""
+    rows = await db.fetchall(
+        "SELECT show_id FROM show_moderators WHERE user_id = ? ORDER BY show_id", (user_id,)
+    )
+    return [int(r["show_id"]) for r in rows]
+
+
+async def set_moderators(db: Database, show_id: int, user_ids: Sequence[int]) -> None:
+    """Make `user_ids` the show's moderators, and only them."""
+    async with db.transaction() as conn:
+        await conn.execute("DELETE FROM show_moderators WHERE show_id = ?", (show_id,))
+        await conn.executemany(
+            "INSERT INTO show_moderators (show_id, user_id) VALUES (?, ?)",
+            [(show_id, uid) for uid in sorted(set(user_ids))],
+        )

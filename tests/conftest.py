@@ -176,3 +176,13 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
     server = launch(tmp_path / "live-data", tmp_path / "server.log")
     yield server
     stop(server)
+
+
+async def sign_in_as(client: QuartClient, email: str, password: str = PASSWORD) -> str:
+    """Sign `client` in as the existing user `email`; return a CSRF token for forms."""
+    token = await csrf_of(client)
+    response = await client.post(
+        "/login", form={"email": email, "password": password, "csrf_token": token}
+    )
+    assert response.status_code == 302, await response.get_data(as_text=True)
+    return await csrf_of(client, "/admin")

@@ -35,6 +35,11 @@ async def test_moderator_pins_a_product_for_viewers(live_server: LiveServer) -> 
     )
     with sqlite3.connect(live_server.data_dir / "vitrine.sqlite3") as conn:
         conn.execute("UPDATE users SET role = 'moderator' WHERE email = 'mod@example.com'")
+        conn.execute(
+            "INSERT INTO show_moderators (show_id, user_id) "
+            "SELECT ?, id FROM users WHERE email = 'mod@example.com'",
+            (show["id"],),
+        )
         conn.executemany(
             "INSERT INTO show_products (show_id, product_id, position) VALUES (?, ?, ?)",
             [(show["id"], 2, 0), (show["id"], 3, 1)],

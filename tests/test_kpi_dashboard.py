@@ -12,7 +12,8 @@ from quart.testing import QuartClient
 from appliance import shows
 from appliance.events import EventLog
 from appliance.services import Services
-from tests.conftest import sign_in
+from appliance.users import create_user
+from tests.conftest import PASSWORD, sign_in, sign_in_as
 
 START = 1_900_000_000  # 2030-03-17
 
@@ -114,8 +115,9 @@ async def test_only_admins_and_hosts_read_kpis(client: QuartClient, services: Se
 async def test_host_reads_kpis_of_a_show_never_live(
     client: QuartClient, services: Services
 ) -> None:
-    show = await shows.create_show(services.db, shows.ShowData("Later", "", START, 60, None))
-    await sign_in(client, services, "host")
+    host = await create_user(services.db, "host@example.com", "Hana", "host", PASSWORD)
+    show = await shows.create_show(services.db, shows.ShowData("Later", "", START, 60, host.id))
+    await sign_in_as(client, host.email)
     page = await (await client.get(f"/admin/shows/{show}/kpis")).get_data(as_text=True)
     assert "has not been live yet" in page
     assert (await client.get("/api/kpis/shows/4242")).status_code == 404

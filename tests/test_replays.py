@@ -13,6 +13,7 @@ import av
 import pytest
 from quart.testing import QuartClient
 
+from appliance import shows
 from appliance.replay_timeline import Timeline
 from appliance.services import Services
 from appliance.views.admin_replays import parse_time
@@ -267,7 +268,11 @@ async def test_unpublished_replays_are_for_staff_only(
     page = await (await client.get(f"/shows/{show_id}")).get_data(as_text=True)
     assert "/replays/" not in page
     assert f"/shows/{show_id}" not in await (await client.get("/")).get_data(as_text=True)
+    # Only the show's own staff preview it: a moderator of other shows does not.
     await sign_in(client, services, "moderator")
+    assert (await client.get(f"/replays/{show_id}.mp4")).status_code == 404
+    moderator = await services.db.fetchval("SELECT id FROM users WHERE role = 'moderator'")
+    await shows.set_moderators(services.db, show_id, [moderator])
     assert (await client.get(f"/replays/{show_id}.mp4")).status_code == 200
     page = await (await client.get(f"/shows/{show_id}")).get_data(as_text=True)
     assert "Not published" in page

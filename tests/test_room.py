@@ -84,7 +84,8 @@ class Room:
                 await peer.close()
 
 
-def staff_cookie(server: LiveServer, role: str = "moderator") -> str:
+def staff_cookie(server: LiveServer, role: str = "moderator", show: int | None = None) -> str:
+    """Sign in a new user with `role` (a moderator assigned to `show`); their cookie."""
     email = f"{role}@example.com"
     server.cli_input(
         ["create-admin", "--email", email, "--name", f"Team {role}", "--password-stdin"], PASSWORD
@@ -92,6 +93,12 @@ def staff_cookie(server: LiveServer, role: str = "moderator") -> str:
     if role != "admin":
         with sqlite3.connect(server.data_dir / "vitrine.sqlite3") as conn:
             conn.execute("UPDATE users SET role = ? WHERE email = ?", (role, email))
+            if show is not None:
+                conn.execute(
+                    "INSERT INTO show_moderators (show_id, user_id) "
+                    "SELECT ?, id FROM users WHERE email = ?",
+                    (show, email),
+                )
     jar = http.cookiejar.CookieJar()
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
     page = opener.open(server.url + "/login").read().decode()
@@ -227,7 +234,7 @@ async def test_hearts_are_aggregated(room: Room) -> None:
 
 async def test_chat_and_hearts_become_kpi_events(room: Room, live_server: LiveServer) -> None:
     ana = await room.join("Ana", viewer="v_kpi_viewer_ana_1")
-    staff = await room.join(cookie=staff_cookie(live_server, "moderator"))
+    staff = await room.join(cookie=staff_cookie(live_server, "moderator", room.show_id))
     # Staff are not viewers: no event. Said first, so an event for it would be buffered
     # before Ana's and written no later than hers: the assertion below would see it.
     await staff.send(type="chat", text="welcome")
@@ -252,7 +259,7 @@ async def test_chat_and_hearts_become_kpi_events(room: Room, live_server: LiveSe
 
 
 async def test_staff_pin_product_offer_and_moderation(room: Room, live_server: LiveServer) -> None:
-    mod = await room.join(cookie=staff_cookie(live_server, "moderator"))
+    mod = await room.join(cookie=staff_cookie(live_server, "moderator", room.show_id))
     assert mod.of("welcome")[0]["staff"] is True and mod.of("welcome")[0]["role"] == "moderator"
     viewers = [await room.join(f"V{i}", viewer=f"v_viewer_number_{i:04d}") for i in range(5)]
     await mod.send(type="pin_product", product=2)

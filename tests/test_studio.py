@@ -5,7 +5,7 @@ from quart.testing import QuartClient
 from appliance import shows
 from appliance.services import Services
 from appliance.users import create_user
-from tests.conftest import PASSWORD, csrf_of, sign_in
+from tests.conftest import PASSWORD, csrf_of, sign_in, sign_in_as
 
 
 async def make_show(services: Services, host_id: int | None = None) -> int:
@@ -15,9 +15,10 @@ async def make_show(services: Services, host_id: int | None = None) -> int:
 
 
 async def test_studio_page_for_hosts(client: QuartClient, services: Services) -> None:
-    show_id = await make_show(services)
+    host = await create_user(services.db, "host@example.com", "Hana", "host", PASSWORD)
+    show_id = await make_show(services, host_id=host.id)
     assert (await client.get(f"/studio/{show_id}")).status_code == 302  # sign in first
-    await sign_in(client, services, "host")
+    await sign_in_as(client, host.email)
     r = await client.get(f"/studio/{show_id}")
     assert r.status_code == 200
     page = await r.get_data(as_text=True)
@@ -35,8 +36,12 @@ async def test_other_hosts_are_refused_and_moderators_only_moderate(
     await sign_in(client, services, "host")
     assert (await client.get(f"/studio/{theirs}")).status_code == 403
     client2 = client.app.test_client()
-    await sign_in(client2, services, "moderator")
-    # Moderators get the moderation panel, without the camera.
+    moderator = await create_user(services.db, "mod@example.com", "Mia", "moderator", PASSWORD)
+    await sign_in_as(client2, moderator.email)
+    # Moderators of other shows are refused; assigned ones get the moderation panel,
+    # without the camera.
+    assert (await client2.get(f"/studio/{theirs}")).status_code == 403
+    await shows.set_moderators(services.db, theirs, [moderator.id])
     page = await (await client2.get(f"/studio/{theirs}")).get_data(as_text=True)
     assert 'id="moderation"' in page and "studio.js" not in page and 'id="preview"' not in page
     r = await client2.post(f"/studio/{theirs}/end", headers={"X-CSRF-Token": "x"})

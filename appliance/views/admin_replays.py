@@ -9,11 +9,12 @@ import re
 from quart import Blueprint, abort, redirect, request
 from quart.typing import ResponseReturnValue
 
+from appliance import access
 from appliance.forms import clean_text
 from appliance.replays import ReplayError
 from appliance.services import Services
 from appliance.translate import _
-from appliance.web import render, show_or_404, staff_required
+from appliance.web import current_user, render, staff_required
 
 editors = staff_required("admin", "host")
 MAX_TITLE = 120
@@ -49,7 +50,7 @@ def blueprint(svc: Services) -> Blueprint:
         )
 
     async def ready_replay(show_id: int) -> None:
-        await show_or_404(db, show_id)
+        await access.show_for(db, current_user(), show_id, "replay")
         replay = await replays.get(show_id)
         if replay is None:
             abort(404)
@@ -59,7 +60,7 @@ def blueprint(svc: Services) -> Blueprint:
     @bp.post("/admin/shows/<int:show_id>/replay/auto-publish")
     @editors
     async def auto_publish(show_id: int) -> ResponseReturnValue:
-        await show_or_404(db, show_id)
+        await access.show_for(db, current_user(), show_id, "replay")
         form = await request.form
         await replays.set_auto_publish(show_id, form.get("auto_publish") == "1")
         return back(show_id, "replay_saved")
@@ -106,9 +107,10 @@ def blueprint(svc: Services) -> Blueprint:
         return back(show_id, "replay_trimmed")
 
     @bp.post("/admin/shows/<int:show_id>/replay/delete")
-    @staff_required("admin")
+    @staff_required()
     async def delete(show_id: int) -> ResponseReturnValue:
-        await show_or_404(db, show_id)
+        # Deleting is for those who may delete the show itself: the admins.
+        await access.show_for(db, current_user(), show_id, "delete")
         if await replays.get(show_id) is None:
             abort(404)
         await replays.delete(show_id)

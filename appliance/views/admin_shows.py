@@ -7,13 +7,13 @@ import asyncio
 from quart import Blueprint, abort, g, redirect, request
 from quart.typing import ResponseReturnValue
 
-from appliance import products, shows, users
+from appliance import access, products, shows, users
 from appliance.forms import Form, local_datetime_value
 from appliance.live import LiveShows
 from appliance.services import Services
 from appliance.translate import _
 from appliance.views.image_field import ImageField
-from appliance.web import render, show_or_404, staff_required
+from appliance.web import current_user, render, staff_required
 
 editors = staff_required("admin", "host")
 MAX_LINEUP = 100
@@ -43,6 +43,21 @@ def read_lineup(form: Form, known_ids: set[int]) -> list[int]:
     return [pid for _pos, pid in sorted(picked)]
 
 
+def read_moderators(form: Form, values: list[str], known_ids: set[int]) -> list[int]:
+    """The moderators ticked in the form (`moderators` checkboxes), among `known_ids`."""
+    picked: list[int] = []
+    for text in values:
+        try:
+            user_id = int(text)
+        except ValueError:
+            user_id = 0
+        if user_id not in known_ids:
+            form.error("moderators", _("Choose one of the offered values."))
+            continue
+        picked.append(user_id)
+    return picked
+
+
 def _replay_flash() -> str | None:
     """What the last replay change did, for the panel it came back to."""
     if request.args.get("replay_trimmed"):
@@ -64,20 +79,38 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
     bp = Blueprint("admin_shows", __name__)
     db = svc.db
 
+    async def can_assign(show: shows.Show | None) -> bool:
+        user = current_user()
+        return await access.may(db, user, "assign", show) if show else access.may_assign_new(user)
+
     async def editor(
-        show: shows.Show | None, values: dict[str, str], errors: dict[str, str], status: int
+        show: shows.Show | None,
+        values: dict[str, str],
+        errors: dict[str, str],
+        status: int,
+        assigned: list[int] | None = None,
     ) -> tuple[str, int]:
-        staff = [u for u in await users.list_users(db) if u.role in ("admin", "host") and u.active]
+        everyone = await users.list_users(db)
+        can = await access.allowed(db, current_user(), show) if show else frozenset()
+        if show is None and await can_assign(None):
+            can = can | {"assign"}
+        if assigned is None:
+            assigned = await shows.moderators_of(db, show.id) if show else []
         return await render(
             "admin/show_form.html",
             status,
             show=show,
             form=values,
             errors=errors,
-            hosts=staff,
+            can=can,
+            hosts=[u for u in everyone if u.role in ("admin", "host") and u.active],
+            host_name=next((u.name for u in everyone if show and u.id == show.host_id), None),
+            moderators=[u for u in everyone if u.role == "moderator" and u.active],
+            assigned=set(assigned),
             catalogue=await products.list_products(db),
             products=await shows.lineup(db, show.id) if show else [],
-            whip_url=f"{svc.config.base_url}/whip/{show.id}" if show else "",
+            # The key and the WHIP address reach only those who may publish the show.
+            whip_url=f"{svc.config.base_url}/whip/{show.id}" if show and "publish" in can else "",
             replay=await svc.replays.get(show.id) if show else None,
             auto_publish=await svc.replays.auto_publish(show.id) if show else True,
             recording_problem=live.recording_problem(show.id) if show else None,
@@ -95,20 +128,24 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
         values.update({f"pos_{p.id}": str(i + 1) for i, p in enumerate(lineup)})
         return values
 
+    async def mine(status: str | None = None) -> list[shows.Show]:
+        """The shows the signed-in user may see: an admin all, others only theirs."""
+        return await access.visible(db, current_user(), await shows.list_shows(db, status))
+
     @bp.get("/admin")
     @staff_required()
     async def dashboard() -> tuple[str, int]:
         return await render(
             "admin/dashboard.html",
-            live=await shows.list_shows(db, "live"),
-            upcoming=(await shows.list_shows(db, "scheduled"))[:5],
+            live=await mine("live"),
+            upcoming=(await mine("scheduled"))[:5],
             product_count=len(await products.list_products(db)),
         )
 
     @bp.get("/admin/shows")
     @staff_required()
     async def index() -> tuple[str, int]:
-        return await render("admin/shows.html", shows=await shows.list_shows(db))
+        return await render("admin/shows.html", shows=await mine())
 
     @bp.get("/admin/shows/new")
     @editors
@@ -118,20 +155,32 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
     @bp.get("/admin/shows/<int:show_id>")
     @editors
     async def edit(show_id: int) -> tuple[str, int]:
-        show = await show_or_404(db, show_id)
+        show = await access.show_for(db, current_user(), show_id, "edit")
         return await editor(show, values_of(show, await shows.lineup(db, show_id)), {}, 200)
 
     @bp.post("/admin/shows/new")
     @bp.post("/admin/shows/<int:show_id>")
     @editors
     async def save(show_id: int | None = None) -> ResponseReturnValue:
-        show = await show_or_404(db, show_id) if show_id is not None else None
+        user = current_user()
+        assert user is not None  # staff_required
+        show = await access.show_for(db, user, show_id, "edit") if show_id is not None else None
         data = await request.form
         form = Form(data)
-        host_ids = {u.id for u in await users.list_users(db) if u.role in ("admin", "host")}
-        host_id = form.integer("host_id", 1, 2**31, required=False)
-        if host_id is not None and host_id not in host_ids:
-            form.error("host_id", _("Choose one of the offered values."))
+        everyone = await users.list_users(db)
+        moderator_ids: list[int] | None = None
+        if await can_assign(show):
+            host_ids = {u.id for u in everyone if u.role in ("admin", "host")}
+            host_id = form.integer("host_id", 1, 2**31, required=False)
+            if host_id is not None and host_id not in host_ids:
+                form.error("host_id", _("Choose one of the offered values."))
+            moderator_ids = read_moderators(
+                form, data.getlist("moderators"), {u.id for u in everyone if u.role == "moderator"}
+            )
+        else:
+            # Only `assign` changes the host: a host's own show keeps its host, and a show
+            # a host schedules is theirs.
+            host_id = show.host_id if show is not None else user.id
         item = shows.ShowData(
             title=form.text("title", 120),
             description=form.text("description", 4000, required=False, multiline=True),
@@ -145,18 +194,20 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
             svc.uploads, form, "cover", show.cover if show else None
         )
         if form.errors:
-            return await editor(show, dict(data), form.errors, 400)
+            return await editor(show, dict(data), form.errors, 400, moderator_ids)
         async with cover_field.saving() as cover:
             if show is None:
                 show_id = await shows.create_show(db, item, cover, lineup)
             else:
                 await shows.update_show(db, show.id, item, cover, lineup)
+        if moderator_ids is not None and show_id is not None:
+            await shows.set_moderators(db, show_id, moderator_ids)
         return redirect(f"/admin/shows/{show_id}?saved=1")
 
     @bp.post("/admin/shows/<int:show_id>/delete")
     @staff_required("admin")
     async def delete(show_id: int) -> ResponseReturnValue:
-        show = await show_or_404(db, show_id)
+        show = await access.show_for(db, current_user(), show_id, "delete")
         if show.status == "live":
             abort(409)
         if not await confirmed():
@@ -178,14 +229,14 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
     @bp.post("/admin/shows/<int:show_id>/rotate-key")
     @editors
     async def rotate_key(show_id: int) -> ResponseReturnValue:
-        await show_or_404(db, show_id)
+        await access.show_for(db, current_user(), show_id, "publish")
         await shows.rotate_stream_key(db, show_id)
         return redirect(f"/admin/shows/{show_id}?rotated=1")
 
     @bp.post("/admin/shows/<int:show_id>/end")
     @editors
     async def end(show_id: int) -> ResponseReturnValue:
-        show = await show_or_404(db, show_id)
+        show = await access.show_for(db, current_user(), show_id, "publish")
         if show.status == "ended":
             abort(409)
         if not await confirmed():

@@ -10,22 +10,25 @@ from quart import Blueprint, Response, abort, request, send_file
 from quart.typing import ResponseReturnValue
 
 from appliance import replay_content
+from appliance.access import may
 from appliance.replays import ReplayRow, ReplayStore
 from appliance.services import Services
-from appliance.users import ROLES
+from appliance.shows import get_show
 from appliance.web import current_user
 
 
 async def visible_replay(replays: ReplayStore, show_id: int) -> ReplayRow | None:
-    """The show's replay if the person asking may watch it: published, or they are staff
-    (who preview it before publishing)."""
+    """The show's replay if the person asking may watch it: published, or they are the
+    show's staff (who preview it before publishing)."""
     replay = await replays.get(show_id)
     if replay is None or replay.status != "ready":
         return None
-    user = current_user()
-    if not (replay.published or (user is not None and user.role in ROLES)):
-        return None
-    return replay
+    if replay.published:
+        return replay
+    show = await get_show(replays.db, show_id)
+    return (
+        replay if show is not None and await may(replays.db, current_user(), "view", show) else None
+    )
 
 
 def _seconds(name: str) -> float | str:

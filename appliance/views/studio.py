@@ -7,10 +7,10 @@ import json
 from quart import Blueprint, Response, abort
 from quart.typing import ResponseReturnValue
 
-from appliance import shows
+from appliance import access, shows
 from appliance.live import LiveShows, ice_servers
 from appliance.services import Services
-from appliance.web import current_user, render, show_or_404, staff_required
+from appliance.web import current_user, render, staff_required
 
 hosts_only = staff_required("admin", "host")
 any_staff = staff_required("admin", "host", "moderator")
@@ -20,26 +20,22 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
     bp = Blueprint("studio", __name__)
     db = svc.db
 
-    async def show_for_host(show_id: int) -> shows.Show:
-        show = await show_or_404(db, show_id)
-        user = current_user()
-        # A host runs their own shows (and shows with no host yet); admins run any;
-        # moderators moderate any show but do not publish.
-        if user is not None and user.role == "host" and show.host_id not in (None, user.id):
-            abort(403)
-        return show
-
     @bp.get("/studio/<int:show_id>")
     @any_staff
     async def studio(show_id: int) -> ResponseReturnValue:
-        show = await show_for_host(show_id)
+        # Whoever may publish the show runs the camera; an assigned moderator gets the
+        # moderation panel alone, with no stream key anywhere in the page.
         user = current_user()
+        show = await access.show_for(db, user, show_id, "view")
+        can_publish = await access.may(db, user, "publish", show)
+        if not can_publish and not await access.may(db, user, "moderate", show):
+            abort(403)
         return await render(
             "studio.html",
             show=show,
-            can_publish=user is not None and user.role in ("admin", "host"),
-            stream_key=show.stream_key,
-            whip_url=f"/whip/{show.id}",
+            can_publish=can_publish,
+            stream_key=show.stream_key if can_publish else "",
+            whip_url=f"/whip/{show.id}" if can_publish else "",
             status_url=f"/api/shows/{show.id}/status",
             end_url=f"/studio/{show.id}/end",
             ice_servers_json=json.dumps(ice_servers(svc.config)),
@@ -50,7 +46,7 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
     @bp.post("/studio/<int:show_id>/end")
     @hosts_only
     async def end(show_id: int) -> ResponseReturnValue:
-        show = await show_for_host(show_id)
+        show = await access.show_for(db, current_user(), show_id, "publish")
         if show.status == "ended":
             return Response("", status=204)
         await live.end(show.id)
