@@ -268,3 +268,49 @@ async def test_the_show_page_counts_its_own_viewer_once_playing(
             assert "0 watching" not in seen, seen
         finally:
             await browser.close()
+
+
+@pytest.mark.skipif(
+    not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
+    reason="Debian's chromium is not installed (.ci/run installs it)",
+)
+async def test_a_waiting_viewer_plays_as_soon_as_the_room_says_live(
+    live_server: LiveServer, peers: list[RTCPeerConnection]
+) -> None:
+    """Viewers waiting on the page learnt that the show started from a status poll every
+    3 s, so the studio showed '0 watching' for its first seconds. Here the polls made
+    before the show starts are held for 10 s: only the room's status message can start
+    the player in time."""
+    from playwright.async_api import Route, async_playwright
+
+    created = json.loads(
+        live_server.cli("shows", "create", "--title", "Waiting", "--starts-at", "2030-01-01T10:00")
+    )
+    show = Show(live_server, created["id"], created["stream_key"])
+    on_air = asyncio.Event()
+
+    async def hold_early_polls(route: Route) -> None:
+        if not on_air.is_set():
+            await asyncio.sleep(10)
+        with contextlib.suppress(Exception):  # the page may be gone by then
+            await route.continue_()
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            context = await browser.new_context(
+                viewport={"width": 390, "height": 844}, bypass_csp=True
+            )
+            page = await context.new_page()
+            await page.route(f"**/api/shows/{show.id}/status", hold_early_polls)
+            await page.goto(f"{live_server.url}/shows/{show.id}")
+            await page.wait_for_function("document.querySelector('#chat-viewers').textContent")
+            assert await page.evaluate("document.body.dataset.playerState") == "waiting"
+            on_air.set()
+            await go_live(show, peers)
+            await page.wait_for_function(
+                "document.body.dataset.playerState !== 'waiting'", timeout=5000
+            )
+            await until(lambda: show.status()["viewers"] == 1)
+        finally:
+            await browser.close()

@@ -497,6 +497,15 @@
     showOverlay(d.msgUnsupported);
     return;
   }
+  // The live room says at once when the show goes live or ends (chat.js writes it on the
+  // article): ask the server then, not at the next poll up to 3 s later, so viewers
+  // waiting on the page play (and are counted) as soon as the show starts.
+  if (window.MutationObserver) {
+    new MutationObserver(function () {
+      if (!stopped && !suspended) poll();
+    }).observe(root, { attributes: true, attributeFilter: ["data-room-status"] });
+  }
+
   setState(status === "live" ? "connecting" : "waiting");
   poll();
 })();
