@@ -314,3 +314,67 @@ async def test_a_waiting_viewer_plays_as_soon_as_the_room_says_live(
             await until(lambda: show.status()["viewers"] == 1)
         finally:
             await browser.close()
+
+
+async def test_without_an_http_answer_the_extra_socket_is_told_why(tmp_path: Path) -> None:
+    """Under a server that cannot answer the upgrade over HTTP, the socket past the cap is
+    accepted, told in a notice, and closed with the policy code."""
+    from appliance import shows
+    from appliance.app import create_app
+    from appliance.config import load_config
+
+    config = load_config(
+        environ={},
+        overrides={
+            "storage.data_dir": str(tmp_path / "data"),
+            "limits.room_sockets_per_address": "1",
+        },
+    )
+    app = create_app(config)
+    async with app.test_app():
+        svc = app.extensions["vitrine"]
+        show_id = await shows.create_show(
+            svc.db, shows.ShowData("Crowded", "", 2_000_000_000, 60, None)
+        )
+
+        def scope() -> dict[str, Any]:
+            return {
+                "type": "websocket",
+                "path": f"/ws/shows/{show_id}",
+                "headers": [(b"origin", config.base_url.encode()), (b"host", b"127.0.0.1")],
+                "client": ("198.51.100.4", 5000),
+                "http_version": "1.1",
+                "extensions": {},  # no websocket.http.response
+            }
+
+        async def session(inbox: asyncio.Queue[dict[str, Any]], sent: list[dict[str, Any]]):
+            async def receive() -> dict[str, Any]:
+                return await inbox.get()
+
+            async def send(message: dict[str, Any]) -> None:
+                sent.append(message)
+
+            await app.asgi_app(scope(), receive, send)  # type: ignore[arg-type]
+
+        first_in: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        first_sent: list[dict[str, Any]] = []
+        await first_in.put({"type": "websocket.connect"})
+        first = asyncio.ensure_future(session(first_in, first_sent))
+        deadline = time.monotonic() + 5
+        while not first_sent:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        assert first_sent[0]["type"] == "websocket.accept"
+
+        second_in: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        second_sent: list[dict[str, Any]] = []
+        await second_in.put({"type": "websocket.connect"})
+        await asyncio.wait_for(session(second_in, second_sent), 5)
+        kinds = [m["type"] for m in second_sent]
+        assert kinds == ["websocket.accept", "websocket.send", "websocket.close"], second_sent
+        notices = json.loads(second_sent[1]["text"])
+        assert notices[0]["type"] == "notice" and notices[0]["code"] == "too_many_connections"
+        assert second_sent[2]["code"] == 1008
+
+        await first_in.put({"type": "websocket.disconnect", "code": 1000})
+        await asyncio.wait_for(first, 5)
