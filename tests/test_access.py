@@ -340,3 +340,25 @@ async def test_a_moderator_studio_has_no_key(services: Services, team: Team) -> 
     assert 'id="moderation"' in page
     assert show.stream_key not in page and "data-stream-key" not in page
     assert "data-whip-url" not in page and "studio.js" not in page
+
+
+async def test_the_kpi_trend_covers_only_the_readers_shows(services: Services, team: Team) -> None:
+    mine = await team.show(services, "Hana's spring")
+    theirs = await shows.create_show(
+        services.db, shows.ShowData("Other autumn", "", 2_000_000_000, 60, None)
+    )
+    for show_id in (mine.id, theirs):
+        await shows.go_live(services.db, show_id)
+        await shows.end_show(services.db, show_id)
+
+    async def trend(name: str) -> set[int]:
+        client = team.personas[name].client
+        body = await (await client.get("/api/kpis")).get_json()
+        csv_text = await (await client.get("/admin/kpis.csv")).get_data(as_text=True)
+        assert ("Other autumn" in csv_text) == (theirs in {s["show"] for s in body["shows"]})
+        return {s["show"] for s in body["shows"]}
+
+    assert await trend("own_host") == {mine.id}
+    assert await trend("other_host") == set()
+    assert await trend("admin") == {mine.id, theirs}
+    assert (await team.personas["moderator"].client.get("/api/kpis")).status_code == 403
