@@ -340,6 +340,7 @@ async def test_a_moderator_studio_has_no_key(services: Services, team: Team) -> 
     assert 'id="moderation"' in page
     assert show.stream_key not in page and "data-stream-key" not in page
     assert "data-whip-url" not in page and "studio.js" not in page
+    assert f'href="/admin/shows/{show.id}"' not in page  # a page they may not open
 
 
 async def test_the_kpi_trend_covers_only_the_readers_shows(services: Services, team: Team) -> None:
