@@ -67,11 +67,20 @@ class Room:
         self.peers: list[Peer] = []
 
     async def join(
-        self, name: str | None = None, cookie: str = "", viewer: str | None = None
+        self,
+        name: str | None = None,
+        cookie: str = "",
+        viewer: str | None = None,
+        address: str | None = None,
     ) -> Peer:
+        """`address`: connect from another loopback address (127.0.0.2...), as a viewer
+        on another network would."""
         cookies = [c for c in (cookie, f"vitrine_viewer={viewer}" if viewer else "") if c]
         headers = {"Cookie": "; ".join(cookies)} if cookies else {}
-        ws = await websockets.connect(self.url, origin=self.server.url, additional_headers=headers)
+        extra = {"local_addr": (address, 0)} if address else {}
+        ws = await websockets.connect(
+            self.url, origin=self.server.url, additional_headers=headers, **extra
+        )
         peer = Peer(ws)
         self.peers.append(peer)
         await peer.send(type="hello", v=1, name=name)
@@ -261,7 +270,11 @@ async def test_chat_and_hearts_become_kpi_events(room: Room, live_server: LiveSe
 async def test_staff_pin_product_offer_and_moderation(room: Room, live_server: LiveServer) -> None:
     mod = await room.join(cookie=staff_cookie(live_server, "moderator", room.show_id))
     assert mod.of("welcome")[0]["staff"] is True and mod.of("welcome")[0]["role"] == "moderator"
-    viewers = [await room.join(f"V{i}", viewer=f"v_viewer_number_{i:04d}") for i in range(5)]
+    # Each from its own address: a limited offer gives one code per viewer and per address.
+    viewers = [
+        await room.join(f"V{i}", viewer=f"v_viewer_number_{i:04d}", address=f"127.0.0.{i + 2}")
+        for i in range(5)
+    ]
     await mod.send(type="pin_product", product=2)
     cards = [await v.wait("product", lambda m: m["product"]) for v in viewers]
     card = cards[0]["product"]

@@ -195,11 +195,19 @@ async def test_a_limited_offer_gives_one_unit_per_address_without_cookies(
     assert codes == ["LIVE10"] * 5
     await asyncio.sleep(0.3)
     assert [m["offer"]["remaining"] for m in mod.of("offer") if m["offer"]][-1] == 2
+    # Another address without a cookie is another viewer: what the limit cannot tell.
+    for address in ("127.0.0.2", "127.0.0.3"):
+        peer = await room.join("Other", address=address)
+        await peer.send(type="claim_offer")
+        assert (await peer.wait("offer_code"))["code"] == "LIVE10"
+    last = await room.join("Late", address="127.0.0.4")
+    await last.send(type="claim_offer")
+    assert (await last.wait("notice"))["code"] == "offer_gone"
     await asyncio.sleep(1.5)  # the batched writer
     with sqlite3.connect(live_server.data_dir / "vitrine.sqlite3") as conn:
         claims = conn.execute("SELECT offer, address_hint FROM offer_claims").fetchall()
-    assert len(claims) == 1 and claims[0][0].startswith("LIVE10@")
-    assert claims[0][1] == "127.0.0.1"
+    assert len({offer for offer, _ in claims}) == 1 and claims[0][0].startswith("LIVE10@")
+    assert sorted(address for _, address in claims) == ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
 
 
 async def test_an_ended_show_refuses_chat_and_hearts(room: Room, live_server: LiveServer) -> None:
@@ -274,3 +282,29 @@ async def test_look_alike_staff_names_are_refused(app: Any, services: Any) -> No
         assert fold(name[:at] + other + name[at + 1 :]) in staff
 
     one_substitution_is_still_staff()
+
+
+def test_the_address_hint_is_short_lived_and_spares_earlier_viewers() -> None:
+    from appliance.room_sanctions import HINT_SECONDS, Sanction, Sanctions
+
+    t0 = 1_000_000.0
+    sanctions = Sanctions()
+    sanctions.seen("v_neighbour", t0 - 60)  # in the room before the ban
+    ban = Sanction(1, "ban", "v_banned", "Ana", "10.0.0.7", t0 + HINT_SECONDS, False, t0, None)
+    sanctions.add(ban)
+    assert sanctions.find("ban", "v_banned", "192.0.2.1", t0 + 86_400)  # the viewer: until lifted
+    assert sanctions.find("ban", "v_new_cookie", "10.0.0.7", t0 + 5)  # new id, same address
+    assert not sanctions.find("ban", "v_neighbour", "10.0.0.7", t0 + 5)
+    assert not sanctions.find("ban", "v_new_cookie", "10.0.0.8", t0 + 5)
+    assert not sanctions.find("ban", "v_later", "10.0.0.7", t0 + HINT_SECONDS + 1)  # forgotten
+    whole = Sanction(2, "ban", "v_x", "Flood", "10.0.0.9", None, True, t0, None)
+    sanctions.add(whole)
+    sanctions.seen("v_old_at_9", t0 - 600)
+    assert sanctions.find("ban", "v_old_at_9", "10.0.0.9", t0 + 86_400)  # everyone, until lifted
+    sanctions.lift(2)
+    assert not sanctions.find("ban", "v_old_at_9", "10.0.0.9", t0 + 86_400)
+    mute = Sanction(3, "mute", "v_m", "Bo", "10.0.0.5", t0 + 300, False, t0, t0 + 300)
+    sanctions.add(mute)
+    assert sanctions.find("mute", "v_m", "", t0 + 299)
+    assert not sanctions.find("mute", "v_m", "", t0 + 301)  # a mute ends
+    assert [s["id"] for s in sanctions.listing(t0 + 301)] == [1]
