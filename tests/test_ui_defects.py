@@ -271,3 +271,86 @@ async def test_admin_moderation_panel_at_1280(live_server: LiveServer, tmp_path:
             assert await page.is_visible("#sanctions-empty")
         finally:
             await browser.close()
+
+
+@browser_only
+async def test_moderation_panel_lists_a_mute_and_undoes_it(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    from playwright.async_api import async_playwright
+
+    from tests.test_room import Room
+
+    email = sign_in_admin(live_server)
+    show_id = show_with_lineup(live_server)
+    room = Room(live_server, show_id)
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = await signed_in_page(
+                browser,
+                live_server,
+                email,
+                {"width": 390, "height": 844},
+                f"/admin/shows/{show_id}",
+            )
+            await page.wait_for_function("document.body.dataset.roomStaff === 'true'")
+            ana = await room.join("Ana", viewer="v_ana_cookie_000001")
+            await ana.send(type="chat", text="buy elsewhere")
+            row = page.locator("#mod-messages li", has_text="buy elsewhere")
+            await row.locator("[data-action=mute]").click()
+            listed = page.locator("#sanctions li")
+            await listed.first.wait_for()
+            assert await listed.count() == 1
+            line = await listed.first.text_content()
+            assert "Muted" in line and "Ana" in line and "until" in line
+            assert not await page.is_visible("#sanctions-empty")
+            # The whole-connection ban says who it hits before it is sent.
+            messages: list[str] = []
+
+            async def dismiss(dialog) -> None:
+                messages.append(dialog.message)
+                await dialog.dismiss()
+
+            page.on("dialog", dismiss)
+            await row.locator("[data-action=ban-address]").click()
+            await page.wait_for_timeout(200)
+            assert messages and "Everyone behind this connection" in messages[0]
+            await page.locator(".mod-sanctions").screenshot(path=str(tmp_path / "sanctions.png"))
+
+            await listed.first.locator("[data-action=lift]").click()
+            await page.wait_for_function("document.body.dataset.sanctionCount === '0'")
+            assert await page.is_visible("#sanctions-empty")
+            ana.messages.clear()
+            await ana.send(type="chat", text="free again")
+            await ana.wait("chat", lambda m: m["text"] == "free again")
+        finally:
+            await room.close()
+            await browser.close()
+
+
+@browser_only
+async def test_show_page_fits_small_phones_in_french(live_server: LiveServer) -> None:
+    from playwright.async_api import async_playwright
+
+    show_id = show_with_lineup(live_server)
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            for width, height in ((390, 844), (360, 640)):
+                context = await browser.new_context(
+                    viewport={"width": width, "height": height}, locale="fr-FR", bypass_csp=True
+                )
+                page = await context.new_page()
+                await page.goto(f"{live_server.url}/shows/{show_id}")
+                await page.wait_for_function("document.body.dataset.roomState === 'open'")
+                wide = await page.evaluate(
+                    "() => [...document.querySelectorAll('body *')]"
+                    ".filter(el => el.getBoundingClientRect().right > innerWidth + 0.5)"
+                    ".map(el => el.tagName + '.' + el.className)"
+                )
+                assert wide == [], (width, wide)
+                assert await page.evaluate("document.documentElement.scrollWidth") <= width
+                await context.close()
+        finally:
+            await browser.close()
