@@ -21,6 +21,8 @@ from appliance.room_sanctions import Sanction
 
 log = logging.getLogger(__name__)
 FLUSH_SECONDS = 1.0
+FORGET_EVERY = 60.0  # seconds between passes that erase addresses no longer needed
+OFFER_ADDRESS_SECONDS = 3 * 3600  # an offer lasts at most 2 hours: its claims' addresses less
 
 
 @dataclass
@@ -47,6 +49,7 @@ class RoomStore:
         self.next_id = (
             int(await self.db.fetchval("SELECT COALESCE(MAX(id), 0) FROM chat_messages")) + 1
         )
+        await self.forget_addresses()
         self._task = asyncio.create_task(self._flush_forever())
 
     async def close(self) -> None:
@@ -97,10 +100,14 @@ class RoomStore:
     # -- writing -----------------------------------------------------------------
 
     async def _flush_forever(self) -> None:
+        forgotten_at = time.monotonic()
         while True:
             await asyncio.sleep(FLUSH_SECONDS)
             try:
                 await self.flush()
+                if time.monotonic() - forgotten_at >= FORGET_EVERY:
+                    forgotten_at = time.monotonic()
+                    await self.forget_addresses()
             except Exception:
                 log.exception("writing the live room's records failed; will retry")
 
@@ -256,6 +263,24 @@ class RoomStore:
             )
             for r in rows
         ]
+
+    async def forget_addresses(self, now: float | None = None) -> None:
+        """Erase addresses kept only for a while: a sanction's hint once it expired (a
+        whole-address ban keeps its address until lifted), an offer claim's once the
+        offer is long over. Vitrine keeps no viewer's address longer than it uses it."""
+        now = time.time() if now is None else now
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "UPDATE room_sanctions SET address_hint = '', hint_expires_at = NULL "
+                "WHERE address_hint != '' AND (lifted_at IS NOT NULL OR (whole_address = 0 "
+                "AND (hint_expires_at IS NULL OR hint_expires_at <= ?)))",
+                (now,),
+            )
+            await conn.execute(
+                "UPDATE offer_claims SET address_hint = '' "
+                "WHERE address_hint != '' AND claimed_at <= ?",
+                (now - OFFER_ADDRESS_SECONDS,),
+            )
 
     def claim(self, show_id: int, offer: str, viewer: str, address: str) -> None:
         self._pending.claims.append((show_id, offer, viewer, address, time.time()))

@@ -308,3 +308,27 @@ def test_the_address_hint_is_short_lived_and_spares_earlier_viewers() -> None:
     assert sanctions.find("mute", "v_m", "", t0 + 299)
     assert not sanctions.find("mute", "v_m", "", t0 + 301)  # a mute ends
     assert [s["id"] for s in sanctions.listing(t0 + 301)] == [1]
+
+
+async def test_addresses_are_forgotten_once_no_longer_needed(app: Any, services: Any) -> None:
+    from appliance import shows
+
+    store = app.extensions["vitrine.rooms"].store
+    show_id = await shows.create_show(services.db, shows.ShowData("S", "", 2_000_000_000, 60, None))
+    t = 1_000_000.0
+    await store.add_sanction(show_id, "ban", "v_a", "A", "10.0.0.1", t + 600, False, None, None)
+    await store.add_sanction(show_id, "ban", "v_b", "B", "10.0.0.2", None, True, None, None)
+    await store.add_sanction(show_id, "mute", "v_c", "C", "10.0.0.3", 9e12, False, None, 9e12)
+    store.claim(show_id, "LIVE@1", "v_d", "10.0.0.4")
+    await store.flush()
+    await services.db.execute("UPDATE offer_claims SET claimed_at = ?", (t,))
+    await store.forget_addresses(t + 601)
+    rows = await services.db.fetchall("SELECT viewer, address_hint FROM room_sanctions")
+    assert {r["viewer"]: r["address_hint"] for r in rows} == {
+        "v_a": "",  # its hint expired
+        "v_b": "10.0.0.2",  # a whole-address ban, until lifted
+        "v_c": "10.0.0.3",  # still in its window
+    }
+    assert await services.db.fetchval("SELECT address_hint FROM offer_claims") == "10.0.0.4"
+    await store.forget_addresses(t + 4 * 3600)
+    assert await services.db.fetchval("SELECT address_hint FROM offer_claims") == ""
