@@ -15,6 +15,8 @@ from decimal import Decimal, InvalidOperation
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+from werkzeug.datastructures import MultiDict
+
 from appliance.i18n import currency_digits
 from appliance.translate import _
 
@@ -32,6 +34,10 @@ def clean_text(value: str, multiline: bool = False) -> str:
 
 class Form:
     def __init__(self, data: Mapping[str, str]) -> None:
+        if isinstance(data, MultiDict) and any(not isinstance(k, str) for k in data):
+            # A multipart part whose name the parser could not read (a line break in
+            # it) comes with the name None: such a field is nobody's.
+            data = MultiDict([(k, v) for k, v in data.items(multi=True) if isinstance(k, str)])
         self.data = data
         self.errors: dict[str, str] = {}
 
