@@ -209,6 +209,8 @@ async def test_forged_cart_and_beacons_do_not_make_sales(
     assert (kpis["unverified_orders"], kpis["unverified_revenue"]) == (1, PRICE)
     page = await (await client.get(f"/admin/shows/{show}/kpis")).get_data(as_text=True)
     assert "Unverified orders" in page and "€50.00" in page
+    trend = await (await client.get("/admin/kpis")).get_data(as_text=True)
+    assert "Unverified sales" in trend and "€50.00" in trend
 
 
 async def test_signed_report_replaces_an_unsigned_one(

@@ -125,7 +125,7 @@ AUDIENCE = ["viewers_over_1min", "mobile_viewers", "calendar_adds"]
 REPLAY = ["replay_views", "replay_viewers", "replay_add_to_cart", "replay_orders"]
 REPLAY += ["replay_revenue"]
 TREND = ["viewers", "peak_concurrent", "attention_rate", "engagement_rate", "conversion_rate"]
-TREND += ["orders", "revenue", "replay_views"]
+TREND += ["orders", "revenue", "unverified_orders", "unverified_revenue", "replay_views"]
 
 
 class Formatter:
