@@ -200,8 +200,11 @@ async def record(db: Database, conv: Conversion, show_id: int | None, signed: bo
             )
             return RECORDED
         if signed and not existing[0]:
+            # The shop's figures win; a show or viewer it leaves out stays as the beacon
+            # had it (that one was checked against the viewer's cart).
             await conn.execute(
-                "UPDATE orders SET show_id = ?, viewer = ?, amount_minor = ?, currency = ?, "
+                "UPDATE orders SET show_id = COALESCE(?, show_id), "
+                "viewer = COALESCE(NULLIF(?, ''), viewer), amount_minor = ?, currency = ?, "
                 "products = ?, signed = ?, ts = ? WHERE order_id = ?",
                 (*values, conv.order_id),
             )

@@ -229,6 +229,21 @@ async def test_signed_report_replaces_an_unsigned_one(
     assert (await figures(client, show))["revenue"] == 4990
     # The shop retrying its signed report is still a duplicate.
     assert (await report(client, services, signed))[1]["status"] == "duplicate"
+    # A signed report naming neither show nor viewer keeps the ones the beacon had.
+    assert (await report(client, services, beacon("1003", 100), signed=False, path=BEACON))[
+        0
+    ] == 201
+    bare = {"order_id": "1003", "amount": 2000, "currency": "EUR"}
+    status, body = await report(client, services, bare)
+    assert (status, body["status"], body["show"]) == (201, "replaced", show)
+    row = await services.db.fetchone("SELECT * FROM orders WHERE order_id = '1003'")
+    assert row is not None
+    assert (row["show_id"], row["viewer"], row["amount_minor"], row["signed"]) == (
+        show,
+        VIEWER,
+        2000,
+        1,
+    )
 
 
 async def test_unsigned_report_never_replaces_a_signed_one(

@@ -73,6 +73,10 @@ def blueprint(svc: Services) -> Blueprint:
         outcome = await conversions.record(svc.db, conv, show_id, signed)
         if outcome == conversions.DUPLICATE:
             return answer(200, {"status": outcome, "order_id": conv.order_id}, cors)
+        if outcome == conversions.REPLACED:  # it may keep the show the beacon found
+            show_id = await svc.db.fetchval(
+                "SELECT show_id FROM orders WHERE order_id = ?", (conv.order_id,)
+            )
         return answer(201, {"status": outcome, "order_id": conv.order_id, "show": show_id}, cors)
 
     @bp.post("/api/conversions")
