@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from quart import Quart, Response, g, redirect, request, session
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.routing import Map, RequestRedirect
 from werkzeug.routing.converters import IntegerConverter
 
@@ -104,6 +104,14 @@ def create_app(config: Config) -> Quart:
         static_url_path="/static",
     )
     app.url_map.converters["int"] = SqliteInt  # before any route is added
+
+    async def static_file(filename: str) -> Response:
+        try:
+            return await app.send_static_file(filename)
+        except OSError:  # a name the file system refuses (too long...): no such file
+            raise NotFound() from None
+
+    app.view_functions["static"] = static_file
     app.config.update(
         MAX_CONTENT_LENGTH=config.limits.max_form_bytes,
         SESSION_COOKIE_NAME="vitrine_session",
