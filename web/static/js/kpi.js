@@ -1,100 +1,101 @@
-// Vitrine KPI reports from a viewer page (docs/kpis.md). The element with data-kpi-url
-// says where to report, for which show (data-show-id), as which viewer (data-kpi-viewer,
-// the random id of the first-party cookie) and how often (data-kpi-heartbeat, seconds).
+// KPI reports from a viewer page (docs/kpis.md): join, heartbeats, leave and the taps on product and calendar links.
+// The element with data-kpi-url says where to report, for which show (data-show-id), as
+// which viewer (data-kpi-viewer, the random id of the first-party cookie) and how often
+// (data-kpi-heartbeat, seconds).
 // It reports join when the page is shown, heartbeat while it stays on screen, leave when
 // it is hidden or closed (sendBeacon survives the page closing), and the taps on links
 // marked data-kpi="add_to_cart" | "product_click" | "calendar_add" (the product comes from
 // the closest data-product-id, the price from data-price). Shop links get the viewer id
 // (vitrine_v) at the moment they are followed, so the shop can report the sale back.
-// For browser tests: body[data-kpi-sent] counts the reports sent.
-"use strict";
+// For browser tests: body[data-kpi-sent] counts the reports sent. replay.js imports send.
 
-(function () {
-  var root = document.querySelector("[data-kpi-url]");
+var root = document.querySelector("[data-kpi-url]");
+var d = root ? root.dataset : {};
+var url = d.kpiUrl;
+var show = Number(d.showId);
+var viewer = d.kpiViewer || "";
+var every = Math.max(5, Number(d.kpiHeartbeat) || 15) * 1000;
+var sent = 0;
+var present = false;
+var timer = null;
+
+// Reports one event of this page's show; does nothing on a page that reports none.
+export function send(kind, props) {
   if (!root) return;
-  var d = root.dataset;
-  var url = d.kpiUrl;
-  var show = Number(d.showId);
-  var viewer = d.kpiViewer || "";
-  var every = Math.max(5, Number(d.kpiHeartbeat) || 15) * 1000;
-  var sent = 0;
-  var present = false;
-  var timer = null;
-
-  function send(kind, props) {
-    var body = JSON.stringify({ show: show, kind: kind, props: props || {} });
-    sent += 1;
-    document.body.dataset.kpiSent = String(sent);
-    try {
-      if (navigator.sendBeacon && navigator.sendBeacon(url, body)) return;
-    } catch (err) {
-      // fall through to fetch
-    }
-    if (window.fetch) {
-      fetch(url, { method: "POST", body: body, keepalive: true, credentials: "same-origin" }).catch(
-        function () {}
-      );
-    }
+  var body = JSON.stringify({ show: show, kind: kind, props: props || {} });
+  sent += 1;
+  document.body.dataset.kpiSent = String(sent);
+  try {
+    if (navigator.sendBeacon && navigator.sendBeacon(url, body)) return;
+  } catch (err) {
+    // fall through to fetch
   }
-
-  function param(name) {
-    try {
-      return new URL(window.location.href).searchParams.get(name) || "";
-    } catch (err) {
-      return "";
-    }
+  if (window.fetch) {
+    fetch(url, { method: "POST", body: body, keepalive: true, credentials: "same-origin" }).catch(
+      function () {}
+    );
   }
+}
 
-  function join() {
-    if (present) return;
-    present = true;
-    send("join", { utm_source: param("utm_source"), referrer: document.referrer || "" });
-    timer = window.setInterval(function () {
-      send("heartbeat");
-    }, every);
+function param(name) {
+  try {
+    return new URL(window.location.href).searchParams.get(name) || "";
+  } catch (err) {
+    return "";
   }
+}
 
-  function leave() {
-    if (!present) return;
-    present = false;
-    window.clearInterval(timer);
-    send("leave");
+function join() {
+  if (present) return;
+  present = true;
+  send("join", { utm_source: param("utm_source"), referrer: document.referrer || "" });
+  timer = window.setInterval(function () {
+    send("heartbeat");
+  }, every);
+}
+
+function leave() {
+  if (!present) return;
+  present = false;
+  window.clearInterval(timer);
+  send("leave");
+}
+
+function withViewer(href) {
+  if (!viewer) return href;
+  try {
+    var u = new URL(href, window.location.href);
+    if (u.protocol !== "http:" && u.protocol !== "https:") return href;
+    u.searchParams.set("vitrine_v", viewer);
+    return u.toString();
+  } catch (err) {
+    return href;
   }
+}
 
-  function withViewer(href) {
-    if (!viewer) return href;
-    try {
-      var u = new URL(href, window.location.href);
-      if (u.protocol !== "http:" && u.protocol !== "https:") return href;
-      u.searchParams.set("vitrine_v", viewer);
-      return u.toString();
-    } catch (err) {
-      return href;
-    }
+function onClick(event) {
+  var a = event.target.closest ? event.target.closest("a[data-kpi]") : null;
+  if (!a || !a.getAttribute("href")) return;
+  var holder = a.closest("[data-product-id]");
+  var product = holder ? Number(holder.dataset.productId) : NaN;
+  var kind = a.dataset.kpi;
+  if (kind === "calendar_add") {
+    send("calendar_add");
+    return;
   }
-
-  function onClick(event) {
-    var a = event.target.closest ? event.target.closest("a[data-kpi]") : null;
-    if (!a || !a.getAttribute("href")) return;
-    var holder = a.closest("[data-product-id]");
-    var product = holder ? Number(holder.dataset.productId) : NaN;
-    var kind = a.dataset.kpi;
-    if (kind === "calendar_add") {
-      send("calendar_add");
-      return;
-    }
-    if (!(product > 0)) return;
-    if (kind === "add_to_cart") {
-      var price = Number(holder.dataset.price);
-      send("add_to_cart", { product: product, quantity: 1, price: price >= 0 ? Math.round(price) : 0 });
-    } else if (kind === "product_click") {
-      send("product_click", { product: product });
-    } else {
-      return;
-    }
-    a.href = withViewer(a.href); // followed right after this handler
+  if (!(product > 0)) return;
+  if (kind === "add_to_cart") {
+    var price = Number(holder.dataset.price);
+    send("add_to_cart", { product: product, quantity: 1, price: price >= 0 ? Math.round(price) : 0 });
+  } else if (kind === "product_click") {
+    send("product_click", { product: product });
+  } else {
+    return;
   }
+  a.href = withViewer(a.href); // followed right after this handler
+}
 
+if (root) {
   document.addEventListener("click", onClick, true);
   document.addEventListener("visibilitychange", function () {
     if (document.visibilityState === "hidden") leave();
@@ -105,5 +106,4 @@
     if (document.visibilityState !== "hidden") join();
   });
   if (document.visibilityState !== "hidden") join();
-  window.VitrineKpi = { send: send };
-})();
+}

@@ -1,48 +1,28 @@
-// Vitrine replay page: the product chapters, the "shown now" product card and the chat
-// replay, all following the video's playback position. Chapters come in the page
-// (li.chapter[data-t][data-end] with the product's fields); the chat comes from
-// data-chat-url?from=&to= in windows of WINDOW seconds, fetched just ahead of playback.
+// The replay page: the product chapters, the "shown now" product card and the chat replay, all following the video's playback position.
+// Chapters come in the page (li.chapter[data-t][data-end] with the product's fields); the
+// chat comes from data-chat-url?from=&to= in windows of WINDOW seconds, fetched just ahead of playback.
 // What people wrote is only ever inserted as text. A link ?t=90 starts at 1:30. It reports
 // replay_view (kpi.js) the first time the video plays.
 // For browser tests: body[data-replay-chapter] is the index of the chapter shown now (-1:
 // none) and body[data-replay-chat] the number of chat messages on screen.
-"use strict";
+import { $, make, setLink } from "./dom.js";
+import { send } from "./kpi.js";
+import { render as renderMessage } from "./messages.js";
 
 (function () {
   var root = document.querySelector("article.replay[data-chat-url]");
   var video = document.getElementById("replay");
-  if (!root || !video || !window.VitrineMessages) return;
+  if (!root || !video) return;
   var d = root.dataset;
 
   var WINDOW = 30; // seconds of chat per request
   var SHOWN = 100; // chat messages kept on screen
-
-  function $(id) {
-    return document.getElementById(id);
-  }
-  function make(tag, cls, text) {
-    var el = document.createElement(tag);
-    if (cls) el.className = cls;
-    if (text !== undefined) el.textContent = text;
-    return el;
-  }
 
   // ---- chapters and the "shown now" card -------------------------------------------------
 
   var chapters = Array.prototype.slice.call(document.querySelectorAll("#chapters li.chapter"));
   var card = $("replay-now");
   var current = -2;
-
-  function setLink(a, href) {
-    if (!a) return;
-    if (href) {
-      a.href = href;
-      a.hidden = false;
-    } else {
-      a.removeAttribute("href");
-      a.hidden = true;
-    }
-  }
 
   function chapterAt(t) {
     var found = -1;
@@ -116,7 +96,7 @@
   var shownUpTo = -1; // messages[0..shownUpTo] are due; the last SHOWN are on screen
 
   function render(m) {
-    return window.VitrineMessages.render(m, { staff: d.msgStaff, question: d.msgQuestion });
+    return renderMessage(m, { staff: d.msgStaff, question: d.msgQuestion });
   }
 
   function insert(batch) {
@@ -204,9 +184,9 @@
   });
   var reported = false;
   video.addEventListener("playing", function () {
-    if (reported || !window.VitrineKpi) return;
+    if (reported) return;
     reported = true;
-    window.VitrineKpi.send("replay_view");
+    send("replay_view");
   });
 
   var start = Number(new URLSearchParams(window.location.search).get("t"));

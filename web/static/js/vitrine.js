@@ -1,5 +1,4 @@
-// Vitrine viewer pages: small progressive enhancements; every page works without them.
-"use strict";
+// Small progressive enhancements of every page (countdowns, forms that ask first, the trim form); every page works without them.
 
 (function () {
   // Countdowns: <p class="countdown" data-starts="UNIX" data-label-*="in {d} d {h} h">

@@ -1,0 +1,106 @@
+// The moderation panel's timed offer: starting one (code, minutes, how many codes), its countdown and codes left, ending it.
+import { hide, show, text } from "../dom.js";
+import { clock, format, plural } from "../words.js";
+
+// page: {d, els, send} of the moderation panel (moderation.js).
+export function offerControls(page) {
+  var d = page.d;
+  var els = page.els;
+  var offer = null;
+  var pendingCode = null; // sent with start_offer, not seen in an offer yet
+  var knownCode = null; // {endsAt, code}: the code of the current offer, when known
+  var offerTimer = null;
+
+  function render() {
+    if (!offer) {
+      clearInterval(offerTimer);
+      offerTimer = null;
+      hide(els.offerLive);
+      if (els.offerEnd) els.offerEnd.disabled = true;
+      return;
+    }
+    var left = Number(offer.ends_at) - Date.now() / 1000;
+    if (!(left > 0)) {
+      offer = null;
+      render();
+      return;
+    }
+    var code = offer.code || (knownCode && knownCode.endsAt === offer.ends_at ? knownCode.code : "");
+    text(els.offerCode, code);
+    if (els.offerCode) els.offerCode.hidden = !code;
+    text(els.offerEnds, format(d.msgOfferEnds, { t: clock(left) }));
+    var hasQty = offer.quantity !== null && offer.quantity !== undefined;
+    if (hasQty) {
+      var remaining = offer.remaining === null || offer.remaining === undefined ? offer.quantity : offer.remaining;
+      text(
+        els.offerLeft,
+        plural(d, "msgOfferLeft", Math.max(0, Number(remaining))) + " · " +
+          plural(d, "msgOfferLimited", Number(offer.quantity))
+      );
+      show(els.offerLeft);
+    } else {
+      hide(els.offerLeft);
+    }
+    if (els.offerEnd) els.offerEnd.disabled = false;
+    show(els.offerLive);
+  }
+
+  function apply(o) {
+    offer = o || null;
+    if (offer) {
+      if (offer.code) {
+        knownCode = { endsAt: offer.ends_at, code: offer.code };
+      } else if (pendingCode && (!knownCode || knownCode.endsAt !== offer.ends_at)) {
+        // The offer this page just started: limited offers hide the code from everyone.
+        knownCode = { endsAt: offer.ends_at, code: pendingCode };
+        pendingCode = null;
+      }
+    } else {
+      knownCode = null;
+    }
+    render();
+    if (offer && !offerTimer) offerTimer = setInterval(render, 1000);
+  }
+
+  function onStart(event) {
+    event.preventDefault();
+    var code = (els.offerCodeInput.value || "").trim();
+    if (!code) {
+      els.offerCodeInput.focus();
+      return;
+    }
+    var msg = { type: "start_offer", code: code, minutes: Number(els.offerMinutes.value) || 10 };
+    var q = (els.offerQuantity && els.offerQuantity.value || "").trim();
+    if (q) {
+      var n = Math.floor(Number(q));
+      if (!(n >= 1 && n <= 100000)) {
+        els.offerQuantity.focus();
+        return;
+      }
+      msg.quantity = n;
+    }
+    if (!page.send(msg)) return;
+    pendingCode = code;
+    els.offerCodeInput.value = "";
+    if (els.offerQuantity) els.offerQuantity.value = "";
+  }
+
+  function wire() {
+    if (els.offerForm) els.offerForm.addEventListener("submit", onStart);
+    if (els.offerEnd) {
+      els.offerEnd.addEventListener("click", function () {
+        page.send({ type: "end_offer" });
+      });
+    }
+  }
+
+  return {
+    apply: apply,
+    render: render,
+    // The server refused something: whatever it was, a pending offer did not start.
+    refused: function () {
+      pendingCode = null;
+    },
+    wire: wire
+  };
+}

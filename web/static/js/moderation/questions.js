@@ -1,0 +1,78 @@
+// The moderation panel's queue of unanswered questions (oldest first) and its Answer buttons; the latest lines over the studio's preview.
+import { findById, make, remove } from "../dom.js";
+import { fill, idOf } from "./list.js";
+
+var PEEK_MESSAGES = 4; // chat lines over the preview
+var PEEK_MS = 15000;
+
+// page: {els, send} of the moderation panel (moderation.js).
+export function questionQueue(page) {
+  var els = page.els;
+
+  function add(m) {
+    if (!els.questions || !els.questionTpl || findById(els.questions, m.id)) return;
+    var li = els.questionTpl.content.firstElementChild.cloneNode(true);
+    li.dataset.id = String(m.id);
+    fill(li, m);
+    var before = null;
+    var items = els.questions.children;
+    for (var i = 0; i < items.length; i++) {
+      if (Number(items[i].dataset.id) > Number(m.id)) {
+        before = items[i];
+        break;
+      }
+    }
+    els.questions.insertBefore(li, before);
+  }
+
+  function wire() {
+    if (!els.questions) return;
+    els.questions.addEventListener("click", function (event) {
+      var b = event.target.closest("button[data-action=answer]");
+      if (!b) return;
+      var id = idOf(b);
+      if (id !== null && page.send({ type: "answer", id: id })) {
+        b.disabled = true; // the row leaves on "answered"; if refused, it can be tried again
+        setTimeout(function () { b.disabled = false; }, 5000);
+      }
+    });
+  }
+
+  return {
+    add: add,
+    remove: function (id) {
+      remove(findById(els.questions, id));
+    },
+    clear: function () {
+      if (els.questions) els.questions.textContent = "";
+    },
+    count: function () {
+      return els.questions ? els.questions.children.length : 0;
+    },
+    wire: wire
+  };
+}
+
+// The last few chat lines over the studio's preview, each for 15 s (#studio-chat).
+export function peekLines(page) {
+  var peek = page.els.peek;
+
+  function add(m) {
+    if (!peek) return;
+    var li = document.createElement("li");
+    li.dataset.id = String(m.id);
+    if (m.question) li.className = "is-question";
+    li.appendChild(make("strong", null, m.name));
+    li.appendChild(document.createTextNode(" " + m.text));
+    peek.appendChild(li);
+    while (peek.children.length > PEEK_MESSAGES) peek.removeChild(peek.firstElementChild);
+    setTimeout(remove.bind(null, li), PEEK_MS);
+  }
+
+  return {
+    add: add,
+    remove: function (id) {
+      remove(findById(peek, id));
+    }
+  };
+}
