@@ -6,13 +6,18 @@ module served as anything else)."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from quart.testing import QuartClient
 
-from tests.conftest import ROOT
+from tests.conftest import PASSWORD, ROOT, LiveServer
+from tests.test_browser_live import ARGS, CHROMIUM
 
 JS = ROOT / "web" / "static" / "js"
 TEMPLATES = ROOT / "web" / "templates"
@@ -30,6 +35,11 @@ EXPORT_DECL = re.compile(
 )
 EXPORT_LIST = re.compile(r"^export\s+\{([^}]*)\}", re.MULTILINE)
 SCRIPT_TAG = re.compile(r"<script\b([^>]*)>", re.IGNORECASE)
+
+browser_only = pytest.mark.skipif(
+    not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
+    reason="Debian's chromium is not installed (.ci/run installs it)",
+)
 
 
 def rel(path: Path) -> str:
@@ -147,3 +157,110 @@ async def test_the_app_serves_every_module_as_javascript(client: QuartClient, na
     assert r.status_code == 200
     assert r.mimetype in {"text/javascript", "application/javascript"}, r.mimetype
     assert (await r.get_data(as_text=True)) == SOURCES[name]
+
+
+def watch(page: Any, errors: list[str]) -> None:
+    """Collects the page's uncaught errors, console errors and refused script loads."""
+    page.on("pageerror", lambda err: errors.append(f"pageerror: {err}"))
+
+    def console(msg: Any) -> None:
+        # The browser's own request for /favicon.ico (Vitrine has none) is no script's doing.
+        if msg.type == "error" and not msg.location.get("url", "").endswith("/favicon.ico"):
+            errors.append(f"console: {msg.text} {msg.location}")
+
+    page.on("console", console)
+    page.on(
+        "response",
+        lambda r: errors.append(f"{r.status}: {r.url}") if r.status >= 400 else None,
+    )
+    page.on(
+        "requestfailed",
+        lambda req: errors.append(f"failed: {req.url}") if "/static/" in req.url else None,
+    )
+
+
+@browser_only
+async def test_the_pages_run_their_modules_under_the_real_csp(live_server: LiveServer) -> None:
+    """No bypass_csp here: the show page, the studio and the admin show page load their
+    modules under the app's own Content-Security-Policy, and a viewer and a host go through
+    the chat, a question, an offer, a heart and a mute with no script error on either side."""
+    from playwright.async_api import async_playwright
+
+    live_server.cli("seed-demo")
+    live_server.cli_input(
+        ["create-admin", "--email", "host@example.com", "--name", "Hal", "--password-stdin"],
+        PASSWORD,
+    )
+    show = json.loads(
+        live_server.cli("shows", "create", "--title", "Modules", "--starts-at", "2030-01-01T10:00")
+    )["id"]
+    with sqlite3.connect(live_server.data_dir / "vitrine.sqlite3") as conn:
+        conn.execute(
+            "INSERT INTO show_products (show_id, product_id, position) VALUES (?, 2, 0)", (show,)
+        )
+    errors: list[str] = []
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            phone = await browser.new_context(viewport={"width": 390, "height": 844})
+            viewer = await phone.new_page()
+            watch(viewer, errors)
+            await viewer.goto(f"{live_server.url}/shows/{show}")
+            await viewer.wait_for_function("() => document.body.dataset.roomState === 'open'")
+            await viewer.wait_for_function("() => document.body.dataset.playerState === 'waiting'")
+            assert await viewer.get_attribute("#pinned", "hidden") is not None
+
+            laptop = await browser.new_context(viewport={"width": 1280, "height": 900})
+            host = await laptop.new_page()
+            watch(host, errors)
+            await host.goto(f"{live_server.url}/login?next=/studio/{show}")
+            await host.fill("#f-email", "host@example.com")
+            await host.fill("#f-password", PASSWORD)
+            await host.click("button[type=submit]")
+            await host.wait_for_function("() => document.body.dataset.roomStaff === 'true'")
+            await host.wait_for_function("() => document.body.dataset.studioState === 'offline'")
+            await host.wait_for_function("() => !document.getElementById('go-live').disabled")
+
+            # A question from a viewer without a name: the name form first, then the queue.
+            await viewer.fill("#chat-input", "Is it <i>silk</i>?")
+            await viewer.check("#chat-question")
+            await viewer.click("#chat-send")
+            await viewer.fill("#name-input", "Ana")
+            await viewer.click("#name-save")
+            await viewer.wait_for_function("() => document.body.dataset.chatCount === '1'")
+            await host.wait_for_function("() => document.body.dataset.questionCount === '1'")
+            assert await host.text_content("#questions .msg-text") == "Is it <i>silk</i>?"
+            await host.click("#questions button[data-action=answer]")
+            await viewer.wait_for_selector("#chat-messages li.is-answered")
+            await host.wait_for_function("() => document.body.dataset.questionCount === '0'")
+
+            # A pinned product, an offer and a heart reach the viewer.
+            await host.click("#pin-product-2")
+            await viewer.wait_for_selector("#pinned:not([hidden])")
+            await host.fill("#offer-code-input", "SILK10")
+            await host.click("#offer-start")
+            await viewer.wait_for_selector("#offer:not([hidden])")
+            assert await viewer.text_content("#offer-code") == "SILK10"
+            assert (await host.text_content("#mod-offer-code")) == "SILK10"
+            await viewer.click("#heart")
+
+            # A mute is listed with its undo; the viewer's next message is refused and
+            # given back to its author.
+            await host.click("#mod-messages li button[data-action=mute]")
+            await host.wait_for_function("() => document.body.dataset.sanctionCount === '1'")
+            await viewer.fill("#chat-input", "hello?")
+            await viewer.click("#chat-send")
+            await viewer.wait_for_selector("#chat-notice:not([hidden])")
+            await viewer.wait_for_function(
+                "() => document.getElementById('chat-input').value === 'hello?'"
+            )
+
+            # The admin show page runs the same panel.
+            admin = await laptop.new_page()
+            watch(admin, errors)
+            await admin.goto(f"{live_server.url}/admin/shows/{show}")
+            await admin.wait_for_function("() => document.body.dataset.roomStaff === 'true'")
+            await admin.wait_for_function("() => document.body.dataset.sanctionCount === '1'")
+        finally:
+            await browser.close()
+    assert errors == [], "\n".join(errors)
