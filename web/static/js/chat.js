@@ -1,4 +1,4 @@
-// The live room, viewer side: the show page's chat, hearts, pinned message, pinned product card and timed offer over the room websocket.
+// The live room, viewer side: the show page's chat, hearts, pins and offer over the room socket.
 // This module wires the capabilities of chat/ to the room connection (room.js,
 // docs/protocol.md). Every text it shows comes translated from the data-* attributes of
 // <article class="show"> or from the server's notices; what people write is only ever

@@ -1,4 +1,4 @@
-// DOM helpers shared by Vitrine's page scripts: lookups, text, showing and hiding, notice lines, lists of rows keyed by data-id.
+// DOM helpers shared by the page scripts: lookups, text, hiding, notice lines, keyed lists, links.
 
 export function $(id) {
   return document.getElementById(id);

@@ -1,4 +1,4 @@
-// KPI reports from a viewer page (docs/kpis.md): join, heartbeats, leave and the taps on product and calendar links.
+// KPI reports from a viewer page (docs/kpis.md): join, heartbeats, leave, taps on links.
 // The element with data-kpi-url says where to report, for which show (data-show-id), as
 // which viewer (data-kpi-viewer, the random id of the first-party cookie) and how often
 // (data-kpi-heartbeat, seconds).

@@ -1,4 +1,4 @@
-// Chat messages as list items, shared by the live chat (chat/list.js) and the chat replay (replay.js).
+// Chat messages as list items, shared by the live chat (chat/list.js) and the chat replay.
 // The name, the staff and question badges, the text. What people wrote is only ever
 // inserted as text.
 import { make } from "./dom.js";

@@ -1,4 +1,4 @@
-// The live room, staff side: the moderation panel (#moderation) of the studio and of the admin show page, over the room websocket.
+// The live room, staff side: the moderation panel of the studio and of the admin show page.
 // This module wires the capabilities of moderation/ (the chat list and its row actions,
 // the question queue, the show controls, the timed offer, mutes and bans) to the room
 // connection (room.js, docs/protocol.md); the session cookie makes it staff. Every text

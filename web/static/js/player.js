@@ -1,4 +1,4 @@
-// The live player: plays a show on its page with WHEP (WebRTC), muted first as browsers require, with a button to turn the sound on.
+// The live player: plays a show on its page with WHEP (WebRTC), muted first, sound on a tap.
 // This module holds the player's shared state and wires its parts: player/stage.js (what
 // the viewer sees), player/whep.js (the WebRTC session), player/status.js (the show's
 // status). The endpoints and every text it shows (already translated) come from the data-*

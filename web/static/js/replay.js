@@ -1,8 +1,8 @@
-// The replay page: the product chapters, the "shown now" product card and the chat replay, all following the video's playback position.
+// The replay page: chapters, the "shown now" card and the chat replay, following the video.
 // Chapters come in the page (li.chapter[data-t][data-end] with the product's fields); the
-// chat comes from data-chat-url?from=&to= in windows of WINDOW seconds, fetched just ahead of playback.
-// What people wrote is only ever inserted as text. A link ?t=90 starts at 1:30. It reports
-// replay_view (kpi.js) the first time the video plays.
+// chat comes from data-chat-url?from=&to= in windows of WINDOW seconds, fetched just ahead
+// of playback. What people wrote is only ever inserted as text. A link ?t=90 starts at
+// 1:30. It reports replay_view (kpi.js) the first time the video plays.
 // For browser tests: body[data-replay-chapter] is the index of the chapter shown now (-1:
 // none) and body[data-replay-chat] the number of chat messages on screen.
 import { $, make, setLink } from "./dom.js";

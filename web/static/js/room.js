@@ -1,4 +1,4 @@
-// The live room's websocket (docs/protocol.md), shared by the show page's chat and the moderation panel.
+// The live room's websocket (docs/protocol.md), shared by the show page and the moderation panel.
 // It says hello, keeps the connection alive with pings, hands every message of the
 // server's frames (JSON arrays) to onMessage, and reconnects by itself with a back-off
 // (1 s, 2 s, 4 s... at most 15 s, plus jitter), except after a ban. It shows no text of

@@ -1,4 +1,4 @@
-// A show's live status (status, publishing, viewers, recording), the JSON that the player and the studio poll.
+// A show's live status (status, publishing, viewers, recording), polled by player and studio.
 
 // Resolves to the status object, or null when the server answered with an error. Rejects
 // when the network fails.

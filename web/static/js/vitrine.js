@@ -1,4 +1,4 @@
-// Small progressive enhancements of every page (countdowns, forms that ask first, the trim form); every page works without them.
+// Small enhancements of every page: countdowns, forms that ask first, the trim form.
 
 (function () {
   // Countdowns: <p class="countdown" data-starts="UNIX" data-label-*="in {d} d {h} h">

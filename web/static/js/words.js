@@ -1,4 +1,4 @@
-// Words and counts for Vitrine's page scripts: templates with {placeholders}, plurals by the page's language, clock times.
+// Words and counts: templates with {placeholders}, plurals by the page's language, clocks.
 
 // "{n} watching" with {n: 4} -> "4 watching". Templates come from translated data-*.
 export function format(template, vars) {

@@ -1,4 +1,5 @@
-// The show page's chat form: who the viewer is (staff, a name), whether the chat is open or slow, sending, and giving back refused messages.
+// The show page's chat form: who the viewer is, whether the chat is open or slow, sending.
+// A message the server refuses is given back to its author.
 import { hide, show, text } from "../dom.js";
 import { plural } from "../words.js";
 import { savedName, saveName } from "./name.js";

@@ -1,4 +1,4 @@
-// The show page's hearts: one floats up at each tap, a burst of taps travels to the room as a few frames with a count.
+// The show page's hearts: one floats up at each tap; a burst travels as a few frames.
 import { make, remove } from "../dom.js";
 
 var MAX_FLOATING = 40; // hearts in the air at once

@@ -1,4 +1,4 @@
-// The show page's chat list: messages in order (the last 200), answered questions, deletions and the pinned message bar.
+// The show page's chat list: the last 200 messages, answered marks, deletions, the pinned message.
 import { atBottom, findById, hide, remove, show, text } from "../dom.js";
 import { badge, render } from "../messages.js";
 

@@ -1,4 +1,4 @@
-// The show page's timed offer: the countdown, the code (shared, or claimed one per viewer), the codes left, copying.
+// The show page's timed offer: countdown, the code (shared or claimed), codes left, copying.
 import { hide, show, text } from "../dom.js";
 import { clock, format, plural } from "../words.js";
 

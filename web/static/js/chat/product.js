@@ -1,4 +1,4 @@
-// The show page's pinned product card over the stage: picture, name, price, cart and details links; the viewer may close it.
+// The show page's pinned product card over the stage; the viewer may close it.
 import { hide, safeUrl, setLink, show, text } from "../dom.js";
 
 function imageUrl(image) {

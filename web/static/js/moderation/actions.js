@@ -1,4 +1,4 @@
-// The moderation actions on a chat row: pin or unpin, delete, mute for ten minutes, ban the viewer or their whole address.
+// Moderation actions on a chat row: pin, delete, mute for ten minutes, ban a viewer or address.
 import { format } from "../words.js";
 import { idOf } from "./list.js";
 

@@ -1,4 +1,5 @@
-// The moderation panel's show controls: pinning a product of the line-up, opening, closing and slowing the chat, writing as staff.
+// The moderation panel's show controls: product pins, opening, closing and slowing the chat.
+// Staff also write in the chat from here.
 import { text } from "../dom.js";
 import { plural } from "../words.js";
 

@@ -1,4 +1,4 @@
-// The moderation panel's chat list: rows with their action buttons (from a <template>), answered and pinned marks, the pinned message.
+// The moderation panel's chat list: rows with their actions, answered and pinned marks.
 import { atBottom, findById, hide, remove, show, text } from "../dom.js";
 
 var MAX_MESSAGES = 200;

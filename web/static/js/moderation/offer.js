@@ -1,4 +1,4 @@
-// The moderation panel's timed offer: starting one (code, minutes, how many codes), its countdown and codes left, ending it.
+// The moderation panel's timed offer: starting one, its countdown and codes left, ending it.
 import { hide, show, text } from "../dom.js";
 import { clock, format, plural } from "../words.js";
 

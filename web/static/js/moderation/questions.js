@@ -1,4 +1,4 @@
-// The moderation panel's queue of unanswered questions (oldest first) and its Answer buttons; the latest lines over the studio's preview.
+// The moderation panel's queue of unanswered questions; the latest lines over the preview.
 import { findById, make, remove } from "../dom.js";
 import { fill, idOf } from "./list.js";
 

@@ -1,4 +1,4 @@
-// The live player's stage: its state for tests, the overlay's message, the top bar with the viewer count, the sound and tap-to-play button.
+// The live player's stage: its state, the overlay, the viewer count, the sound button.
 import { hide, show } from "../dom.js";
 import { plural } from "../words.js";
 

@@ -1,4 +1,4 @@
-// The live player's view of the show's status: polled every few seconds, it starts playing when the host is on air, spots a stuck session, and ends the player with the show.
+// The live player's status polls: play when the host is on air, replace a stuck session, end.
 import { hide } from "../dom.js";
 import { fetchStatus } from "../showstatus.js";
 

@@ -1,4 +1,4 @@
-// The live player's WebRTC path: a WHEP session to watch the show, media attached to the video, and reconnection with a back-off.
+// The live player's WebRTC path: a WHEP session, media on the video, retries with a back-off.
 import { show } from "../dom.js";
 import { connectionState, deleteSession, postSdp, preferCodec, waitForIce } from "../whip.js";
 

@@ -1,4 +1,4 @@
-// The studio's camera and microphone: opening them, the mirrored preview, switching cameras, muting, and taking back a track the system took away.
+// The studio's camera and microphone: opening, preview, switching, muting, taking them back.
 import { hide, show } from "../dom.js";
 import { AUDIO_CONSTRAINTS, setBitrate, videoConstraints } from "./quality.js";
 

@@ -1,4 +1,4 @@
-// The studio's show status and end: the viewer count and recording warning polled every 2 s, ending the show, and stopping everything once it is over.
+// The studio's status polls (viewers, recording) and the show's end.
 import { hide, show } from "../dom.js";
 import { fetchStatus } from "../showstatus.js";
 import { plural } from "../words.js";

@@ -1,4 +1,4 @@
-// The studio's publisher: the camera sent to Vitrine with WHIP, published again with a back-off when the connection drops.
+// The studio's publisher: the camera sent with WHIP, published again when the connection drops.
 import { $, show } from "../dom.js";
 import { connectionState, deleteSession, postSdp, preferCodec, waitForIce } from "../whip.js";
 import { QUALITY, setBitrate } from "./quality.js";

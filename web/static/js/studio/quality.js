@@ -1,4 +1,4 @@
-// The studio's video quality: the three formats a seller may pick (remembered on the device), the camera's constraints and the sender's bitrate.
+// The studio's video quality: three formats (remembered), camera constraints, sender bitrate.
 
 export var QUALITY = {
   "720": { width: 1280, height: 720, bitrate: 1500000 },
