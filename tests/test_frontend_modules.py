@@ -256,6 +256,26 @@ async def test_the_pages_run_their_modules_under_the_real_csp(live_server: LiveS
                 "() => document.getElementById('chat-input').value === 'hello?'"
             )
 
+            # The shared helpers, imported as any module imports them.
+            found = await viewer.evaluate(
+                """async () => {
+                  const dom = await import('/static/js/dom.js');
+                  const words = await import('/static/js/words.js');
+                  const links = ['javascript:alert(1)', '//evil.example/x', '/p/1',
+                                 'https://shop.example.com/a', 'data:text/html,x'];
+                  return {
+                    links: links.map(dom.safeUrl),
+                    clocks: [words.clock(75), words.clock(3725), words.clock(-3)],
+                    format: words.format('{n} of {m}, {x}', {n: 2, m: 5}),
+                  };
+                }"""
+            )
+            assert found == {
+                "links": [None, None, "/p/1", "https://shop.example.com/a", None],
+                "clocks": ["1:15", "1:02:05", "0:00"],
+                "format": "2 of 5, {x}",
+            }
+
             # The admin show page runs the same panel.
             admin = await laptop.new_page()
             watch(admin, errors)
