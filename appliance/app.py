@@ -17,39 +17,36 @@ from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.routing import Map, RequestRedirect
 from werkzeug.routing.converters import IntegerConverter
 
-from appliance import db as dbmod
-from appliance import i18n
+from appliance.accounts.security import SlidingWindowLimiter, new_token
+from appliance.accounts.sessions import COOKIE_KEY, prune, signed_in_user
+from appliance.catalog.products import show_link
+from appliance.catalog.shop import get_meta, set_meta
 from appliance.config import Config
-from appliance.events import EventLog
-from appliance.live import LiveShows
+from appliance.i18n import locales
+from appliance.i18n.translate import _, ngettext_form
+from appliance.kpis.events import EventLog
+from appliance.live.bridge import LiveShows
 from appliance.paths import STATIC_DIR, TEMPLATES_DIR
-from appliance.products import show_link
-from appliance.replays import ReplayStore
-from appliance.room_handlers import RoomService
-from appliance.room_store import RoomStore
-from appliance.security import SlidingWindowLimiter, new_token
+from appliance.replays.store import ReplayStore
+from appliance.room.handlers import RoomService
+from appliance.room.store import RoomStore
 from appliance.services import Services
-from appliance.sessions import COOKIE_KEY, prune, signed_in_user
-from appliance.shop import get_meta, set_meta
-from appliance.translate import _, ngettext_form
-from appliance.uploads import UploadStore
-from appliance.views import (
-    admin_kpis,
-    admin_products,
-    admin_replays,
-    admin_settings,
-    admin_shows,
-    admin_users,
-    auth,
-    conversions_api,
-    kpi_events,
-    media_http,
-    public,
-    replay_files,
-    room_ws,
-    studio,
-)
-from appliance.web import csrf_ok, csrf_token, current_user, render
+from appliance.storage import db as dbmod
+from appliance.storage.uploads import UploadStore
+from appliance.views.admin import auth, studio
+from appliance.views.admin import kpis as admin_kpis
+from appliance.views.admin import products as admin_products
+from appliance.views.admin import replays as admin_replays
+from appliance.views.admin import settings as admin_settings
+from appliance.views.admin import shows as admin_shows
+from appliance.views.admin import users as admin_users
+from appliance.views.api import conversions as conversions_api
+from appliance.views.api import events as kpi_events
+from appliance.views.api import media as media_http
+from appliance.views.api import room as room_ws
+from appliance.views.public import pages as public
+from appliance.views.public import replays as replay_files
+from appliance.views.web import csrf_ok, csrf_token, current_user, render
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +86,7 @@ def create_app(config: Config) -> Quart:
         uploads=UploadStore(
             data_dir / "uploads", config.limits.max_image_bytes, config.limits.max_image_pixels
         ),
-        translations=i18n.load_catalogues(),
+        translations=locales.load_catalogues(),
         login_limiter=SlidingWindowLimiter(
             config.limits.login_attempts, config.limits.login_window_seconds
         ),
@@ -179,7 +176,7 @@ def create_app(config: Config) -> Quart:
         g.started = time.perf_counter()
         shop = await services.shop()
         g.shop = shop
-        g.lang = i18n.pick_language(request.headers.get("Accept-Language"), shop.language)
+        g.lang = locales.pick_language(request.headers.get("Accept-Language"), shop.language)
         g.translations = services.translations.get(g.lang, services.translations["en"])
         g.user = await signed_in_user(database, session)
         if g.user is None and (COOKIE_KEY in session or "user_id" in session):
@@ -273,16 +270,16 @@ def _setup_templates(app: Quart, services: Services) -> None:
     )
 
     def money(minor: int, currency: str) -> str:
-        return i18n.format_money(minor, currency, g.lang)
+        return locales.format_money(minor, currency, g.lang)
 
     def when(ts: int, fmt: str = "medium") -> str:
-        return i18n.format_when(ts, g.shop.timezone, g.lang, fmt)
+        return locales.format_when(ts, g.shop.timezone, g.lang, fmt)
 
     def day(ts: int) -> str:
-        return i18n.format_date(ts, g.shop.timezone, g.lang)
+        return locales.format_date(ts, g.shop.timezone, g.lang)
 
     def clock(ts: int) -> str:
-        return i18n.format_time(ts, g.shop.timezone, g.lang)
+        return locales.format_time(ts, g.shop.timezone, g.lang)
 
     def duration(seconds: float | None) -> str:
         """1:05 or 1:02:03, as video players show times."""

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from appliance import db as dbmod
+from appliance.accounts.security import password_problem
 from appliance.config import Config, ConfigError, load_config
-from appliance.security import password_problem
+from appliance.storage import db as dbmod
 
 Handler = Callable[[argparse.Namespace, Config], int]
 
@@ -137,7 +137,7 @@ def cmd_migrate(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_create_admin(args: argparse.Namespace, config: Config) -> int:
-    from appliance import users
+    from appliance.accounts import users
 
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -205,8 +205,8 @@ def cmd_backup(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_seed_demo(args: argparse.Namespace, config: Config) -> int:
-    from appliance.demo import seed_demo
-    from appliance.uploads import UploadStore
+    from appliance.catalog.demo import seed_demo
+    from appliance.storage.uploads import UploadStore
 
     async def work(database: dbmod.Database) -> bool:
         store = UploadStore(config.data_dir / "uploads", config.limits.max_image_bytes)
@@ -246,7 +246,7 @@ def _show_json(show: Any, config: Config) -> dict[str, Any]:
 
 
 def cmd_shows_list(args: argparse.Namespace, config: Config) -> int:
-    from appliance import shows
+    from appliance.catalog import shows
 
     async def work(database: dbmod.Database) -> list[Any]:
         return await shows.list_shows(database)
@@ -257,9 +257,9 @@ def cmd_shows_list(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_shows_create(args: argparse.Namespace, config: Config) -> int:
-    from appliance import shows
-    from appliance.forms import clean_text
-    from appliance.shop import get_shop
+    from appliance.catalog import shows
+    from appliance.catalog.shop import get_shop
+    from appliance.i18n.forms import clean_text
 
     title = clean_text(args.title)
     if not title or len(title) > 120:
@@ -304,8 +304,8 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     from hypercorn.asyncio import serve
 
     from appliance.app import create_app
-    from appliance.collector import FullCollections
     from appliance.logs import setup_logging
+    from appliance.room.collector import FullCollections
     from appliance.serving import hypercorn_config
 
     setup_logging()
@@ -323,7 +323,7 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
 
         @app.before_serving
         async def announce() -> None:
-            from appliance.users import admin_exists
+            from appliance.accounts.users import admin_exists
 
             print(f"Vitrine is serving {config.base_url}  (data: {config.data_dir})", flush=True)
             with contextlib.suppress(OSError):

@@ -6,12 +6,12 @@ from dataclasses import dataclass, field
 
 from babel.support import NullTranslations
 
+from appliance.accounts.security import SlidingWindowLimiter
+from appliance.catalog.shop import Shop, get_shop
 from appliance.config import Config
-from appliance.db import Database
-from appliance.replays import ReplayStore
-from appliance.security import SlidingWindowLimiter
-from appliance.shop import Shop, get_shop
-from appliance.uploads import UploadStore
+from appliance.replays.store import ReplayStore
+from appliance.storage.db import Database
+from appliance.storage.uploads import UploadStore
 
 
 @dataclass

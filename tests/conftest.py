@@ -21,10 +21,10 @@ import pytest
 from quart import Quart
 from quart.testing import QuartClient
 
+from appliance.accounts.users import create_user
 from appliance.app import create_app
 from appliance.config import Config, load_config
 from appliance.services import Services
-from appliance.users import create_user
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery"

@@ -6,7 +6,7 @@ from io import BytesIO
 
 from quart.datastructures import FileStorage
 
-from appliance.pngdraw import product_picture
+from appliance.catalog.pngdraw import product_picture
 
 PNG = product_picture((200, 80, 120), size=16)
 

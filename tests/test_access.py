@@ -1,4 +1,4 @@
-"""Who may do what to which show (appliance/access.py), checked on every route that takes
+"""Who may do what to which show (appliance/accounts/access.py), checked on every route that takes
 a show id and every staff action of the live room, for every kind of person: the role
 table of issue 12."""
 
@@ -12,10 +12,11 @@ import pytest
 from quart import Quart
 from quart.testing import QuartClient
 
-from appliance import access, shows
-from appliance.room_handlers import STAFF_ONLY
+from appliance.accounts import access
+from appliance.accounts.users import User, create_user
+from appliance.catalog import shows
+from appliance.room.handlers import STAFF_ONLY
 from appliance.services import Services
-from appliance.users import User, create_user
 from tests.conftest import PASSWORD, csrf_of, sign_in_as
 
 PERSONAS = (

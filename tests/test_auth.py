@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from quart.testing import QuartClient
 
+from appliance.accounts.users import admin_exists, create_user
 from appliance.services import Services
-from appliance.users import admin_exists, create_user
-from appliance.views.auth import safe_next
+from appliance.views.admin.auth import safe_next
 from tests.conftest import PASSWORD, ROOT, csrf_of, sign_in
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.db import latest_version
+from appliance.storage.db import latest_version
 from tests.conftest import PASSWORD, ROOT
 
 COMMANDS = [

@@ -11,9 +11,10 @@ import pytest
 from quart import Quart
 from quart.testing import QuartClient
 
-from appliance import conversions, shows
-from appliance.events import EventLog
-from appliance.products import ProductData, create_product
+from appliance.catalog import shows
+from appliance.catalog.products import ProductData, create_product
+from appliance.kpis import conversions
+from appliance.kpis.events import EventLog
 from appliance.services import Services
 
 VIEWER = "v_buyer_0123456789"

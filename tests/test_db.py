@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from appliance import db as dbmod
-from appliance.security import SlidingWindowLimiter, hash_password, verify_password
+from appliance.accounts.security import SlidingWindowLimiter, hash_password, verify_password
+from appliance.storage import db as dbmod
 
 
 async def test_fresh_database_is_migrated_with_wal_and_foreign_keys(tmp_path: Path) -> None:

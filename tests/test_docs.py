@@ -98,14 +98,14 @@ def test_locks_pin_every_dependency() -> None:
 
 
 def test_every_room_message_is_documented() -> None:
-    from appliance.room_handlers import HANDLERS, NOTICES
+    from appliance.room.handlers import HANDLERS, NOTICES
 
     doc = (ROOT / "docs" / "protocol.md").read_text()
     client_section, server_section = doc.split("## Server → client")
     for kind in HANDLERS:
         assert f"| `{kind}` |" in client_section, f"client message {kind} is undocumented"
     sent = set()
-    for module in ("room.py", "room_handlers.py"):
+    for module in ("room/hub.py", "room/handlers.py"):
         sent |= set(re.findall(r'"type": "(\w+)"', (ROOT / "appliance" / module).read_text()))
     assert {"welcome", "state", "chat", "hearts", "product"} <= sent
     for kind in sent:

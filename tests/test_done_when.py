@@ -7,8 +7,8 @@ import re
 import pytest
 from quart.testing import QuartClient
 
+from appliance.accounts.users import create_user
 from appliance.services import Services
-from appliance.users import create_user
 from tests.conftest import PASSWORD, csrf_of
 from tests.helpers import PNG, file_field
 

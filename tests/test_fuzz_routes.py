@@ -28,10 +28,10 @@ from hypothesis import strategies as st
 from quart import Quart
 from quart.testing import QuartClient
 
-from appliance import shows
 from appliance.app import create_app
+from appliance.catalog import shows
+from appliance.catalog.products import ProductData, create_product
 from appliance.config import load_config
-from appliance.products import ProductData, create_product
 from appliance.services import Services
 from tests.conftest import CSRF_RE, LiveServer, sign_in
 from tests.helpers import PNG, file_field

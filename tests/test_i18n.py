@@ -11,11 +11,11 @@ from babel.messages.pofile import read_po
 from jinja2 import Environment
 from quart.testing import QuartClient
 
-from appliance.i18n import LANGUAGES, format_money, pick_language
+from appliance.catalog.products import ProductData, create_product
+from appliance.catalog.shows import ShowData, create_show
+from appliance.i18n.locales import LANGUAGES, format_money, pick_language
 from appliance.paths import TEMPLATES_DIR, TRANSLATIONS_DIR
-from appliance.products import ProductData, create_product
 from appliance.services import Services
-from appliance.shows import ShowData, create_show
 
 ROOT = Path(__file__).resolve().parent.parent
 TRANSLATABLE_ATTRS = re.compile(r'\b(alt|title|placeholder|aria-label|label)="([^"\x00]*)"')

@@ -9,10 +9,10 @@ import json
 from quart import Quart
 from quart.testing import QuartClient
 
-from appliance import shows
-from appliance.events import EventLog
+from appliance.accounts.users import create_user
+from appliance.catalog import shows
+from appliance.kpis.events import EventLog
 from appliance.services import Services
-from appliance.users import create_user
 from tests.conftest import PASSWORD, sign_in, sign_in_as
 
 START = 1_900_000_000  # 2030-03-17

@@ -13,9 +13,9 @@ import pytest
 from quart import Quart
 from quart.testing import QuartClient
 
-from appliance import shows
-from appliance.events import EventLog, channel_of, device_of, show_events
-from appliance.products import ProductData, create_product
+from appliance.catalog import shows
+from appliance.catalog.products import ProductData, create_product
+from appliance.kpis.events import EventLog, channel_of, device_of, show_events
 from appliance.services import Services
 
 IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit Mobile/15E148"

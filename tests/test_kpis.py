@@ -1,4 +1,4 @@
-"""The KPI engine (appliance.kpis.compute): hand-computed scenarios, then invariants."""
+"""The KPI engine (appliance.kpis.engine.compute): hand-computed scenarios, then invariants."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from appliance.kpis import compute
+from appliance.kpis.engine import compute
 
 
 def ev(ts: float, viewer: str, kind: str, **props: Any) -> dict[str, Any]:

@@ -319,8 +319,8 @@ async def test_a_waiting_viewer_plays_as_soon_as_the_room_says_live(
 async def test_without_an_http_answer_the_extra_socket_is_told_why(tmp_path: Path) -> None:
     """Under a server that cannot answer the upgrade over HTTP, the socket past the cap is
     accepted, told in a notice, and closed with the policy code."""
-    from appliance import shows
     from appliance.app import create_app
+    from appliance.catalog import shows
     from appliance.config import load_config
 
     config = load_config(

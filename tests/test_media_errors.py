@@ -15,7 +15,7 @@ from aiortc import RTCPeerConnection
 from quart import Quart
 from quart.testing import QuartClient
 
-from appliance import shows
+from appliance.catalog import shows
 from appliance.services import Services
 from tests.media_helpers import CounterVideoTrack, answer, make_publisher, make_viewer
 

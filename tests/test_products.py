@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from quart.testing import QuartClient
 
-from appliance import products
+from appliance.catalog import products
 from appliance.services import Services
 from tests.helpers import PNG, file_field
 

@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 from quart import Quart
 from werkzeug.datastructures import Headers
 
+from appliance.accounts.users import create_user
 from appliance.app import create_app
 from appliance.config import ConfigError, ServerSettings, load_config
-from appliance.users import create_user
-from appliance.views.room_ws import Handshake
-from appliance.web import client_address
+from appliance.views.api.room import Handshake
+from appliance.views.web import client_address
 from tests.conftest import PASSWORD, csrf_of
 
 PROXY = {"client": ("127.0.0.1", 40000)}  # the reverse proxy on the same machine

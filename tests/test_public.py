@@ -100,8 +100,8 @@ async def test_bad_settings_change_nothing(
 
 
 async def test_cart_link_template(client: QuartClient, services: Services, admin: str) -> None:
-    from appliance.products import ProductData, create_product
-    from appliance.shows import ShowData, create_show
+    from appliance.catalog.products import ProductData, create_product
+    from appliance.catalog.shows import ShowData, create_show
 
     r = await client.post(
         "/admin/settings",
@@ -141,7 +141,7 @@ async def test_cart_link_template(client: QuartClient, services: Services, admin
 
 
 async def test_team_management(client: QuartClient, services: Services, admin: str) -> None:
-    from appliance.users import list_users
+    from appliance.accounts.users import list_users
 
     r = await client.post(
         "/admin/users",

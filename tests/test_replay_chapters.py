@@ -53,8 +53,8 @@ async def test_pins_and_chat_land_where_they_happened(live_server: LiveServer) -
     try:
         await until(lambda: show.status()["publishing"])
         moderator = await room.join(
-                cookie=await asyncio.to_thread(staff_cookie, live_server, "moderator", show.id)
-            )
+            cookie=await asyncio.to_thread(staff_cookie, live_server, "moderator", show.id)
+        )
         viewer = await room.join("Ana")
         await asyncio.sleep(2.0)
         pinned = {}

@@ -16,8 +16,8 @@ import pytest
 from quart import Quart
 from quart.testing import QuartClient
 
-from appliance import shows
 from appliance.app import create_app
+from appliance.catalog import shows
 from appliance.config import Config, load_config
 from appliance.services import Services
 from tests.conftest import sign_in

@@ -13,10 +13,10 @@ import av
 import pytest
 from quart.testing import QuartClient
 
-from appliance import shows
-from appliance.replay_timeline import Timeline
+from appliance.catalog import shows
+from appliance.replays.timeline import Timeline
 from appliance.services import Services
-from appliance.views.admin_replays import parse_time
+from appliance.views.admin.replays import parse_time
 from media.finalize import cut
 from tests.conftest import sign_in
 from tests.media_helpers import CounterVideoTrack, read_back

@@ -412,9 +412,9 @@ async def test_a_slow_client_is_dropped_and_the_others_go_on() -> None:
     frames is disconnected once its queue is full; the broadcast never waits."""
     from babel.support import NullTranslations
 
-    from appliance.room import CLOSE_SLOW, Client
-    from appliance.room import Room as LiveRoom
-    from appliance.room_wire import QUEUE_FRAMES, QueuedOutlet
+    from appliance.room.hub import CLOSE_SLOW, Client
+    from appliance.room.hub import Room as LiveRoom
+    from appliance.room.wire import QUEUE_FRAMES, QueuedOutlet
 
     live = LiveRoom(1, "live", time.time())
     slow = Client(viewer="v_slow_client_0000", address="a", tr=NullTranslations(), said_hello=True)
@@ -437,7 +437,7 @@ async def test_a_slow_client_is_dropped_and_the_others_go_on() -> None:
 
 
 def test_frames_of_a_client_that_fell_behind_merge_in_order() -> None:
-    from appliance.room_wire import merge_frames
+    from appliance.room.wire import merge_frames
 
     frames = ['[{"id":1}]', "[]", '[{"id":2},{"id":3}]', '[{"id":4}]']
     assert json.loads(merge_frames(frames)) == [{"id": 1}, {"id": 2}, {"id": 3}, {"id": 4}]
@@ -447,8 +447,8 @@ def test_frames_of_a_client_that_fell_behind_merge_in_order() -> None:
 def test_a_silent_client_is_closed_by_the_tick() -> None:
     from babel.support import NullTranslations
 
-    from appliance.room import IDLE_SECONDS, Client
-    from appliance.room import Room as LiveRoom
+    from appliance.room.hub import IDLE_SECONDS, Client
+    from appliance.room.hub import Room as LiveRoom
 
     room = LiveRoom(1, "live", None)
     talker = Client(viewer="v_talker_000000000", address="a", tr=NullTranslations())

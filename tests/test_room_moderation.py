@@ -225,7 +225,7 @@ async def test_an_ended_show_refuses_chat_and_hearts(room: Room, live_server: Li
 
 # -- look-alike staff names (issue 12 item 11) ------------------------------------------
 
-# Written here, apart from appliance/confusables.py: characters a viewer would take for
+# Written here, apart from appliance/room/confusables.py: characters a viewer would take for
 # the Latin letter (Cyrillic, Greek, digits, signs, accented forms).
 LOOK_ALIKES = {
     "a": "аα4@áà",
@@ -258,10 +258,10 @@ async def test_look_alike_staff_names_are_refused(app: Any, services: Any) -> No
     from hypothesis import given
     from hypothesis import strategies as st
 
-    from appliance.room import Client, fold
-    from appliance.room import Room as LiveRoom
-    from appliance.room_handlers import RoomService
-    from appliance.users import create_user
+    from appliance.accounts.users import create_user
+    from appliance.room.handlers import RoomService
+    from appliance.room.hub import Client, fold
+    from appliance.room.hub import Room as LiveRoom
 
     for i, name in enumerate(STAFF):
         await create_user(services.db, f"staff{i}@example.com", name, "host", "x" * 12)
@@ -285,7 +285,7 @@ async def test_look_alike_staff_names_are_refused(app: Any, services: Any) -> No
 
 
 def test_the_address_hint_is_short_lived_and_spares_earlier_viewers() -> None:
-    from appliance.room_sanctions import HINT_SECONDS, Sanction, Sanctions
+    from appliance.room.sanctions import HINT_SECONDS, Sanction, Sanctions
 
     t0 = 1_000_000.0
     sanctions = Sanctions()
@@ -311,7 +311,7 @@ def test_the_address_hint_is_short_lived_and_spares_earlier_viewers() -> None:
 
 
 async def test_addresses_are_forgotten_once_no_longer_needed(app: Any, services: Any) -> None:
-    from appliance import shows
+    from appliance.catalog import shows
 
     store = app.extensions["vitrine.rooms"].store
     show_id = await shows.create_show(services.db, shows.ShowData("S", "", 2_000_000_000, 60, None))

@@ -1,4 +1,4 @@
-"""How the room's frames reach sockets (appliance/room_wire.py): frames built once and
+"""How the room's frames reach sockets (appliance/room/wire.py): frames built once and
 written straight to each connection's transport, and the queued path kept for
 connections where that is not possible. Real sockets on 127.0.0.1 and a real Hypercorn."""
 
@@ -19,8 +19,8 @@ from wsproto import ConnectionType
 from wsproto.connection import Connection
 from wsproto.events import CloseConnection, TextMessage
 
-from appliance.room import CLOSE_SLOW, Client, Room
-from appliance.room_wire import MAX_BUFFERED, DirectOutlet, Frame, direct_outlet
+from appliance.room.hub import CLOSE_SLOW, Client, Room
+from appliance.room.wire import MAX_BUFFERED, DirectOutlet, Frame, direct_outlet
 from tests.conftest import LiveServer, free_port, launch, stop
 
 
@@ -256,7 +256,7 @@ def test_the_tick_reports_its_timing_and_warns_when_late(caplog: pytest.LogCaptu
     import gc
     import logging
 
-    from appliance.room_health import REPORT_EVERY, RoomHealth
+    from appliance.room.health import REPORT_EVERY, RoomHealth
 
     health = RoomHealth()
     health.start()
@@ -265,7 +265,7 @@ def test_the_tick_reports_its_timing_and_warns_when_late(caplog: pytest.LogCaptu
     finally:
         health.stop()
     assert len(health.gc_pauses) >= 1  # the collector's passes are timed
-    caplog.set_level(logging.INFO, "appliance.room_health")
+    caplog.set_level(logging.INFO, "appliance.room.health")
 
     def report(lag: float, clients: int) -> list[logging.LogRecord]:
         caplog.clear()
@@ -273,7 +273,7 @@ def test_the_tick_reports_its_timing_and_warns_when_late(caplog: pytest.LogCaptu
             health.tick(0.001, 0.002, clients)
         health._since -= REPORT_EVERY  # ten seconds later
         health.tick(lag, 0.002, clients)
-        return [r for r in caplog.records if r.name == "appliance.room_health"]
+        return [r for r in caplog.records if r.name == "appliance.room.health"]
 
     (calm,) = report(0.001, 2000)
     assert calm.levelno == logging.INFO and "2000 clients, 100 ticks" in calm.getMessage()
@@ -286,7 +286,7 @@ def test_full_collections_come_when_the_room_allows(caplog: pytest.LogCaptureFix
     import gc
     import logging
 
-    from appliance import collector as policy
+    from appliance.room import collector as policy
 
     passes: list[int] = []
 
@@ -296,7 +296,7 @@ def test_full_collections_come_when_the_room_allows(caplog: pytest.LogCaptureFix
 
     full = policy.FullCollections()
     start = full.last
-    caplog.set_level(logging.INFO, "appliance.collector")
+    caplog.set_level(logging.INFO, "appliance.room.collector")
     gc.callbacks.append(seen)
     try:
         full.tick(start + policy.IDLE_EVERY + 1, clients=2000)  # a show: not yet
@@ -317,7 +317,7 @@ def test_the_serving_process_turns_automatic_full_collections_off() -> None:
     import sys
 
     code = (
-        "import gc; from appliance.collector import FullCollections, NEVER; "
+        "import gc; from appliance.room.collector import FullCollections, NEVER; "
         "FullCollections().take_over(); "
         "print(gc.get_threshold()[2] == NEVER, gc.get_freeze_count() > 0)"
     )

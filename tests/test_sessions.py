@@ -16,11 +16,11 @@ import urllib.request
 from quart import Quart
 from quart.testing import QuartClient
 
-from appliance import sessions
+from appliance.accounts import sessions
+from appliance.accounts.users import create_user, get_user
 from appliance.app import create_app
 from appliance.config import Config
 from appliance.services import Services
-from appliance.users import create_user, get_user
 from tests.conftest import PASSWORD, LiveServer, csrf_of, sign_in
 from tests.test_room import Room, staff_cookie
 

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from quart.testing import QuartClient
 
-from appliance import shows
-from appliance.products import ProductData, create_product
+from appliance.catalog import shows
+from appliance.catalog.products import ProductData, create_product
 from appliance.services import Services
 from tests.helpers import PNG, file_field
 

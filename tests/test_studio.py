@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from quart.testing import QuartClient
 
-from appliance import shows
+from appliance.accounts.users import create_user
+from appliance.catalog import shows
 from appliance.services import Services
-from appliance.users import create_user
 from tests.conftest import PASSWORD, csrf_of, sign_in, sign_in_as
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from quart.testing import QuartClient
 
-from appliance import shows
-from appliance.products import ProductData, create_product
+from appliance.catalog import shows
+from appliance.catalog.products import ProductData, create_product
 from appliance.services import Services
 from tests.conftest import PASSWORD, LiveServer
 

@@ -12,10 +12,10 @@ import av
 import pytest
 from quart.testing import QuartClient
 
-from appliance import products
-from appliance.pngdraw import product_picture
+from appliance.catalog import products
+from appliance.catalog.pngdraw import product_picture
 from appliance.services import Services
-from appliance.uploads import VIEWER_SIDE, BadUpload, UploadStore, image_size
+from appliance.storage.uploads import VIEWER_SIDE, BadUpload, UploadStore, image_size
 from tests.test_products import post_product
 
 
@@ -127,7 +127,7 @@ async def test_a_large_image_gets_a_resized_copy_for_the_viewer_site(
     assert await (await client.get(f"/uploads/{p.image}")).get_data() == image  # kept whole
 
     # A show with this product: the viewer page shows the copy, the admin the original.
-    from appliance import shows
+    from appliance.catalog import shows
 
     data = shows.ShowData("Copies", "", 1_900_000_000, 60, None)
     show_id = await shows.create_show(services.db, data, product_ids=[p.id])

@@ -6,7 +6,7 @@ import pytest
 from quart import Quart
 from quart.testing import QuartClient
 
-from appliance import shows
+from appliance.catalog import shows
 from appliance.services import Services
 from tests.media_helpers import CounterVideoTrack, make_publisher, make_viewer
 

@@ -29,10 +29,10 @@ from typing import Literal, get_args
 
 from quart import abort
 
-from appliance import shows
-from appliance.db import Database
-from appliance.shows import Show
-from appliance.users import User
+from appliance.accounts.users import User
+from appliance.catalog import shows
+from appliance.catalog.shows import Show
+from appliance.storage.db import Database
 
 Action = Literal["view", "edit", "publish", "moderate", "assign", "delete", "kpis", "replay"]
 ACTIONS: tuple[Action, ...] = get_args(Action)

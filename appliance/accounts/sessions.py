@@ -14,8 +14,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from appliance.db import Database
-from appliance.users import User
+from appliance.accounts.users import User
+from appliance.storage.db import Database
 
 # The key of the token in Quart's signed session cookie (the CSRF token sits beside it).
 COOKIE_KEY = "session"

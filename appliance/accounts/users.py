@@ -6,8 +6,8 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from appliance.db import Database, Row
-from appliance.security import hash_password, verify_password
+from appliance.accounts.security import hash_password, verify_password
+from appliance.storage.db import Database, Row
 
 ROLES = ("admin", "host", "moderator")
 

@@ -6,12 +6,12 @@ import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from appliance.db import Database
-from appliance.pngdraw import product_picture
-from appliance.products import ProductData, create_product
-from appliance.shop import get_meta, set_meta
-from appliance.shows import ShowData, create_show, end_show, go_live
-from appliance.uploads import UploadStore
+from appliance.catalog.pngdraw import product_picture
+from appliance.catalog.products import ProductData, create_product
+from appliance.catalog.shop import get_meta, set_meta
+from appliance.catalog.shows import ShowData, create_show, end_show, go_live
+from appliance.storage.db import Database
+from appliance.storage.uploads import UploadStore
 
 DEMO_PRODUCTS = (
     ("Linen shirt", "Washed linen, relaxed fit.", "LIN-001", 5900, "in_stock", (191, 140, 96)),

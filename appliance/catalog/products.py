@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from appliance.db import Database, Row
+from appliance.storage.db import Database, Row
 
 STOCK_STATUSES = ("in_stock", "low_stock", "out_of_stock", "preorder")
 

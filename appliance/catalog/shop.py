@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from appliance.db import Database
+from appliance.storage.db import Database
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from appliance.db import Database, Row
-from appliance.products import Product
-from appliance.security import new_stream_key
+from appliance.accounts.security import new_stream_key
+from appliance.catalog.products import Product
+from appliance.storage.db import Database, Row
 
 STATUSES = ("scheduled", "live", "ended")
 _TRANSITIONS = {("scheduled", "live"), ("live", "ended"), ("scheduled", "ended")}
@@ -175,7 +175,7 @@ async def end_show(db: Database, show_id: int) -> None:
     await _transition(db, show_id, "ended", "live_ended_at")
 
 
-# -- moderators an admin assigned to a show (appliance/access.py decides what they may do)
+# -- moderators an admin assigned to a show (appliance/accounts/access.py decides what they may do)
 
 
 async def moderators_of(db: Database, show_id: int) -> list[int]:

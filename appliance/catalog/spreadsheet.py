@@ -7,10 +7,10 @@ import io
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from appliance.forms import Form, format_minor_plain
-from appliance.i18n import known_currencies
-from appliance.products import STOCK_STATUSES, Product, ProductData
-from appliance.translate import _
+from appliance.catalog.products import STOCK_STATUSES, Product, ProductData
+from appliance.i18n.forms import Form, format_minor_plain
+from appliance.i18n.locales import known_currencies
+from appliance.i18n.translate import _
 
 CSV_COLUMNS = (
     "sku",

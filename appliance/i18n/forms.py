@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 
 from werkzeug.datastructures import MultiDict
 
-from appliance.i18n import currency_digits
-from appliance.translate import _
+from appliance.i18n.locales import currency_digits
+from appliance.i18n.translate import _
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 MAX_MINOR = 10**11  # a billion in any currency: anything above is a typo

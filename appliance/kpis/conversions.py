@@ -20,8 +20,8 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from appliance.db import Database
-from appliance.events import BadEvent, json_object, timestamp
+from appliance.kpis.events import BadEvent, json_object, timestamp
+from appliance.storage.db import Database
 
 MAX_BODY = 16 * 1024
 MAX_AMOUNT = 10**11  # minor units

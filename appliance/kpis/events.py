@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from appliance.db import Database
+from appliance.storage.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +270,7 @@ class EventLog:
 
 
 async def show_events(db: Database, show_id: int) -> list[dict[str, Any]]:
-    """A show's events for `appliance.kpis.compute`, with its orders as purchase events."""
+    """A show's events for `appliance.kpis.engine.compute`, with its orders as purchase events."""
     rows = await db.fetchall(
         "SELECT ts, viewer, kind, props FROM events WHERE show_id = ? ORDER BY ts, id", (show_id,)
     )

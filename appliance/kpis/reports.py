@@ -11,10 +11,11 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from appliance import kpis, shows
-from appliance.catalog import safe_cell
-from appliance.db import Database
-from appliance.events import show_events
+from appliance.catalog import shows
+from appliance.catalog.spreadsheet import safe_cell
+from appliance.kpis import engine
+from appliance.kpis.events import show_events
+from appliance.storage.db import Database
 
 # The seeds' reference points, shown beside each show's own figures.
 REFERENCES = {
@@ -101,7 +102,7 @@ class KpiReports:
         start, end = live_window(show, now)
         count_unsigned = bool(version[2])
         figures = await asyncio.to_thread(
-            kpis.compute, events, start, end, self.heartbeat, count_unsigned
+            engine.compute, events, start, end, self.heartbeat, count_unsigned
         )
         if len(self._cache) > 500:
             self._cache.clear()

@@ -18,10 +18,10 @@ from typing import Any
 
 from aiortc import RTCIceServer
 
-from appliance import shows
+from appliance.catalog import shows
 from appliance.config import Config
-from appliance.db import Database
-from appliance.replays import ReplayStore
+from appliance.replays.store import ReplayStore
+from appliance.storage.db import Database
 from media.plane import MediaPlane, MediaSettings
 
 log = logging.getLogger(__name__)

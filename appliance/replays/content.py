@@ -1,14 +1,14 @@
 """What plays alongside a replay: its product chapters (every pin of the live show) and
-its chat, both placed on the replay's clock (appliance/replay_timeline.py)."""
+its chat, both placed on the replay's clock (appliance/replays/timeline.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from appliance.db import Database
-from appliance.products import Product
-from appliance.replay_timeline import Timeline
+from appliance.catalog.products import Product
+from appliance.replays.timeline import Timeline
+from appliance.storage.db import Database
 
 MAX_WINDOW = 120.0  # seconds of chat one request may ask for
 MAX_MESSAGES = 1000  # per request; a busier window says it was cut

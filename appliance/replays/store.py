@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from appliance.db import Database
-from appliance.replay_timeline import Timeline
-from appliance.shows import Show
-from appliance.translate import N_
+from appliance.catalog.shows import Show
+from appliance.i18n.translate import N_
+from appliance.replays.timeline import Timeline
+from appliance.storage.db import Database
 from media.finalize import Replay, cut, finalize
 from media.transcode import ensure_h264
 

@@ -12,15 +12,16 @@ import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from appliance import i18n, products, shows
-from appliance.db import Database
-from appliance.events import EventLog
-from appliance.products import show_link
-from appliance.room import CLOSE_POLICY, Client, Room, RoomHub, fold
-from appliance.room_sanctions import HINT_SECONDS, NO_ADDRESS
-from appliance.room_store import RoomStore
-from appliance.shop import Shop
-from appliance.translate import N_
+from appliance.catalog import products, shows
+from appliance.catalog.products import show_link
+from appliance.catalog.shop import Shop
+from appliance.i18n import locales
+from appliance.i18n.translate import N_
+from appliance.kpis.events import EventLog
+from appliance.room.hub import CLOSE_POLICY, Client, Room, RoomHub, fold
+from appliance.room.sanctions import HINT_SECONDS, NO_ADDRESS
+from appliance.room.store import RoomStore
+from appliance.storage.db import Database
 
 MAX_TEXT = 300
 NAME_MIN, NAME_MAX = 2, 24
@@ -80,7 +81,7 @@ def product_card(
     return {
         "id": product.id,
         "name": product.name,
-        "price": i18n.format_money(product.price_minor, product.currency, shop.language),
+        "price": locales.format_money(product.price_minor, product.currency, shop.language),
         "price_minor": product.price_minor,
         "currency": product.currency,
         "image": f"/uploads/{image}" if image else None,

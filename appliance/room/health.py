@@ -14,7 +14,7 @@ import logging
 import time
 from typing import Any
 
-log = logging.getLogger("appliance.room_health")
+log = logging.getLogger("appliance.room.health")
 REPORT_EVERY = 10.0
 LATE = 0.1  # a tick this late makes the 250 ms delivery budget hard to keep
 

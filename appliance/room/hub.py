@@ -7,7 +7,7 @@ once a second. So the cost of a busy room grows with ticks times clients, not wi
 messages times clients.
 
 A frame is written to each client's socket as it is made, its bytes built once for
-everyone (appliance/room_wire.py). A client whose socket has a bounded backlog waiting is
+everyone (appliance/room/wire.py). A client whose socket has a bounded backlog waiting is
 slow or gone, and is disconnected (it may reconnect) rather than waited for.
 """
 
@@ -25,12 +25,12 @@ from typing import Any
 
 from babel.support import NullTranslations
 
-from appliance.collector import FullCollections
-from appliance.confusables import skeleton
-from appliance.room_health import RoomHealth
-from appliance.room_sanctions import Sanctions
-from appliance.room_wire import Frame, Outlet, QueuedOutlet
-from appliance.security import TokenBucket
+from appliance.accounts.security import TokenBucket
+from appliance.room.collector import FullCollections
+from appliance.room.confusables import skeleton
+from appliance.room.health import RoomHealth
+from appliance.room.sanctions import Sanctions
+from appliance.room.wire import Frame, Outlet, QueuedOutlet
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class Room:
         self.offer_addresses: set[str] = set()
         self.chat_open = True
         self.slow_mode = 0
-        self.sanctions = Sanctions()  # mutes and bans (appliance/room_sanctions.py)
+        self.sanctions = Sanctions()  # mutes and bans (appliance/room/sanctions.py)
         self.last_said: dict[str, float] = {}
         self.outbox: list[dict[str, Any]] = []
         self.hearts = 0
@@ -239,7 +239,7 @@ class Room:
 def fold(name: str) -> str:
     """A name as compared for uniqueness and impersonation: by how it looks (a confusable
     skeleton: case, accents, digits for letters, Cyrillic and Greek look-alikes, spaces
-    and dots ignored; appliance/confusables.py)."""
+    and dots ignored; appliance/room/confusables.py)."""
     return skeleton(name)
 
 

@@ -8,7 +8,7 @@ the same address (a shop's Wi-Fi, a carrier's NAT) are other people and are left
 A whole-address ban, which hits everyone behind the address, is only made when a
 moderator asks for it explicitly.
 
-Sanctions are rows of `room_sanctions` (appliance/room_store.py), loaded with the room,
+Sanctions are rows of `room_sanctions` (appliance/room/store.py), loaded with the room,
 so a restart keeps them; a moderator's undo sets `lifted_at`.
 """
 

@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from appliance.db import Database
-from appliance.room_sanctions import Sanction
+from appliance.room.sanctions import Sanction
+from appliance.storage.db import Database
 
 log = logging.getLogger(__name__)
 FLUSH_SECONDS = 1.0

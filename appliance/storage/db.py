@@ -34,7 +34,7 @@ class SchemaTooNew(RuntimeError):
 def migration_files() -> list[tuple[int, str, str]]:
     """(version, name, sql) for every numbered migration shipped with the code."""
     found = []
-    for entry in resources.files("appliance.migrations").iterdir():
+    for entry in resources.files("appliance.storage.migrations").iterdir():
         name = entry.name
         if name.endswith(".sql") and name[:4].isdigit():
             found.append((int(name[:4]), name, entry.read_text(encoding="utf-8")))

@@ -1,4 +1,5 @@
-"""Request plumbing shared by every view: the signed-in user, roles, CSRF, rendering."""
+"""Request plumbing shared by every view: the signed-in user, roles, CSRF, rendering,
+the viewer cookie and the same-origin check of the viewer pages' requests."""
 
 from __future__ import annotations
 
@@ -7,14 +8,15 @@ import ipaddress
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
+from urllib.parse import urlsplit
 
 from quart import abort, g, render_template, request, session
 from werkzeug.datastructures import MultiDict
 
+from appliance.accounts.users import User
+from appliance.catalog.shows import Show, get_show
 from appliance.config import DEFAULT_TRUSTED_PROXIES, ServerSettings
-from appliance.db import Database
-from appliance.shows import Show, get_show
-from appliance.users import User
+from appliance.storage.db import Database
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -23,6 +25,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
+VIEWER_COOKIE = "vitrine_viewer"
 
 
 def current_user() -> User | None:
@@ -151,3 +154,23 @@ async def uploaded_bytes(field: str) -> bytes | None:
         return None
     data: bytes = storage.read()
     return data
+
+
+def valid_viewer(value: str | None) -> str | None:
+    """The viewer id from the cookie the show page sets, if it looks like one."""
+    if not value or not 16 <= len(value) <= 64:
+        return None
+    return value if value.replace("-", "").replace("_", "").isalnum() else None
+
+
+def allowed_origin(origin: str | None, base_url: str, host: str | None) -> bool:
+    """Only pages of this server may open the room socket or report events (no cross-site
+    websocket hijacking, no events forged from another site)."""
+    if not origin:
+        return False
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https"):
+        return False
+    if origin.rstrip("/") == base_url.rstrip("/"):
+        return True
+    return bool(host) and parts.netloc == host

@@ -5,7 +5,7 @@ show's KPIs take to compute.
    simulated proxy, then sends `POST /api/events` heartbeats from many viewers over
    keep-alive connections at rising target rates, for a fixed time each. Reports the
    rate achieved, the response time p50/p99 and the server's CPU.
-2. Compute: `appliance.kpis.compute` over 100,000 synthetic events of one show.
+2. Compute: `appliance.kpis.engine.compute` over 100,000 synthetic events of one show.
 
 Writes both to docs/perf.md (section "kpis").
 """
@@ -28,7 +28,7 @@ from benchserver import percentile, split_cpus, start_server
 from perfdoc import write_section
 from relay import proc_cpu
 
-from appliance.kpis import compute
+from appliance.kpis.engine import compute
 
 
 async def sender(
@@ -179,7 +179,7 @@ def compute_time(n_events: int) -> list[str]:
         figures = compute(events, 0.0, 3600.0, 15.0)
         best = min(best, time.perf_counter() - started)
     line = (
-        f"`appliance.kpis.compute` over {n_events:,} events of one 60-minute show "
+        f"`appliance.kpis.engine.compute` over {n_events:,} events of one 60-minute show "
         f"({figures['viewers']} viewers): {best * 1000:.0f} ms (best of 3)."
     )
     print(line, flush=True)

@@ -47,13 +47,13 @@ def tree_cpu(pid: int) -> float:
 
 
 HEALTH = re.compile(
-    r"^(\S+ \S+),\d+ \S+ appliance.room_health: .*tick lag p50 ([\d.]+) ms p99 ([\d.]+) ms "
+    r"^(\S+ \S+),\d+ \S+ appliance.room.health: .*tick lag p50 ([\d.]+) ms p99 ([\d.]+) ms "
     r"max ([\d.]+) ms, fan-out p99 ([\d.]+) ms max ([\d.]+) ms, \d+ GC passes, longest ([\d.]+) ms"
 )
 
 
 def room_health(log: Path, since: float, until: float) -> dict[str, float]:
-    """The worst of the server's own tick reports (appliance/room_health.py) logged in
+    """The worst of the server's own tick reports (appliance/room/health.py) logged in
     the window: how late its ticks woke, how long a fan-out took, the longest GC pass."""
     keys, groups = ("lag_p99", "lag_max", "fanout_p99", "gc_max"), (3, 4, 5, 7)
     reports = []
@@ -310,11 +310,11 @@ def main() -> None:
             "  The probe also gives the longest stall of its own loop: a delay it explains is",
             "  the load generator's, not the server's.",
             "- 'direct' frames are built once per tick and written straight to each",
-            "  connection's transport (appliance/room_wire.py); 'queued' frames go through",
+            "  connection's transport (appliance/room/wire.py); 'queued' frames go through",
             "  Hypercorn's websocket stack one connection at a time",
             "  (`server.websocket_direct_writes = false`), the path before this change.",
             "- CPU per frame = the server's CPU time over the frames its viewers received.",
-            "  The tick figures are the server's own (appliance/room_health.py): how late its",
+            "  The tick figures are the server's own (appliance/room/health.py): how late its",
             "  100 ms tick woke, how long one fan-out took, and the longest garbage collector",
             "  pass, the worst 10 s report in the window.",
             "- The server runs on one CPU, Locust and the probe on the other (`--share-cpus` to",

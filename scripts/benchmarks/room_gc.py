@@ -1,4 +1,4 @@
-"""What connected viewers cost the garbage collector (see appliance/collector.py).
+"""What connected viewers cost the garbage collector (see appliance/room/collector.py).
 
 The real app and Hypercorn run in this process on a free port, so its collector can be
 asked directly; the viewers are websocket connections from a child process (each says
@@ -170,7 +170,7 @@ def main() -> None:
             "objects the collector tracks with the audience in, less those with the room",
             "empty, over the audience, each after a full collection. A full collection stops",
             "the event loop while it runs, which is why the serving process makes them only",
-            "when the room's tick allows (appliance/collector.py). This process holds only",
+            "when the room's tick allows (appliance/room/collector.py). This process holds only",
             "the room; a serving process also holds its HTTP connections and buffers, so its",
             "passes take longer (the loadtest's 'longest GC' column).",
             "",

@@ -8,13 +8,13 @@ from urllib.parse import unquote, urlsplit
 from quart import Blueprint, abort, redirect, request, session
 from quart.typing import ResponseReturnValue
 
-from appliance import sessions, users
-from appliance.forms import Form
-from appliance.security import password_problem, same_secret
+from appliance.accounts import sessions, users
+from appliance.accounts.security import password_problem, same_secret
+from appliance.accounts.users import User
+from appliance.i18n.forms import Form
+from appliance.i18n.translate import _
 from appliance.services import Services
-from appliance.translate import _
-from appliance.users import User
-from appliance.web import client_address, current_user, render, staff_required
+from appliance.views.web import client_address, current_user, render, staff_required
 
 HOME = "/admin"
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from appliance.forms import Form
-from appliance.translate import _
-from appliance.uploads import BadUpload, UploadStore
-from appliance.web import uploaded_bytes
+from appliance.i18n.forms import Form
+from appliance.i18n.translate import _
+from appliance.storage.uploads import BadUpload, UploadStore
+from appliance.views.web import uploaded_bytes
 
 
 def upload_error(exc: BadUpload, max_bytes: int, max_pixels: int = 40_000_000) -> str:

@@ -12,12 +12,15 @@ from babel.numbers import format_decimal, format_percent
 from quart import Blueprint, Response, g, jsonify, request
 from quart.typing import ResponseReturnValue
 
-from appliance import access, charts, i18n, shows
-from appliance.events import show_events
-from appliance.kpi_reports import COLUMNS, REFERENCES, KpiReports, events_csv, kpis_csv
+from appliance.accounts import access
+from appliance.catalog import shows
+from appliance.i18n import locales
+from appliance.i18n.translate import N_, _
+from appliance.kpis import charts
+from appliance.kpis.events import show_events
+from appliance.kpis.reports import COLUMNS, REFERENCES, KpiReports, events_csv, kpis_csv
 from appliance.services import Services
-from appliance.translate import N_, _
-from appliance.web import current_user, render, staff_required
+from appliance.views.web import current_user, render, staff_required
 
 READERS = ("admin", "host")
 readers_only = staff_required(*READERS)
@@ -145,7 +148,7 @@ class Formatter:
         return _("%(m)s min %(s)s s", m=minutes, s=f"{seconds:02d}")
 
     def money(self, value: float) -> str:
-        return i18n.format_money(round(value), self.currency, self.lang)
+        return locales.format_money(round(value), self.currency, self.lang)
 
     def figure(self, key: str, value: float) -> str:
         return str(getattr(self, FIGURES[key][2])(value))
@@ -278,7 +281,7 @@ def blueprint(svc: Services) -> Blueprint:
         rows = await across_mine(since, until)
         fmt = formatter()
         labels = [
-            i18n.format_date(r["show"].starts_at, g.shop.timezone, g.lang, "short") for r in rows
+            locales.format_date(r["show"].starts_at, g.shop.timezone, g.lang, "short") for r in rows
         ]
         label = _(FIGURES[chosen][0])
         trend = {

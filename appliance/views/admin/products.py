@@ -5,13 +5,13 @@ from __future__ import annotations
 from quart import Blueprint, Response, abort, g, redirect, request
 from quart.typing import ResponseReturnValue
 
-from appliance import catalog, products
-from appliance.forms import Form, format_minor_plain
-from appliance.products import STOCK_STATUSES
+from appliance.catalog import products, spreadsheet
+from appliance.catalog.products import STOCK_STATUSES
+from appliance.i18n.forms import Form, format_minor_plain
+from appliance.i18n.translate import _
 from appliance.services import Services
-from appliance.translate import _
-from appliance.views.image_field import ImageField
-from appliance.web import render, staff_required, uploaded_bytes
+from appliance.views.admin.image_field import ImageField
+from appliance.views.web import render, staff_required, uploaded_bytes
 
 editors = staff_required("admin", "host")
 
@@ -78,7 +78,7 @@ def blueprint(svc: Services) -> Blueprint:
                 abort(404)
         data = await request.form
         form = Form(data)
-        item = catalog.read_product(form, g.shop.currency)
+        item = spreadsheet.read_product(form, g.shop.currency)
         if item.sku and await products.sku_taken(db, item.sku, product_id):
             form.error("sku", _("Another product already has this SKU."))
         image_field = await ImageField.read(
@@ -106,7 +106,7 @@ def blueprint(svc: Services) -> Blueprint:
     @bp.get("/export.csv")
     @editors
     async def export() -> ResponseReturnValue:
-        body = catalog.export_csv(await products.list_products(db))
+        body = spreadsheet.export_csv(await products.list_products(db))
         return Response(
             body,
             content_type="text/csv; charset=utf-8",
@@ -116,7 +116,7 @@ def blueprint(svc: Services) -> Blueprint:
     @bp.get("/import")
     @editors
     async def import_form() -> tuple[str, int]:
-        return await render("admin/product_import.html", errors=[], columns=catalog.CSV_COLUMNS)
+        return await render("admin/product_import.html", errors=[], columns=spreadsheet.CSV_COLUMNS)
 
     @bp.post("/import")
     @editors
@@ -136,22 +136,22 @@ def blueprint(svc: Services) -> Blueprint:
                 400,
                 errors=[],
                 problem=problem,
-                columns=catalog.CSV_COLUMNS,
+                columns=spreadsheet.CSV_COLUMNS,
             )
-        items, errors = catalog.parse_csv(data, g.shop.currency)
+        items, errors = spreadsheet.parse_csv(data, g.shop.currency)
         if errors:
             return await render(
                 "admin/product_import.html",
                 400,
                 errors=errors,
-                columns=catalog.CSV_COLUMNS,
+                columns=spreadsheet.CSV_COLUMNS,
                 problem=_("Nothing was imported: fix these rows and import the file again."),
             )
         created, updated = await products.upsert_many(db, items)
         return await render(
             "admin/product_import.html",
             errors=[],
-            columns=catalog.CSV_COLUMNS,
+            columns=spreadsheet.CSV_COLUMNS,
             created=created,
             updated=updated,
         )

@@ -9,12 +9,12 @@ import re
 from quart import Blueprint, abort, redirect, request
 from quart.typing import ResponseReturnValue
 
-from appliance import access
-from appliance.forms import clean_text
-from appliance.replays import ReplayError
+from appliance.accounts import access
+from appliance.i18n.forms import clean_text
+from appliance.i18n.translate import _
+from appliance.replays.store import ReplayError
 from appliance.services import Services
-from appliance.translate import _
-from appliance.web import current_user, render, staff_required
+from appliance.views.web import current_user, render, staff_required
 
 editors = staff_required("admin", "host")
 MAX_TITLE = 120

@@ -10,14 +10,14 @@ from zoneinfo import available_timezones
 from quart import Blueprint, g, redirect, request
 from quart.typing import ResponseReturnValue
 
-from appliance import conversions
-from appliance.forms import Form
-from appliance.i18n import LANGUAGES, known_currencies
+from appliance.catalog.shop import Shop, save_shop
+from appliance.i18n.forms import Form
+from appliance.i18n.locales import LANGUAGES, known_currencies
+from appliance.i18n.translate import _
+from appliance.kpis import conversions
 from appliance.services import Services
-from appliance.shop import Shop, save_shop
-from appliance.translate import _
-from appliance.views.image_field import ImageField
-from appliance.web import admin_required, render
+from appliance.views.admin.image_field import ImageField
+from appliance.views.web import admin_required, render
 
 COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 

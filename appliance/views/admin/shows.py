@@ -7,13 +7,14 @@ import asyncio
 from quart import Blueprint, abort, g, redirect, request
 from quart.typing import ResponseReturnValue
 
-from appliance import access, products, shows, users
-from appliance.forms import Form, local_datetime_value
-from appliance.live import LiveShows
+from appliance.accounts import access, users
+from appliance.catalog import products, shows
+from appliance.i18n.forms import Form, local_datetime_value
+from appliance.i18n.translate import _
+from appliance.live.bridge import LiveShows
 from appliance.services import Services
-from appliance.translate import _
-from appliance.views.image_field import ImageField
-from appliance.web import current_user, render, staff_required
+from appliance.views.admin.image_field import ImageField
+from appliance.views.web import current_user, render, staff_required
 
 editors = staff_required("admin", "host")
 MAX_LINEUP = 100

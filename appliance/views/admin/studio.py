@@ -7,10 +7,11 @@ import json
 from quart import Blueprint, Response, abort
 from quart.typing import ResponseReturnValue
 
-from appliance import access, shows
-from appliance.live import LiveShows, ice_servers
+from appliance.accounts import access
+from appliance.catalog import shows
+from appliance.live.bridge import LiveShows, ice_servers
 from appliance.services import Services
-from appliance.web import current_user, render, staff_required
+from appliance.views.web import current_user, render, staff_required
 
 hosts_only = staff_required("admin", "host")
 any_staff = staff_required("admin", "host", "moderator")

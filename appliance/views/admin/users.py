@@ -5,12 +5,12 @@ from __future__ import annotations
 from quart import Blueprint, abort, redirect, request, session
 from quart.typing import ResponseReturnValue
 
-from appliance import sessions, users
-from appliance.forms import Form
+from appliance.accounts import sessions, users
+from appliance.i18n.forms import Form
+from appliance.i18n.translate import _
 from appliance.services import Services
-from appliance.translate import _
-from appliance.views.auth import password_error
-from appliance.web import admin_required, current_user, render
+from appliance.views.admin.auth import password_error
+from appliance.views.web import admin_required, current_user, render
 
 
 def blueprint(svc: Services) -> Blueprint:

@@ -13,11 +13,11 @@ import time
 from quart import Blueprint, Response, jsonify, request
 from quart.typing import ResponseReturnValue
 
-from appliance import conversions
-from appliance.events import BadEvent
-from appliance.security import SlidingWindowLimiter
+from appliance.accounts.security import SlidingWindowLimiter
+from appliance.kpis import conversions
+from appliance.kpis.events import BadEvent
 from appliance.services import Services
-from appliance.web import client_address
+from appliance.views.web import client_address
 
 CORS = {
     "Access-Control-Allow-Origin": "*",

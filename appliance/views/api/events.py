@@ -13,7 +13,9 @@ from urllib.parse import urlsplit
 from quart import Blueprint, Response, jsonify, request
 from quart.typing import ResponseReturnValue
 
-from appliance.events import (
+from appliance.accounts.security import SlidingWindowLimiter
+from appliance.catalog.shows import get_show
+from appliance.kpis.events import (
     MAX_BODY,
     MAX_BUFFER,
     BadEvent,
@@ -21,11 +23,8 @@ from appliance.events import (
     catalogue_prices,
     parse_beacon,
 )
-from appliance.security import SlidingWindowLimiter
 from appliance.services import Services
-from appliance.shows import get_show
-from appliance.views.room_ws import VIEWER_COOKIE, allowed_origin, valid_viewer
-from appliance.web import client_address
+from appliance.views.web import VIEWER_COOKIE, allowed_origin, client_address, valid_viewer
 
 SHOW_CACHE_SECONDS = 30.0
 ADDRESS_FACTOR = 100  # many viewers share an address: a shop's Wi-Fi, a carrier's NAT

@@ -10,11 +10,12 @@ from __future__ import annotations
 from quart import Blueprint, Response, abort, request
 from quart.typing import ResponseReturnValue
 
-from appliance import access, shows
-from appliance.live import LiveShows
-from appliance.security import same_secret
+from appliance.accounts import access
+from appliance.accounts.security import same_secret
+from appliance.catalog import shows
+from appliance.live.bridge import LiveShows
 from appliance.services import Services
-from appliance.web import client_address, current_user, show_or_404, staff_required
+from appliance.views.web import client_address, current_user, show_or_404, staff_required
 from media.offers import MAX_OFFER_BYTES, BadOffer
 from media.plane import NotLive, TooManyFromOne, TooManyViewers
 

@@ -3,7 +3,7 @@
 The room socket is the busiest path in Vitrine: every tick sends one frame to every
 connected viewer. It is served as plain ASGI, in front of the Quart app, so the socket's
 messages skip Quart's per-message work (a yield to the loop, a signal, a state check), and
-frames are written straight to the connection's transport (appliance/room_wire.py).
+frames are written straight to the connection's transport (appliance/room/wire.py).
 Everything else about the connection matches the Quart views: the same origin check,
 session cookie, viewer cookie and client address.
 """
@@ -21,48 +21,28 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 from typing import Any, cast
-from urllib.parse import urlsplit
 
 from quart import Quart
 from werkzeug.datastructures import Headers
 
-from appliance import access, i18n
-from appliance.room import CLOSE_POLICY, Client, Room
-from appliance.room_handlers import RoomService, notice
-from appliance.room_wire import Outlet, QueuedOutlet, direct_outlet
+from appliance.accounts import access
+from appliance.accounts.sessions import signed_in_user
+from appliance.catalog.shows import get_show
+from appliance.i18n import locales
+from appliance.room.handlers import RoomService, notice
+from appliance.room.hub import CLOSE_POLICY, Client, Room
+from appliance.room.wire import Outlet, QueuedOutlet, direct_outlet
 from appliance.services import Services
-from appliance.sessions import signed_in_user
-from appliance.shows import get_show
-from appliance.web import client_address
+from appliance.views.web import VIEWER_COOKIE, allowed_origin, client_address, valid_viewer
 
 log = logging.getLogger(__name__)
 MAX_FRAME = 4096
-VIEWER_COOKIE = "vitrine_viewer"
 ROOM_PATH = re.compile(r"^/ws/shows/(\d{1,10})$")
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-
-def valid_viewer(value: str | None) -> str | None:
-    """The viewer id from the cookie the show page sets, if it looks like one."""
-    if not value or not 16 <= len(value) <= 64:
-        return None
-    return value if value.replace("-", "").replace("_", "").isalnum() else None
-
-
-def allowed_origin(origin: str | None, base_url: str, host: str | None) -> bool:
-    """Only pages of this server may open the socket (no cross-site websocket hijacking)."""
-    if not origin:
-        return False
-    parts = urlsplit(origin)
-    if parts.scheme not in ("http", "https"):
-        return False
-    if origin.rstrip("/") == base_url.rstrip("/"):
-        return True
-    return bool(host) and parts.netloc == host
 
 
 @dataclass
@@ -184,7 +164,7 @@ class RoomSocket:
     async def client_of(self, hs: Handshake, outlet: Outlet, show_id: int) -> Client:
         svc = self.svc
         shop = await svc.shop()
-        lang = i18n.pick_language(hs.headers.get("Accept-Language"), shop.language)
+        lang = locales.pick_language(hs.headers.get("Accept-Language"), shop.language)
         viewer = valid_viewer(hs.cookies.get(VIEWER_COOKIE)) or "anon-" + secrets.token_urlsafe(12)
         client = Client(
             viewer=viewer,
@@ -195,8 +175,8 @@ class RoomSocket:
         session = await self.app.session_interface.open_session(self.app, cast(Any, hs))
         user = await signed_in_user(svc.db, session)  # None when ended, expired or inactive
         if user is not None and user.active:
-            # Staff in this room only for whoever may moderate this show (appliance/access.py);
-            # anyone else signed in is a plain viewer here.
+            # Staff in this room only for whoever may moderate this show
+            # (appliance/accounts/access.py); anyone else signed in is a plain viewer here.
             show = await get_show(svc.db, show_id)
             if show is not None and await access.may(svc.db, user, "moderate", show):
                 client.staff_user, client.role, client.name = user.id, user.role, user.name

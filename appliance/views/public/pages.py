@@ -9,12 +9,12 @@ import time
 
 from quart import Blueprint, Response, abort, g, request, send_file
 
-from appliance import calendar, replay_content, shows
-from appliance.live import ice_servers
+from appliance.catalog import calendar, shows
+from appliance.live.bridge import ice_servers
+from appliance.replays import content
 from appliance.services import Services
-from appliance.views.replay_files import visible_replay
-from appliance.views.room_ws import VIEWER_COOKIE, valid_viewer
-from appliance.web import render, show_or_404
+from appliance.views.public.replays import visible_replay
+from appliance.views.web import VIEWER_COOKIE, render, show_or_404, valid_viewer
 
 _COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 
@@ -56,7 +56,7 @@ def blueprint(svc: Services) -> Blueprint:
         if viewer is None:
             viewer = "v_" + secrets.token_urlsafe(16)
         replay = await visible_replay(replays, show.id) if show.status == "ended" else None
-        chapters = await replay_content.chapters(db, show.id, replay.timeline) if replay else []
+        chapters = await content.chapters(db, show.id, replay.timeline) if replay else []
         body, status = await render(
             "public/replay.html" if replay else "public/show.html",
             show=show,

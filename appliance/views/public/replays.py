@@ -9,12 +9,12 @@ import math
 from quart import Blueprint, Response, abort, request, send_file
 from quart.typing import ResponseReturnValue
 
-from appliance import replay_content
-from appliance.access import may
-from appliance.replays import ReplayRow, ReplayStore
+from appliance.accounts.access import may
+from appliance.catalog.shows import get_show
+from appliance.replays import content
+from appliance.replays.store import ReplayRow, ReplayStore
 from appliance.services import Services
-from appliance.shows import get_show
-from appliance.web import current_user
+from appliance.views.web import current_user
 
 
 async def visible_replay(replays: ReplayStore, show_id: int) -> ReplayRow | None:
@@ -78,7 +78,7 @@ def blueprint(svc: Services) -> Blueprint:
         replay = await visible_replay(replays, show_id)
         if replay is None:
             abort(404)
-        found = await replay_content.chapters(db, show_id, replay.timeline)
+        found = await content.chapters(db, show_id, replay.timeline)
         body = {
             "show": show_id,
             "duration": replay.duration,
@@ -98,12 +98,12 @@ def blueprint(svc: Services) -> Blueprint:
         assert isinstance(start, float) and isinstance(end, float)
         if end <= start:
             return {"error": "to must be after from"}, 400
-        if end - start > replay_content.MAX_WINDOW:
-            return {"error": f"ask for at most {replay_content.MAX_WINDOW:g} s at a time"}, 400
+        if end - start > content.MAX_WINDOW:
+            return {"error": f"ask for at most {content.MAX_WINDOW:g} s at a time"}, 400
         replay = await visible_replay(replays, show_id)
         if replay is None:
             abort(404)
-        window = await replay_content.chat_window(db, show_id, replay.timeline, start, end)
+        window = await content.chat_window(db, show_id, replay.timeline, start, end)
         body = {"from": start, "to": end, "messages": window.messages, "cut": window.cut}
         return body, 200, {"Cache-Control": "no-cache"}
 
