@@ -98,6 +98,10 @@ class Stream:
         self.packets_in = 0
         self.bytes_in = 0
         self.packets_out = 0
+        self.bytes_out = 0
+        # Counters of viewers who left, so that the stream's totals never go down.
+        self.dropped_by_gone = 0
+        self.retransmitted_by_gone = 0
         self._bitrate_window: tuple[float, int] = (time.monotonic(), 0)
         self.bitrate = 0.0  # bits per second, over the last second or so
         # Time from a packet reaching the relay to its send to the last viewer, in
@@ -152,6 +156,7 @@ class Stream:
             if down.write(source, now):
                 sent += 1
         self.packets_out += sent
+        self.bytes_out += sent * len(payload)
         self.fanout[self.fanout_count % FANOUT_RING] = time.monotonic() - now
         self.fanout_count += 1
 
@@ -173,6 +178,18 @@ class Stream:
             "dropped": sum(d.dropped for d in self.downtracks),
             "fanout_ms_p50": pct(0.5),
             "fanout_ms_p99": pct(0.99),
+        }
+
+    def totals(self) -> dict[str, int]:
+        """Counters since the stream began, viewers who left included (for /metrics)."""
+        return {
+            "packets_in": self.packets_in,
+            "bytes_in": self.bytes_in,
+            "packets_out": self.packets_out,
+            "bytes_out": self.bytes_out,
+            "dropped": self.dropped_by_gone + sum(d.dropped for d in self.downtracks),
+            "retransmitted": self.retransmitted_by_gone
+            + sum(d.retransmitted for d in self.downtracks),
         }
 
     def on_sender_report(self, ntp: int, rtp_ts: int, now: float) -> None:
@@ -215,6 +232,7 @@ class DownTrack:
         self.packets_sent = 0
         self.octets_sent = 0
         self.dropped = 0
+        self.retransmitted = 0
         self.joined_at = time.monotonic()
         self.first_keyframe_at: float | None = None
         self.remb: int | None = None
@@ -258,6 +276,8 @@ class DownTrack:
     def stop(self) -> None:
         if self in self.stream.downtracks:
             self.stream.downtracks.remove(self)
+            self.stream.dropped_by_gone += self.dropped
+            self.stream.retransmitted_by_gone += self.retransmitted
             if self.path is not None:
                 self.path.send_rtcp(bytes(RtcpByePacket(sources=[self.ssrc])))
         self.path = None
@@ -373,6 +393,7 @@ class DownTrack:
             if rtx_pt is None:
                 continue
             self._nack_budget -= 1
+            self.retransmitted += 1
             path.send_rtp(
                 self._serialise_rtx(packet, rtx_pt, out_seq, rewriter.timestamp_for(packet.ts))
             )
