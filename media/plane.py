@@ -24,6 +24,7 @@ from aiortc.rtp import RtpPacket
 
 from media import aiortc_glue as glue
 from media.candidates import announce_public_ip
+from media.hls import HlsWriter, Rendition
 from media.offers import BadOffer, check_offer
 from media.recorder import Recorder
 from media.relay import DownTrack, Stream, codec_key
@@ -67,6 +68,7 @@ class MediaSettings:
     max_viewers_per_key: int = 0
     ice_connect_seconds: float = 10.0
     record_dir: Path | None = None  # None: shows are not recorded
+    hls: bool = False  # write each live show's low-latency HLS rendition (media.hls)
 
 
 @dataclass
@@ -155,6 +157,7 @@ class MediaPlane:
         self.on_event = on_event or (lambda show, event: None)
         self.relays: dict[str, ShowRelay] = {}
         self.recorders: dict[str, Recorder] = {}
+        self.renditions: dict[str, Rendition] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ticker: asyncio.Task[None] | None = None
         self._closed = False
@@ -385,9 +388,21 @@ class MediaPlane:
         """Record the show from its first publisher on; a reconnect continues the same
         file. A new part starts in a new process (after a restart), or when a publisher
         comes with another video codec."""
-        if self.settings.record_dir is None or show in self.recorders:
+        settings = self.settings
+        if show in self.recorders or (settings.record_dir is None and not settings.hls):
             return
-        self.recorders[show] = Recorder(self.settings.record_dir / f"show-{show}")
+        tap = None
+        if settings.hls:
+            # The HLS rendition is fed by the recording's thread: the same depayloaded
+            # H264 and the same (one) AAC encode.
+            rendition = self.renditions[show] = Rendition()
+            tap = HlsWriter(rendition)
+        folder = settings.record_dir / f"show-{show}" if settings.record_dir else None
+        self.recorders[show] = Recorder(folder, tap)
+
+    def rendition(self, show: str) -> Rendition | None:
+        """The show's HLS rendition while it is live (None: not live, or HLS is off)."""
+        return self.renditions.get(show)
 
     def recording(self, show: str) -> Recorder | None:
         return self.recorders.get(show)
@@ -395,11 +410,14 @@ class MediaPlane:
     async def end_show(self, show: str) -> None:
         """The show is over: close its publisher and every viewer, finish its recording."""
         recorder = self.recorders.pop(show, None)
+        rendition = self.renditions.pop(show, None)
         relay = self.relays.get(show)
         if relay is not None:
             await self._close_relay(show, relay)
         if recorder is not None:
             await asyncio.to_thread(recorder.close)
+        if rendition is not None:
+            rendition.close()  # its segments go with the show
 
     async def _close_relay(self, show: str, relay: ShowRelay) -> None:
         if relay.publisher is not None:
@@ -428,7 +446,8 @@ class MediaPlane:
             now = time.monotonic()
             for show, relay in list(self.relays.items()):
                 video = relay.streams["video"]
-                if video.waiting_viewers():
+                rendition = self.renditions.get(show)
+                if video.waiting_viewers() or (rendition is not None and rendition.want_keyframe):
                     video.want_keyframe(now)
                 if ticks % 4 == 0:
                     self._every_second(show, relay, now)

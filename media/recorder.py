@@ -28,7 +28,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import av
 from aiortc.codecs.h264 import H264PayloadDescriptor
@@ -132,8 +132,10 @@ class Recorder:
     """A show's recording, into `folder`: its parts are numbered on from the highest
     number there (a restart or a codec change adds a part, never overwrites one)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path | None, tap: Tap | None = None) -> None:
+        # folder None: nothing is written to disk (recording is off), the tap alone is fed.
         self.folder = folder
+        self.tap = tap
         self.path: Path | None = None  # the part being written, from its first keyframe on
         self.parts: list[Path] = []  # the parts this recorder wrote, in order
         self.error: str | None = None
@@ -146,9 +148,8 @@ class Recorder:
         self._queue: queue.Queue[Incoming | None] = queue.Queue(MAX_QUEUE)
         self._kinds = BOTH
         self.dropped = 0
-        self._thread = threading.Thread(
-            target=self._run, name=f"recorder {folder.name}", daemon=True
-        )
+        name = folder.name if folder is not None else "tap only"
+        self._thread = threading.Thread(target=self._run, name=f"recorder {name}", daemon=True)
         self._thread.start()
 
     # -- from the event loop ---------------------------------------------------------
@@ -206,6 +207,8 @@ class Recorder:
             except Exception as exc:
                 log.exception("recording %s could not be closed", self.path)
                 self.error = self.error or str(exc) or type(exc).__name__
+            if self.tap is not None:
+                self.tap.close()
 
 
 class _Writer:
@@ -309,6 +312,8 @@ class _Writer:
         packet.is_keyframe = keyframe
         self.container.mux(packet)
         self.owner.video_frames += 1
+        if self.owner.tap is not None:
+            self.owner.tap.video_frame(codec, data, pts, keyframe, source, self.audio is not None)
 
     def _open(self, codec: str, keyframe: bytes, arrived: float) -> None:
         """A part's first keyframe: learn the picture size from it, then start the file."""
@@ -341,11 +346,15 @@ class _Writer:
         self.codec = ""
         self._started(path, arrived)
 
-    def _create(self, suffix: str, container: str, options: dict[str, str]) -> Path:
-        self.owner.folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # private, as all data
-        path = next_part(self.owner.folder, suffix)
-        self.container = av.open(str(path), "w", format=container, options=options)
+    def _create(self, suffix: str, container: str, options: dict[str, str]) -> Path | None:
         self.part_kinds = self.kinds
+        folder = self.owner.folder
+        if folder is None:  # not recorded: the muxing still feeds the tap
+            self.container = av.open(_Discard(), "w", format=container, options=options)
+            return None
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # private, as all data
+        path = next_part(folder, suffix)
+        self.container = av.open(str(path), "w", format=container, options=options)
         return path
 
     def _add_audio(self) -> None:
@@ -354,12 +363,13 @@ class _Writer:
         audio.bit_rate = 96000
         self.audio = audio
 
-    def _started(self, path: Path, arrived: float) -> None:
+    def _started(self, path: Path | None, arrived: float) -> None:
         self.start = arrived
-        self.owner.path = path
-        self.owner.parts.append(path)
         self.owner.started_at = time.time() - (time.monotonic() - self.start)
-        _write_start(path, self.owner.started_at)
+        if path is not None:
+            self.owner.path = path
+            self.owner.parts.append(path)
+            _write_start(path, self.owner.started_at)
 
     # -- audio: Opus -> PCM -> AAC --------------------------------------------------------
 
@@ -381,6 +391,9 @@ class _Writer:
             chunk.time_base = fractions.Fraction(1, AUDIO_RATE)
             self.audio_next += size
             for packet in self.audio.encode(chunk):
+                if self.owner.tap is not None:
+                    # The show's one AAC encode, shared with the HLS rendition.
+                    self.owner.tap.audio_packet(bytes(packet), packet.pts, packet.duration)
                 self.container.mux(packet)
 
     def close(self) -> None:
@@ -400,6 +413,25 @@ class _Writer:
         self.last_video_pts = -1
         self.fifo = av.AudioFifo()
         self.audio_next = None
+
+
+class Tap(Protocol):
+    """Who else gets the recording's media, on the recording's thread (the HLS writer)."""
+
+    def video_frame(
+        self, codec: str, data: bytes, pts: int, keyframe: bool, source: str, with_audio: bool
+    ) -> None: ...
+
+    def audio_packet(self, data: bytes, pts: int, duration: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _Discard:
+    """A file that keeps nothing: the muxer's output when the show is not recorded."""
+
+    def write(self, data: bytes) -> int:
+        return len(data)
 
 
 def _write_start(part: Path, started_at: float) -> None:
