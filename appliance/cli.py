@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from appliance.accounts.security import password_problem
 from appliance.config import Config, ConfigError, load_config
 from appliance.storage import db as dbmod
+from appliance.storage.datadir import unwritable
 
 Handler = Callable[[argparse.Namespace, Config], int]
 
@@ -44,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="listen address (overrides server.host)")
     p.add_argument("--port", help="listen port (overrides server.port)")
     p.add_argument("--demo", action="store_true", help="create the demo shop first if it never was")
+    p.add_argument(
+        "--lan",
+        action="store_true",
+        help="HTTPS on this machine's LAN address (self-signed certificate), to try the studio "
+        "from a phone on the same Wi-Fi; prints the address and a QR code",
+    )
     p.set_defaults(handler=cmd_serve)
 
     p = sub.add_parser("migrate", help="apply pending database migrations")
@@ -100,8 +107,15 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         config = load_config(args.config, overrides=overrides)
+        if getattr(args, "lan", False):
+            from appliance import lan
+
+            config = lan.lan_config(args.config, overrides)
     except ConfigError as exc:
         print(f"vitrine: configuration error: {exc}", file=sys.stderr)
+        return 2
+    if (problem := unwritable(config.data_dir)) is not None:
+        print(f"vitrine: {problem}", file=sys.stderr)
         return 2
     handler: Handler = args.handler
     try:
@@ -313,6 +327,11 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
         cmd_seed_demo(args, config)
     app = create_app(config)
     hc = hypercorn_config(config)
+    if args.lan:
+        from appliance import lan
+
+        cert, key = lan.ensure_certificate(config.data_dir, config.server.host)
+        hc.certfile, hc.keyfile = str(cert), str(key)
     services = app.extensions["vitrine"]
 
     async def run() -> None:
@@ -335,6 +354,10 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
                     "  (or run: vitrine create-admin --email you@example.com)",
                     flush=True,
                 )
+            if args.lan:
+                from appliance import lan
+
+                lan.print_banner(f"{config.base_url}/admin/shows")
 
         # Full garbage collections over thousands of connections pause the live room for
         # up to a second or more: the room's tick decides when they happen.

@@ -7,8 +7,19 @@ code to scan. For trying only: a real shop has a domain and a proxy that gets a 
 certificate (deploy/compose.yaml).
 """
 
-from appliance.lan.address import lan_address
+from appliance.lan.address import is_loopback_host, lan_address
 from appliance.lan.certificate import CERT_FILE, KEY_FILE, ensure_certificate
-from appliance.lan.terminal import banner, qr_text
+from appliance.lan.settings import lan_config
+from appliance.lan.terminal import banner, print_banner, qr_text
 
-__all__ = ["CERT_FILE", "KEY_FILE", "banner", "ensure_certificate", "lan_address", "qr_text"]
+__all__ = [
+    "CERT_FILE",
+    "KEY_FILE",
+    "banner",
+    "ensure_certificate",
+    "is_loopback_host",
+    "lan_address",
+    "lan_config",
+    "print_banner",
+    "qr_text",
+]

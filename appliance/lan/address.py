@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import socket
+from urllib.parse import urlsplit
 
 import ifaddr
 
@@ -34,3 +35,15 @@ def _usable(address: str) -> bool:
     except ValueError:
         return False
     return ip.version == 4 and not (ip.is_loopback or ip.is_unspecified or ip.is_link_local)
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether a request's Host (name or address, with or without port) names this
+    machine itself: there plain HTTP is a secure context and the camera opens."""
+    name = (urlsplit(f"//{host}").hostname or "").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False

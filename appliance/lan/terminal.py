@@ -4,6 +4,7 @@ the phone's camera, and how to get past the certificate warning."""
 from __future__ import annotations
 
 import io
+import sys
 
 import segno
 
@@ -22,3 +23,12 @@ def banner(url: str) -> str:
         "The phone warns that the connection is not private (the certificate is this "
         "machine's own): tap Advanced (Show details), then Proceed (visit this website).\n"
     )
+
+
+def print_banner(url: str) -> None:
+    """Print the banner; without its QR code when the terminal cannot show it."""
+    try:
+        print(banner(url), flush=True)
+    except UnicodeEncodeError:
+        print(f"\nOn a phone on the same Wi-Fi, open {url}\n", flush=True)
+    sys.stdout.flush()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
-from quart import Blueprint, Response, abort
+from quart import Blueprint, Response, abort, request
 from quart.typing import ResponseReturnValue
 
 from appliance.accounts import access
 from appliance.catalog import shows
+from appliance.lan import is_loopback_host
 from appliance.live.bridge import LiveShows, ice_servers
 from appliance.services import Services
 from appliance.views.web import current_user, render, staff_required
@@ -42,6 +43,8 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
             ice_servers_json=json.dumps(ice_servers(svc.config)),
             products=await shows.lineup(db, show.id),
             disk_refusal=live.go_live_refusal(show),
+            # Plain HTTP from another device: no camera there. Say how to get https.
+            insecure_remote=not svc.config.https and not is_loopback_host(request.host),
         )
 
     @bp.post("/studio/<int:show_id>/end")
