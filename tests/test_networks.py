@@ -1,0 +1,131 @@
+"""The show on emulated networks: Vitrine, a publisher and viewers each in a network
+namespace, with the profile's bandwidth, loss, delay and jitter on each link
+(tests/netlab.py). What is measured is what a viewer decodes: every frame carries its
+number and send time. Select with `-m netlab`; skipped where namespaces cannot be made.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.netlab import (
+    PROFILES,
+    Agent,
+    Lab,
+    now_ms,
+    sh,
+    summarise,
+    unavailable,
+    wait_playing,
+)
+
+REASON = unavailable()
+pytestmark = [
+    pytest.mark.netlab,
+    pytest.mark.skipif(REASON is not None, reason=f"network lab: {REASON}"),
+]
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    running = Lab(tmp_path / "lab")
+    try:
+        yield running
+    finally:
+        running.close()
+
+
+def watch_for(viewer: Agent, seconds: float) -> dict[str, Any]:
+    wait_playing(viewer)
+    start = viewer.ask(op="report")["now_ms"]
+    time.sleep(seconds)
+    report = viewer.ask(op="report", since_ms=start)
+    figures = summarise(report["samples"], (report["now_ms"] - start) / 1000)
+    figures["state"] = report["state"]
+    return figures
+
+
+def go_live(lab: Lab, publisher_profile: str) -> tuple[int, Agent]:
+    server = lab.start_server()
+    show, key = server.create_show()
+    publisher = lab.publisher(lab.add_host("pub", PROFILES[publisher_profile]), show, key)
+    return show, publisher
+
+
+def test_lab_is_what_the_profiles_say(lab: Lab) -> None:
+    """The links really are shaped: a 4G host's datagrams take the forwarder's path and
+    delay, and the namespaces go away with the lab."""
+    show, _publisher = go_live(lab, "4g")
+    viewer = lab.viewer(lab.add_host("viewer", PROFILES["clean"]), show)
+    figures = watch_for(viewer, 3)
+    assert figures["frames"] > 30, figures
+    forwarder = lab.hosts[1].agents[0].ask(op="report")
+    assert forwarder["counts"]["up"] > 100 and forwarder["counts"]["down"] > 10, forwarder
+    # 25 ms each way through the forwarder: no frame arrives sooner than that.
+    assert figures["delay_p50"] >= 25, figures
+    names = list(lab.namespaces)
+    lab.close()
+    listed = sh("ip", "netns", "list")
+    assert not any(name in listed for name in names)
+
+
+def test_clean_links_play_live(lab: Lab) -> None:
+    """Nothing in the way: every frame, glass-to-glass well under 250 ms p95."""
+    show, _publisher = go_live(lab, "clean")
+    figures = watch_for(lab.viewer(lab.add_host("viewer", PROFILES["clean"]), show), 6)
+    assert figures["fps"] > 25, figures
+    assert figures["delay_p95"] < 250, figures
+    assert figures["freezes"] == 0, figures
+
+
+def test_viewer_behind_nat_plays(lab: Lab) -> None:
+    """A viewer whose address is masqueraded by a router: its host candidate is
+    unreachable, the server learns it as a peer-reflexive candidate, and it plays."""
+    show, _publisher = go_live(lab, "clean")
+    host = lab.add_host("natted", PROFILES["nat"])
+    assert host.ip.startswith("198.19.")  # a private address the server cannot reach
+    viewer = lab.viewer(host, show)
+    figures = watch_for(viewer, 4)
+    assert figures["state"] == "connected"
+    assert figures["fps"] > 20, figures
+
+
+def test_udp_blocked_viewer_gets_no_media_and_frees_its_place(lab: Lab) -> None:
+    """Without TURN a viewer whose UDP is blocked cannot play (HLS is its fallback);
+    its session never connects and is closed after media.ice_connect_seconds."""
+    server = lab.start_server({"VITRINE_MEDIA_ICE_CONNECT_SECONDS": "3"})
+    show, key = server.create_show()
+    lab.publisher(lab.add_host("pub", PROFILES["clean"]), show, key)
+    viewer = lab.viewer(lab.add_host("blocked", PROFILES["udp-blocked"]), show)
+    time.sleep(6)
+    report = viewer.ask(op="report")
+    assert report["samples"] == [] and report["connected_ms"] is None
+    assert server.status(show)["viewers"] == 0
+
+
+def test_viewers_resume_after_outage_and_reconnect(lab: Lab) -> None:
+    """5 s without any UDP on the seller's link, then the phone publishes again (a new
+    WHIP session): viewers play again within 3 s, without reconnecting themselves."""
+    show, publisher = go_live(lab, "outage")
+    viewer = lab.viewer(lab.add_host("viewer", PROFILES["clean"]), show)
+    wait_playing(viewer)
+    pub_host = lab.hosts[1]
+    pub_host.blackout(True)
+    time.sleep(5)
+    pub_host.blackout(False)
+    back = now_ms()  # the phone's link is back; it publishes again at once
+    publisher.ask(op="reconnect")
+    time.sleep(6)
+    report = viewer.ask(op="report", since_ms=back)
+    assert report["state"] == "connected"
+    samples = report["samples"]
+    assert samples, "the viewer got nothing after the publisher came back"
+    resumed = samples[0]["at_ms"] - back
+    assert resumed < 3000, resumed
+    after = summarise([s for s in samples if s["at_ms"] >= back + 3000], 3)
+    assert after["fps"] > 20, after
