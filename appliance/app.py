@@ -19,6 +19,7 @@ from werkzeug.routing.converters import IntegerConverter
 
 from appliance.accounts.security import SlidingWindowLimiter, new_token
 from appliance.accounts.sessions import COOKIE_KEY, prune, signed_in_user
+from appliance.backups.schedule import BackupSchedule
 from appliance.catalog.products import show_link
 from appliance.catalog.shop import get_meta, set_meta
 from appliance.config import Config
@@ -26,6 +27,7 @@ from appliance.i18n import locales
 from appliance.i18n.translate import _, ngettext_form
 from appliance.kpis.events import EventLog
 from appliance.live.bridge import LiveShows
+from appliance.metrics.collect import Sources
 from appliance.paths import STATIC_DIR, TEMPLATES_DIR
 from appliance.replays.store import ReplayStore
 from appliance.room.handlers import RoomService
@@ -43,6 +45,7 @@ from appliance.views.admin import users as admin_users
 from appliance.views.api import conversions as conversions_api
 from appliance.views.api import events as kpi_events
 from appliance.views.api import media as media_http
+from appliance.views.api import metrics as metrics_api
 from appliance.views.api import room as room_ws
 from appliance.views.public import pages as public
 from appliance.views.public import replays as replay_files
@@ -130,6 +133,18 @@ def create_app(config: Config) -> Quart:
     app.extensions["vitrine.live"] = live
     app.extensions["vitrine.rooms"] = rooms
     app.extensions["vitrine.events"] = event_log
+    # What /metrics and the admin home read; scheduled backups (off unless configured).
+    sources = Sources(plane=live.plane, rooms=rooms.hub, events=event_log, data_dir=data_dir)
+    app.extensions["vitrine.metrics"] = sources
+    backups = BackupSchedule(
+        database,
+        data_dir,
+        config.backup.every_hours,
+        config.backup.keep,
+        config.backup.folder,
+        config.backup.after_command,
+    )
+    app.extensions["vitrine.backups"] = backups
     _setup_templates(app, services)
 
     @app.before_serving
@@ -149,6 +164,7 @@ def create_app(config: Config) -> Quart:
         await event_log.start()
         await rooms.hub.start()
         await live.start()
+        await backups.start()
 
     async def begin_shutdown() -> None:
         """The server is stopping (SIGTERM): called before Hypercorn stops listening and
@@ -165,6 +181,7 @@ def create_app(config: Config) -> Quart:
 
     @app.after_serving
     async def close_store() -> None:
+        await backups.close()  # a copy under way is left to its thread; the next one is not
         await live.close()  # again: a no-op after begin_shutdown, the whole work without
         await rooms.hub.close()
         await room_store.close()
@@ -194,6 +211,11 @@ def create_app(config: Config) -> Quart:
                 )
                 return Response(body, status=status)
         return None
+
+    @app.after_request
+    async def count_request(response: Response) -> Response:
+        sources.requests.count(request.path, request.url_rule is not None, response.status_code)
+        return response
 
     @app.after_request
     async def security_headers(response: Response) -> Response:
@@ -259,6 +281,7 @@ def create_app(config: Config) -> Quart:
         app.register_blueprint(make_live(services, live))
     room_ws.install(app, services, rooms)
     app.register_blueprint(kpi_events.blueprint(services, event_log))
+    app.register_blueprint(metrics_api.blueprint(services, sources))
     return app
 
 

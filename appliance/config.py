@@ -252,6 +252,55 @@ class ReplaySettings:
     )
 
 
+def _command(value: str) -> str | None:
+    import shlex
+
+    try:
+        shlex.split(value)
+    except ValueError:
+        return "a command line with balanced quotes"
+    return None
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    token: str = _setting(
+        "",
+        "Bearer token Prometheus sends to read /metrics. Empty: /metrics is off (404). "
+        "Use a long random value, e.g. from `openssl rand -hex 32`.",
+    )
+    allow: str = _setting(
+        "",
+        "Addresses or networks that may read /metrics without the token, comma-separated "
+        "(e.g. 127.0.0.1, 10.0.0.0/8). Only used once metrics.token is set.",
+        _networks,
+    )
+
+
+@dataclass(frozen=True)
+class BackupSettings:
+    every_hours: float = _setting(
+        0.0,
+        "Make a backup (database, uploads, replays) every this many hours while serving, "
+        "in a worker thread. 0: no scheduled backups (`vitrine backup` still works).",
+        _not_negative,
+    )
+    keep: int = _setting(
+        7,
+        "How many backups to keep in backup.folder; older ones are deleted (0 keeps all).",
+        _cap,
+    )
+    folder: str = _setting(
+        "", "Where scheduled backups go, one folder each. Empty: <data_dir>/backups."
+    )
+    after_command: str = _setting(
+        "",
+        "A command run after each scheduled backup with the backup's folder as its last "
+        "argument (an off-site copy: rclone, rsync, restic...). Logged; stopped after an hour.",
+        _command,
+    )
+
+
 @dataclass(frozen=True)
 class Config:
     server: ServerSettings = field(default_factory=ServerSettings)
@@ -260,6 +309,8 @@ class Config:
     media: MediaSettings = field(default_factory=MediaSettings)
     kpis: KpiSettings = field(default_factory=KpiSettings)
     replays: ReplaySettings = field(default_factory=ReplaySettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    backup: BackupSettings = field(default_factory=BackupSettings)
     source: str = "defaults"
 
     @property
@@ -287,6 +338,8 @@ SECTIONS: dict[str, type] = {
     "media": MediaSettings,
     "kpis": KpiSettings,
     "replays": ReplaySettings,
+    "metrics": MetricsSettings,
+    "backup": BackupSettings,
 }
 
 
@@ -400,6 +453,8 @@ def load_config(
         media=MediaSettings(**values["media"]),
         kpis=KpiSettings(**values["kpis"]),
         replays=ReplaySettings(**values["replays"]),
+        metrics=MetricsSettings(**values["metrics"]),
+        backup=BackupSettings(**values["backup"]),
         source=source,
     )
 

@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -220,6 +221,8 @@ class EventLog:
         self._rows: list[tuple[int, float, str, str, str]] = []
         self._task: asyncio.Task[None] | None = None
         self.written = 0
+        self.ingested: Counter[str] = Counter()  # events taken in, by kind (for /metrics)
+        self.dropped = 0  # events refused because the buffer was full
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._flush_forever())
@@ -233,7 +236,9 @@ class EventLog:
 
     def add(self, show_id: int, ts: float, viewer: str, kind: str, props: dict[str, Any]) -> None:
         if len(self._rows) >= MAX_BUFFER:
+            self.dropped += 1
             raise LogFull("the event log is not keeping up")
+        self.ingested[kind] += 1
         self._rows.append((show_id, ts, viewer, kind, json.dumps(props, separators=(",", ":"))))
 
     def add_now(self, show_id: int, viewer: str, kind: str, props: dict[str, Any]) -> None:

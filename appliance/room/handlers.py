@@ -267,6 +267,7 @@ async def on_chat(svc: RoomService, room: Room, client: Client, msg: dict[str, A
     }
     room.remember(message, client.viewer, client.address)
     room.broadcast(message)
+    room.chat_total += 1
     svc.store.chat(message, room.show_id, client.viewer, client.staff_user)
     if svc.events is not None and not client.staff:
         svc.events.add_now(room.show_id, client.viewer, "chat", {})
@@ -284,6 +285,7 @@ async def on_heart(svc: RoomService, room: Room, client: Client, msg: dict[str, 
         notice(client, "rate_limited")
         return
     room.hearts += count
+    room.hearts_total += count
     if svc.events is not None and not client.staff:
         svc.events.add_now(room.show_id, client.viewer, "like", {"count": count})
 

@@ -117,6 +117,8 @@ class Room:
         self.last_said: dict[str, float] = {}
         self.outbox: list[dict[str, Any]] = []
         self.hearts = 0
+        self.chat_total = 0  # since the room opened, for /metrics
+        self.hearts_total = 0
         self._hearts_at = 0.0
         self._viewers_sent = -1
         self._viewers_at = 0.0

@@ -78,6 +78,7 @@ def blueprint(svc: Services, log: EventLog) -> Blueprint:
         if not await show_exists(show_id):
             return problem(404, f"there is no show {show_id}")
         if log.pending + len(events) > MAX_BUFFER:
+            log.dropped += len(events)
             return problem(503, "the server is busy: try again in a moment")
         events = await catalogue_prices(svc.db, events)
         for ts, kind, props in events:

@@ -1,0 +1,230 @@
+"""The metrics, read from the running server's own counters when /metrics is asked.
+
+Nothing on a hot path counts for Prometheus: the relay, recorders, rooms and event log
+keep the counters they need anyway, and this Collector turns them into metric families
+at scrape time (prometheus-client calls `collect` while generating the text). Every name
+starts with `vitrine_`; deploy/grafana-vitrine.json uses only these (a test checks it).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.registry import Collector
+
+from appliance.metrics.requests import RequestCounts
+
+if TYPE_CHECKING:
+    from prometheus_client import Metric
+
+    from appliance.kpis.events import EventLog
+    from appliance.room.hub import RoomHub
+    from media.plane import MediaPlane
+
+
+def vitrine_version() -> str:
+    try:
+        return version("vitrine")
+    except PackageNotFoundError:  # running from a checkout that was never installed
+        return "unknown"
+
+
+@dataclass
+class DiskFigures:
+    """Disk figures, refreshed off the event loop before a scrape or the admin home."""
+
+    free_bytes: int = 0
+    replays_bytes: int = 0
+    replays: int = 0
+
+    @classmethod
+    def read(cls, data_dir: Path) -> DiskFigures:
+        folder = data_dir
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        figures = cls(free_bytes=shutil.disk_usage(folder).free)
+        replays = data_dir / "replays"
+        if replays.is_dir():
+            for path in replays.iterdir():
+                try:
+                    if path.is_file():
+                        figures.replays_bytes += path.stat().st_size
+                        figures.replays += path.suffix == ".mp4"
+                except OSError:  # deleted meanwhile
+                    continue
+        return figures
+
+
+@dataclass
+class Sources:
+    """What the collector reads; all of it lives on the app."""
+
+    plane: MediaPlane
+    rooms: RoomHub
+    events: EventLog
+    data_dir: Path
+    requests: RequestCounts = field(default_factory=RequestCounts)
+    started_at: float = field(default_factory=time.time)
+    disk: DiskFigures = field(default_factory=DiskFigures)
+
+
+class VitrineCollector(Collector):
+    def __init__(self, sources: Sources) -> None:
+        self.sources = sources
+
+    def collect(self) -> Iterator[Metric]:
+        src = self.sources
+        viewers = GaugeMetricFamily(
+            "vitrine_viewers",
+            "Viewers now, by path: webrtc (connected video sessions) and room (people in "
+            "the live room's chat, staff left out).",
+            labels=["show", "path"],
+        )
+        yield from self._server(src)
+        yield from self._media(src.plane, viewers)
+        yield from self._rooms(src.rooms, viewers)
+        yield viewers
+        yield from self._events(src.events)
+        yield from self._http(src.requests)
+
+    def _server(self, src: Sources) -> Iterator[Metric]:
+        info = InfoMetricFamily("vitrine_build", "The running Vitrine.")
+        info.add_metric([], {"version": vitrine_version()})
+        yield info
+        yield GaugeMetricFamily(
+            "vitrine_start_time_seconds", "When this server started (Unix time).", src.started_at
+        )
+        yield GaugeMetricFamily(
+            "vitrine_data_disk_free_bytes",
+            "Free disk space where the data directory is.",
+            src.disk.free_bytes,
+        )
+        yield GaugeMetricFamily(
+            "vitrine_replays_bytes", "Disk used by the replays' files.", src.disk.replays_bytes
+        )
+
+    def _media(self, plane: MediaPlane, viewers: GaugeMetricFamily) -> Iterator[Metric]:
+        show = ["show"]
+        kinds = ["show", "kind"]
+        connecting = GaugeMetricFamily(
+            "vitrine_viewers_connecting", "Video sessions still connecting.", labels=show
+        )
+        publishers = GaugeMetricFamily(
+            "vitrine_publishers", "1 while the show's publisher is connected.", labels=show
+        )
+        made = {
+            name: CounterMetricFamily(f"vitrine_relay_{name}", doc, labels=kinds)
+            for name, doc in (
+                ("packets_received", "RTP packets received from the publisher."),
+                ("bytes_received", "Payload bytes received from the publisher."),
+                ("packets_forwarded", "RTP packets sent to viewers (one per viewer)."),
+                ("bytes_forwarded", "Payload bytes sent to viewers."),
+                ("packets_dropped", "Packets not sent to a viewer (congested, no keyframe)."),
+                ("packets_retransmitted", "Packets sent again to viewers who lost them (NACK)."),
+            )
+        }
+        keys = {
+            "packets_received": "packets_in",
+            "bytes_received": "bytes_in",
+            "packets_forwarded": "packets_out",
+            "bytes_forwarded": "bytes_out",
+            "packets_dropped": "dropped",
+            "packets_retransmitted": "retransmitted",
+        }
+        recording = GaugeMetricFamily(
+            "vitrine_recording",
+            "1 while the show is being recorded, 0 when its recording stopped on an error.",
+            labels=show,
+        )
+        recorded = CounterMetricFamily(
+            "vitrine_recording_bytes", "Media bytes handed to the show's recording.", labels=show
+        )
+        recording_dropped = CounterMetricFamily(
+            "vitrine_recording_dropped_packets",
+            "Packets the recording could not keep up with (a slow disk).",
+            labels=show,
+        )
+        for name, relay in list(plane.relays.items()):
+            connected = sum(1 for v in relay.viewers.values() if v.connected)
+            viewers.add_metric([name, "webrtc"], connected)
+            connecting.add_metric([name], len(relay.viewers) - connected)
+            publishers.add_metric([name], 1 if plane.is_publishing(name) else 0)
+            for kind, stream in relay.streams.items():
+                totals = stream.totals()
+                for metric, key in keys.items():
+                    made[metric].add_metric([name, kind], totals[key])
+        for name, recorder in list(plane.recorders.items()):
+            recording.add_metric([name], 0 if recorder.error else 1)
+            recorded.add_metric([name], recorder.bytes_in)
+            recording_dropped.add_metric([name], recorder.dropped)
+        yield connecting
+        yield publishers
+        yield from made.values()
+        yield recording
+        yield recorded
+        yield recording_dropped
+
+    def _rooms(self, hub: RoomHub, viewers: GaugeMetricFamily) -> Iterator[Metric]:
+        show = ["show"]
+        connections = GaugeMetricFamily(
+            "vitrine_room_connections", "Open live-room sockets (viewers and staff).", labels=show
+        )
+        messages = CounterMetricFamily(
+            "vitrine_room_chat_messages", "Chat messages posted in the live room.", labels=show
+        )
+        hearts = CounterMetricFamily(
+            "vitrine_room_hearts", "Hearts sent in the live room.", labels=show
+        )
+        for show_id, room in list(hub.rooms.items()):
+            label = [str(show_id)]
+            connections.add_metric(label, len(room.clients))
+            viewers.add_metric([str(show_id), "room"], room.viewer_count)
+            messages.add_metric(label, room.chat_total)
+            hearts.add_metric(label, room.hearts_total)
+        lags = hub.health.lags
+        yield connections
+        yield messages
+        yield hearts
+        yield GaugeMetricFamily(
+            "vitrine_room_tick_lag_seconds",
+            "How late the live room's 100 ms tick woke, at most, over the last 10 s or less.",
+            max(lags) if lags else 0.0,
+        )
+
+    def _events(self, events: EventLog) -> Iterator[Metric]:
+        ingested = CounterMetricFamily(
+            "vitrine_kpi_events_ingested",
+            "KPI events accepted into the event log, by kind.",
+            labels=["kind"],
+        )
+        for kind, count in sorted(events.ingested.items()):
+            ingested.add_metric([kind], count)
+        yield ingested
+        yield CounterMetricFamily(
+            "vitrine_kpi_events_dropped",
+            "KPI events refused because the event log was full.",
+            events.dropped,
+        )
+        yield CounterMetricFamily(
+            "vitrine_kpi_events_written", "KPI events written to the database.", events.written
+        )
+        yield GaugeMetricFamily(
+            "vitrine_kpi_events_pending", "KPI events waiting to be written.", events.pending
+        )
+
+    def _http(self, requests: RequestCounts) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "vitrine_http_requests",
+            "HTTP answers by route class and status (the live-room websocket excluded).",
+            labels=["route", "status"],
+        )
+        for (route, status), count in sorted(requests.counts.items()):
+            family.add_metric([route, status], count)
+        yield family
