@@ -10,9 +10,10 @@ Private aiortc APIs used here, each covered by tests/test_media_glue.py so an ai
 upgrade that changes them fails loudly (aiortc is pinned to 1.16):
 - `RTCRtpTransceiver._RTCRtpTransceiver__receiver` / `__sender` (the swap);
 - `RTCRtpReceiver` name-mangled state: `__codecs`, `__rtx_ssrc`, `__started`,
-  `__rtcp_task`, `__remote_streams`, `__nack_generator`, `__remote_bitrate_estimator`,
-  `__rtcp_ssrc`, and its `_run_rtcp`, `_send_rtcp`, `_send_rtcp_nack`,
-  `_send_rtcp_pli`, `_handle_rtcp_packet` methods;
+  `__rtcp_task`, `__remote_streams`, `__rtcp_ssrc`, and its `_run_rtcp`, `_send_rtcp`,
+  `_send_rtcp_nack`, `_send_rtcp_pli`, `_handle_rtcp_packet` methods (its NACK
+  generator and bandwidth estimator are replaced by media/nack.py and media/uplink.py,
+  which pace repairs and follow the uplink's standing queue);
 - `RTCDtlsTransport._register_rtp_receiver/_sender`, `_unregister_rtp_sender`,
   `_tx_srtp`, `_state`, `transport` (the ICE transport) and its `_connection`
   (aioice), whose `_nominated[1]` is the selected pair (`protocol.transport`,
@@ -25,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -44,6 +46,9 @@ from aiortc.rtp import (
     pack_remb_fci,
     unwrap_rtx,
 )
+
+from media.nack import UpstreamNacks
+from media.uplink import UplinkEstimator
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +89,9 @@ class ForwardingReceiver(RTCRtpReceiver):
         self.on_rtp: RtpSink | None = None
         self.on_sr: SrSink | None = None
         self.codecs: dict[int, Any] = {}
+        self.nacks = UpstreamNacks()
+        # The REMB to the publisher follows the standing queue too (media/uplink.py).
+        self.uplink = UplinkEstimator() if kind == "video" else None
 
     def _private(self, name: str) -> Any:
         return getattr(self, _RECEIVER + name)
@@ -113,7 +121,8 @@ class ForwardingReceiver(RTCRtpReceiver):
     async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
         if not self._enabled:
             return
-        estimator = self._private("remote_bitrate_estimator")
+        codec = self.codecs.get(packet.payload_type)
+        estimator = self.uplink
         rtcp_ssrc = self._private("rtcp_ssrc")
         if estimator is not None and packet.extensions.abs_send_time is not None:
             remb = estimator.add(
@@ -121,6 +130,7 @@ class ForwardingReceiver(RTCRtpReceiver):
                 arrival_time_ms=arrival_time_ms,
                 payload_size=len(packet.payload) + packet.padding_size,
                 ssrc=packet.ssrc,
+                retransmission=codec is not None and is_rtx(codec),
             )
             if rtcp_ssrc is not None and remb is not None:
                 await self._send_rtcp(
@@ -128,7 +138,6 @@ class ForwardingReceiver(RTCRtpReceiver):
                         fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb)
                     )
                 )
-        codec = self.codecs.get(packet.payload_type)
         if codec is None:
             return
         streams = self._private("remote_streams")
@@ -144,9 +153,16 @@ class ForwardingReceiver(RTCRtpReceiver):
             if original is None or len(packet.payload) < 2 or apt not in self.codecs:
                 return
             packet = unwrap_rtx(packet, payload_type=apt, ssrc=original)
-        nacks = self._private("nack_generator")
-        if nacks is not None and nacks.add(packet):
-            await self._send_rtcp_nack(packet.ssrc, sorted(nacks.missing))
+        if self.kind == "video":
+            # Our own NACK pacing, not aiortc's generator (media/nack.py says why).
+            nacks = self.nacks
+            if nacks.ssrc != packet.ssrc:
+                nacks = self.nacks = UpstreamNacks(packet.ssrc)
+            now = time.monotonic()
+            nacks.received(packet.sequence_number, now)
+            lost = nacks.due(now)
+            if lost:
+                await self._send_rtcp_nack(packet.ssrc, lost)
         if self.on_rtp is not None:
             try:
                 self.on_rtp(self, packet, arrival_time_ms)

@@ -227,6 +227,7 @@ class MediaPlane:
             "viewers": _connected(relay),
             "connecting": len(relay.viewers) - _connected(relay),
             "streams": {kind: stream.stats() for kind, stream in relay.streams.items()},
+            "uplink": _uplink_stats(relay.publisher),
         }
 
     def has_viewer(self, show: str, session: str) -> bool:
@@ -298,14 +299,19 @@ class MediaPlane:
 
     # -- watching (WHEP) ---------------------------------------------------------
 
-    async def watch(self, show: str, offer: bytes, key: str = "") -> tuple[str, str]:
+    async def watch(
+        self, show: str, offer: bytes, key: str = "", reserved: bool = False
+    ) -> tuple[str, str]:
         """Start a viewer's session; returns (session id, SDP answer). `key` tells
-        clients apart for settings.max_viewers_per_key."""
+        clients apart for settings.max_viewers_per_key. A `reserved` session (the show's
+        staff, the host's preview) is let in past settings.max_viewers: the viewers past
+        it watch the HLS rendition instead."""
         description = check_offer(offer, "play")
         relay = self.relays.get(show)
         if relay is None or relay.publisher is None:
             raise NotLive(show)
-        self._check_room(relay, key)
+        if not reserved:
+            self._check_room(relay, key)
         pc = self._new_pc()
         viewer = Viewer(id=secrets.token_urlsafe(16), pc=pc, downtracks={}, key=key)
         # Its place is taken now, not after the negotiation's awaits: requests arriving
@@ -346,7 +352,7 @@ class MediaPlane:
         async def _state() -> None:
             state = pc.connectionState
             if state == "connected" and not viewer.connected:
-                if _connected(relay) >= self.settings.max_viewers:
+                if not reserved and _connected(relay) >= self.settings.max_viewers:
                     # Others connected first: the show is full after all.
                     log.info("show %s: viewer %s connected to a full show", show, viewer.id[:6])
                     await self.leave(show, viewer.id)
@@ -472,6 +478,25 @@ class MediaPlane:
             video = viewer.downtracks.get("video")
             if video is not None:
                 _decide_audio_only(viewer, video, video_rate, now)
+
+
+def _uplink_stats(publisher: Publisher | None) -> dict[str, Any]:
+    """The publisher's video uplink as the relay sees it: repairs asked and got, the
+    standing queue and the bandwidth told to the publisher (REMB)."""
+    receiver = publisher.receivers.get("video") if publisher else None
+    if receiver is None:
+        return {}
+    nacks, estimator = receiver.nacks, receiver.uplink
+    return {
+        "lost": nacks.lost,
+        "nacked": nacks.asked,
+        "recovered": nacks.recovered,
+        "given_up": nacks.given_up,
+        "repair_rtt_ms": round(nacks.rtt * 1000),
+        "queue_ms": round(estimator.queue * 1000) if estimator else None,
+        "remb": estimator.estimate if estimator else None,
+        "cuts": estimator.cuts if estimator else 0,
+    }
 
 
 def _connected(relay: ShowRelay) -> int:

@@ -83,6 +83,32 @@ def test_clean_links_play_live(lab: Lab) -> None:
     assert figures["freezes"] == 0, figures
 
 
+def test_clean_and_4g_play_with_bounded_delay(lab: Lab) -> None:
+    """A seller on 4G (50 ms RTT, 1% loss, 10 ms jitter, 4 Mbit/s up), a viewer on a
+    clean link and one on 4G: both play smoothly. The issue's target is 400 ms p95
+    (scripts/bench networks measures it); on this shared two-core machine the test
+    allows 500 ms, far from the seconds an unrepaired or flooded link gives."""
+    show, _publisher = go_live(lab, "4g")
+    viewers = [
+        lab.viewer(lab.add_host("clean", PROFILES["clean"]), show),
+        lab.viewer(lab.add_host("phone", PROFILES["4g"]), show),
+    ]
+    for viewer in viewers:
+        wait_playing(viewer)
+    time.sleep(1)
+    start = viewers[0].ask(op="report")["now_ms"]
+    time.sleep(12)
+    seen = []
+    for viewer in viewers:
+        report = viewer.ask(op="report", since_ms=start)
+        seen.append(summarise(report["samples"], (report["now_ms"] - start) / 1000))
+    asked = _publisher.ask(op="report")
+    for figures in seen:
+        assert figures["fps"] > 20, (seen, asked)
+        assert figures["delay_p95"] < 500, (seen, asked)
+        assert (figures["longest_gap_ms"] or 0) < 700, (seen, asked)
+
+
 def test_viewer_behind_nat_plays(lab: Lab) -> None:
     """A viewer whose address is masqueraded by a router: its host candidate is
     unreachable, the server learns it as a peer-reflexive candidate, and it plays."""
@@ -129,3 +155,18 @@ def test_viewers_resume_after_outage_and_reconnect(lab: Lab) -> None:
     assert resumed < 3000, resumed
     after = summarise([s for s in samples if s["at_ms"] >= back + 3000], 3)
     assert after["fps"] > 20, after
+
+
+def test_narrow_lossy_uplink_keeps_the_delay_bounded(lab: Lab) -> None:
+    """The issue's case: a seller on a 900 kbit/s uplink with 5% loss. The publisher
+    starts above what the link carries; the relay's estimate must bring it under, and
+    lost packets must be repaired without flooding the link, so viewers stay live
+    (glass-to-glass p95 under 1 s) instead of falling seconds behind."""
+    show, publisher = go_live(lab, "narrow")
+    viewer = lab.viewer(lab.add_host("viewer", PROFILES["clean"]), show)
+    wait_playing(viewer)
+    time.sleep(5)  # the publisher's first seconds, at 1 Mbit/s, overfill the link
+    figures = watch_for(viewer, 20)
+    asked = publisher.ask(op="report")
+    assert figures["fps"] > 15, (figures, asked["retransmits"])
+    assert figures["delay_p95"] < 1000, (figures, asked["retransmits"])

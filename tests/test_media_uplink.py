@@ -1,0 +1,122 @@
+"""The relay's side of a publisher's uplink, as pure units: which lost packets it asks
+for again (media/nack.py) and the bandwidth it tells the publisher (media/uplink.py).
+The same behaviour end to end, on an emulated 900 kbit/s lossy uplink, is
+tests/test_networks.py::test_narrow_lossy_uplink_keeps_the_delay_bounded."""
+
+from __future__ import annotations
+
+from media.nack import MAX_AGE, MAX_TRIES, UpstreamNacks
+from media.uplink import CUT, FLOOR, QUEUE_LIMIT, UplinkEstimator
+
+
+def test_a_lost_packet_is_asked_for_at_once_and_not_again_before_the_round_trip() -> None:
+    nacks = UpstreamNacks(1)
+    nacks.received(100, 0.0)
+    nacks.received(103, 0.01)  # 101 and 102 lost
+    assert nacks.due(0.01) == [101, 102]
+    # More losses later do not ask again for 101 and 102 within the round trip.
+    nacks.received(105, 0.02)
+    assert nacks.due(0.02) == [104]
+    assert nacks.due(0.05) == []
+    # After 1.5 round trips (100 ms at first) they are asked for again.
+    assert nacks.due(0.2) == [101, 102, 104]
+
+
+def test_recovered_packets_leave_and_teach_the_round_trip() -> None:
+    nacks = UpstreamNacks(1)
+    nacks.received(10, 0.0)
+    nacks.received(12, 0.0)
+    assert nacks.due(0.0) == [11]
+    nacks.received(11, 0.3)  # its retransmission, 300 ms later
+    assert nacks.missing == [] and nacks.recovered == 1
+    assert 0.1 < nacks.rtt < 0.3  # moved toward 300 ms
+    nacks.received(14, 1.0)
+    assert nacks.due(1.0) == [13]
+    # With a longer round trip, the next ask waits longer than 1.5 x 100 ms.
+    assert nacks.due(1.16) == []
+
+
+def test_a_packet_is_given_up_after_max_tries_or_when_too_old() -> None:
+    nacks = UpstreamNacks(1)
+    nacks.received(1, 0.0)
+    nacks.received(3, 0.0)
+    now, asks = 0.0, 0
+    while nacks.missing and now < 5:
+        asks += len(nacks.due(now))
+        now += 0.01
+    assert asks == MAX_TRIES and nacks.given_up == 1
+    old = UpstreamNacks(1)
+    old.received(1, 0.0)
+    old.received(3, 0.0)
+    old.due(0.0)
+    assert old.due(MAX_AGE + 0.01) == [] and old.given_up == 1
+
+
+def test_reordered_and_jumping_sequences() -> None:
+    nacks = UpstreamNacks(1)
+    nacks.received(65534, 0.0)
+    nacks.received(1, 0.0)  # across the wrap: 65535 and 0 missing
+    assert sorted(nacks.due(0.0)) == [0, 65535]
+    nacks.received(0, 0.001)  # merely late
+    assert nacks.missing == [65535]
+    nacks.received(30000, 0.002)  # a restart, not 30 000 losses: nothing to ask for
+    assert nacks.missing == [] and nacks.lost == 2
+    nacks.received(30002, 0.003)
+    assert nacks.due(0.003) == [30001]
+
+
+def feed(
+    estimator: UplinkEstimator,
+    seconds: float,
+    send_rate: float,
+    link_rate: float,
+    start: float = 0.0,
+    queue: float = 0.0,
+) -> tuple[list[int], float]:
+    """Packets of 1000 bytes sent at `send_rate` bits/s through a link of `link_rate`:
+    the queue grows when the sender is faster. Returns the REMBs sent and the queue."""
+    rembs: list[int] = []
+    interval = 8000 / send_rate
+    service = 8000 / link_rate
+    t = start
+    while t < start + seconds:
+        queue = max(queue - interval, 0.0) + service
+        arrival = t + 0.02 + queue
+        abs_send = int(t * (1 << 18)) & 0xFFFFFF
+        out = estimator.add(int(arrival * 1000), abs_send, 1000, 1234)
+        if out is not None:
+            rembs.append(out[0])
+            assert out[1] == [1234]
+        t += interval
+    return rembs, queue
+
+
+def test_a_standing_queue_cuts_the_estimate_under_what_arrives() -> None:
+    """A sender at 1 Mbit/s into a 900 kbit/s link: the queue grows; the estimate is cut
+    to a fraction of what arrives (about the link's rate), well under 900 kbit/s."""
+    estimator = UplinkEstimator()
+    rembs, queue = feed(estimator, 4.0, 1_000_000, 900_000)
+    assert queue > QUEUE_LIMIT and estimator.cuts >= 1
+    assert rembs and rembs[-1] <= 900_000 * CUT * 1.05
+    assert min(rembs) >= FLOOR
+
+
+def test_no_queue_no_cut_and_the_cap_rises_again() -> None:
+    estimator = UplinkEstimator()
+    feed(estimator, 3.0, 500_000, 2_000_000)
+    assert estimator.cuts == 0 and estimator.cap is None
+    # Overfill, then send well under the link: the cap, once cut, grows back.
+    _, queue = feed(estimator, 3.0, 2_500_000, 2_000_000, start=3.0)
+    cut = estimator.cap
+    assert cut is not None
+    feed(estimator, 6.0, 600_000, 2_000_000, start=6.0, queue=queue)
+    assert estimator.cap is None or estimator.cap > cut
+
+
+def test_retransmissions_count_as_load_but_not_as_delay() -> None:
+    estimator = UplinkEstimator()
+    for i in range(100):
+        # A retransmission carries its original (old) abs-send-time.
+        estimator.add(1000 + i * 10, 0, 1000, 99, retransmission=True)
+    assert estimator.queue == 0.0 and estimator.estimate is None
+    assert estimator.arriving_rate(1.99) > 0
