@@ -25,7 +25,15 @@ from quart.testing import QuartClient
 from appliance.app import create_app
 from appliance.catalog import shows
 from appliance.config import load_config
-from appliance.lan import CERT_FILE, KEY_FILE, ensure_certificate, lan_address, qr_text
+from appliance.lan import (
+    CERT_FILE,
+    KEY_FILE,
+    ensure_certificate,
+    is_loopback_host,
+    lan_address,
+    lan_config,
+    qr_text,
+)
 from appliance.services import Services
 from tests.conftest import ROOT, free_port, sign_in
 
@@ -68,6 +76,30 @@ def test_lan_address_is_a_reachable_ipv4_address() -> None:
 
     with socket.socket() as s:
         s.bind((address, 0))
+
+
+def test_lan_settings_listen_announce_and_link_on_the_lan_address(tmp_path: Path) -> None:
+    address = lan_address()
+    if address is None:
+        pytest.skip("this machine has no network but loopback")
+    overrides = {"storage.data_dir": str(tmp_path), "server.host": None, "server.port": "9443"}
+    config = lan_config(None, overrides)
+    assert config.server.host == address
+    assert config.media.host_addresses == address
+    assert config.server.public_url == f"https://{address}:9443" and config.https
+    # --host chooses another address; an IPv6 one is bracketed in links.
+    config = lan_config(None, {**overrides, "server.host": "fd00::5"})
+    assert config.server.public_url == "https://[fd00::5]:9443"
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [("127.0.0.1:8080", True), ("localhost", True), ("[::1]:80", True), ("127.9.9.9", True),
+     ("app.localhost:8080", True), ("192.168.1.20:8080", False), ("[fd00::5]", False),
+     ("shop.example", False), ("[bad", False), ("", False)],
+)  # fmt: skip
+def test_loopback_hosts(host: str, loopback: bool) -> None:
+    assert is_loopback_host(host) is loopback
 
 
 class Output:

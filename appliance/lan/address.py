@@ -40,7 +40,10 @@ def _usable(address: str) -> bool:
 def is_loopback_host(host: str) -> bool:
     """Whether a request's Host (name or address, with or without port) names this
     machine itself: there plain HTTP is a secure context and the camera opens."""
-    name = (urlsplit(f"//{host}").hostname or "").lower()
+    try:
+        name = (urlsplit(f"//{host}").hostname or "").lower()
+    except ValueError:  # "[not-an-address": nothing of this machine's
+        return False
     if name == "localhost" or name.endswith(".localhost"):
         return True
     try:
