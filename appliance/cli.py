@@ -9,10 +9,9 @@ import getpass
 import json
 import os
 import re
-import shutil
 import signal
+import sqlite3
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -55,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("migrate", help="apply pending database migrations")
     _common(p)
+    p.add_argument(
+        "--dry-run", action="store_true", help="list the migrations that would run; change nothing"
+    )
     p.set_defaults(handler=cmd_migrate)
 
     p = sub.add_parser("create-admin", help="create an admin account")
@@ -66,10 +68,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=cmd_create_admin)
 
-    p = sub.add_parser("backup", help="copy the database (online) and uploads to a folder")
+    p = sub.add_parser(
+        "backup", help="copy the database (online), uploads and replays to a new folder"
+    )
     _common(p)
-    p.add_argument("--output", metavar="DIR", help="target folder (default DATA/backups/STAMP)")
+    p.add_argument(
+        "--output",
+        metavar="DIR",
+        help="target folder (default: backup.folder, else DATA/backups, then /STAMP)",
+    )
     p.set_defaults(handler=cmd_backup)
+
+    p = sub.add_parser(
+        "restore", help="put a backup in place of the data directory (the server stopped)"
+    )
+    _common(p)
+    p.add_argument("folder", metavar="FOLDER", help="a folder made by `vitrine backup`")
+    p.set_defaults(handler=cmd_restore)
 
     p = sub.add_parser("seed-demo", help="create the demo shop (only once per database)")
     _common(p)
@@ -144,6 +159,8 @@ def _with_db(config: Config, work: Callable[[dbmod.Database], Awaitable[Any]]) -
 
 
 def cmd_migrate(args: argparse.Namespace, config: Config) -> int:
+    if args.dry_run:
+        return _migrate_dry_run(config)
     applied = dbmod.migrate_sync(_db_path(config), config.data_dir / "backups")
     version = dbmod.latest_version()
     print(f"applied {len(applied)} migration(s); schema version {version}")
@@ -202,19 +219,73 @@ def _ask_password(prompt: str) -> str | None:
         return None
 
 
+def _migrate_dry_run(config: Config) -> int:
+    path = _db_path(config)
+    version = 0
+    if path.exists():
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            version = dbmod.current_version_sync(conn)
+        finally:
+            conn.close()
+    latest = dbmod.latest_version()
+    if version > latest:
+        raise dbmod.SchemaTooNew(
+            f"{path} has schema version {version} but this Vitrine knows only up to {latest}"
+        )
+    pending = [name for number, name, _ in dbmod.migration_files() if number > version]
+    if not pending:
+        print(f"schema version {version}: nothing to migrate")
+        return 0
+    print(f"schema version {version}; {len(pending)} migration(s) would run:")
+    for name in pending:
+        print(f"  {name}")
+    if version > 0:
+        print("(the database is backed up first, into DATA/backups)")
+    return 0
+
+
 def cmd_backup(args: argparse.Namespace, config: Config) -> int:
-    source = _db_path(config)
-    if not source.exists():
-        print(f"vitrine: no database at {source}", file=sys.stderr)
+    from appliance.backups.copy import (
+        BackupError,
+        default_folder,
+        make_backup,
+        record_last,
+        stamped,
+    )
+
+    if args.output:
+        target = Path(args.output)
+    else:
+        parent = Path(config.backup.folder).expanduser() if config.backup.folder else None
+        target = stamped(parent or default_folder(config.data_dir))
+    try:
+        backup = make_backup(config.data_dir, target)
+    except BackupError as exc:
+        print(f"vitrine: {exc}", file=sys.stderr)
         return 1
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    target = Path(args.output) if args.output else config.data_dir / "backups" / stamp
-    dbmod.private_dir(target)
-    dbmod.backup_sync(source, target / "vitrine.sqlite3")
-    uploads = config.data_dir / "uploads"
-    if uploads.is_dir():
-        shutil.copytree(uploads, target / "uploads", dirs_exist_ok=True)
-    print(f"backed up {source} and uploads to {target}")
+    record_last(config.data_dir, backup)
+    print(
+        f"backed up the database (schema version {backup.schema_version}), uploads and "
+        f"replays of {config.data_dir} to {backup.folder} ({backup.bytes / 1e6:.1f} MB)"
+    )
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace, config: Config) -> int:
+    from appliance.backups.restore import RestoreError, restore
+
+    try:
+        done = restore(Path(args.folder), config.data_dir)
+    except RestoreError as exc:
+        print(f"vitrine: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"restored {args.folder} into {config.data_dir} (schema version "
+        f"{done.schema_version}; migrated at the next start if older than this Vitrine's)"
+    )
+    if done.aside is not None:
+        print(f"the data it replaced is kept in {done.aside}")
     return 0
 
 
@@ -318,11 +389,20 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     from hypercorn.asyncio import serve
 
     from appliance.app import create_app
+    from appliance.backups.running import ServerLock
     from appliance.logs import setup_logging
     from appliance.room.collector import FullCollections
     from appliance.serving import hypercorn_config
 
     setup_logging()
+    # Held while serving, so that `vitrine restore` never replaces the data under us.
+    lock = ServerLock(dbmod.private_dir(config.data_dir))
+    if not lock.acquire():
+        print(
+            f"vitrine: warning: another process holds {lock.path}: is a server already "
+            "serving this data directory?",
+            file=sys.stderr,
+        )
     if args.demo:
         cmd_seed_demo(args, config)
     app = create_app(config)
@@ -383,4 +463,5 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     finally:
         with contextlib.suppress(OSError):
             (config.data_dir / SERVING_FILE).unlink(missing_ok=True)  # nobody serves it now
+        lock.release()
     return 0

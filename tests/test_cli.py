@@ -19,6 +19,7 @@ COMMANDS = [
     ["migrate"],
     ["create-admin"],
     ["backup"],
+    ["restore"],
     ["seed-demo"],
     ["shows"],
     ["shows", "list"],

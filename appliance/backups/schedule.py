@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shlex
+import signal
 import time
 from pathlib import Path
 
@@ -107,6 +109,7 @@ class BackupSchedule:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,  # its own process group: a timeout stops it whole
             )
         except OSError as exc:
             log.error("backup.after_command could not start (%s): %s", argv[0], exc)
@@ -114,10 +117,11 @@ class BackupSchedule:
         try:
             output, _ = await asyncio.wait_for(process.communicate(), self.after_timeout)
         except TimeoutError:
-            process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)  # the children holding its output too
             await process.wait()
             log.error(
-                "backup.after_command %s was stopped after %.0f s", argv[0], self.after_timeout
+                "backup.after_command %s was stopped after %.1f s", argv[0], self.after_timeout
             )
             return None
         tail = output.decode(errors="replace").strip()[-2000:]
