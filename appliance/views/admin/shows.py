@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from quart import Blueprint, abort, g, redirect, request
+from quart import Blueprint, abort, current_app, g, redirect, request
 from quart.typing import ResponseReturnValue
 
 from appliance.accounts import access, users
@@ -12,6 +12,7 @@ from appliance.catalog import products, shows
 from appliance.i18n.forms import Form, local_datetime_value
 from appliance.i18n.translate import _
 from appliance.live.bridge import LiveShows
+from appliance.metrics.status import operator_status
 from appliance.services import Services
 from appliance.views.admin.image_field import ImageField
 from appliance.views.web import current_user, render, staff_required
@@ -136,11 +137,25 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
     @bp.get("/admin")
     @staff_required()
     async def dashboard() -> tuple[str, int]:
+        live_now = await mine("live")
+        user = current_user()
+        operator = None
+        if user is not None and user.role == "admin":  # what an operator checks first
+            operator = await operator_status(
+                svc.config,
+                db,
+                live,
+                current_app.extensions["vitrine.metrics"],
+                [s.id for s in live_now],
+                request.scheme == "https",
+            )
         return await render(
             "admin/dashboard.html",
-            live=await mine("live"),
+            live=live_now,
             upcoming=(await mine("scheduled"))[:5],
             product_count=len(await products.list_products(db)),
+            operator=operator,
+            titles={s.id: s.title for s in live_now},
         )
 
     @bp.get("/admin/shows")
