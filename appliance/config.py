@@ -180,6 +180,19 @@ class MediaSettings:
     )
     turn_username: str = _setting("", "User name for the turn: servers in media.ice_servers.")
     turn_password: str = _setting("", "Password for the turn: servers in media.ice_servers.")
+    turn_secret: str = _setting(
+        "",
+        "Shared secret of the turn:/turns: servers in media.ice_servers (coturn's "
+        "use-auth-secret, the TURN REST convention): each page that publishes or plays gets "
+        "its own user name and password, valid media.turn_ttl_seconds, instead of "
+        "media.turn_username and media.turn_password. The server itself then uses no TURN.",
+    )
+    turn_ttl_seconds: int = _setting(
+        6 * 3600,
+        "How long the TURN credentials given with a page stay valid, in seconds: a viewer's "
+        "relay lasts at most this long, so keep it above a show's length.",
+        _positive,
+    )
     host_addresses: str = _setting(
         "",
         "Local addresses to gather ICE candidates on, comma-separated. Empty: every "

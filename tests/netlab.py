@@ -61,6 +61,7 @@ SERVER_PORT = 8080
 PORT_RANGE = (40000, 40199)  # the server's UDP ports, so a forwarder can listen on them
 FORWARDER_IP = "198.19.200.1"  # on a host's lo, only that host reaches it
 HIDDEN_IP = "198.19.200.2"  # the host's peer, behind its forwarder
+TURN_IP = "198.18.0.3"
 CLOCK = time.CLOCK_MONOTONIC  # shared by every namespace: send and decode times compare
 
 
@@ -418,6 +419,7 @@ class Lab:
         self.server: Server | None = None
         self._next_ip = 10
         self._bursts: list[threading.Event] = []
+        self.processes: list[subprocess.Popen[bytes]] = []
         try:
             self.hub = self._namespace("hub")
             sh("ip", "-n", self.hub, "link", "add", "br0", "type", "bridge")
@@ -580,6 +582,69 @@ class Lab:
         self.server = Server(self, host, settings or {})
         return self.server
 
+    def start_turn(self, secret: str) -> Path:
+        """coturn serving TURN over TLS on 443 (TURN REST credentials with `secret`);
+        returns its self-signed certificate, for the clients to trust."""
+        host = self.add_host("turn", PROFILES["clean"], TURN_IP)
+        cert, key = self.tmp / "turn-cert.pem", self.tmp / "turn-key.pem"
+        sh(
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=turn.vitrine.test",
+            "-addext",
+            f"subjectAltName=IP:{TURN_IP}",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        )
+        with (self.tmp / "turn.log").open("a") as out:
+            self.processes.append(
+                subprocess.Popen(
+                    [
+                        "ip",
+                        "netns",
+                        "exec",
+                        host.ns,
+                        "turnserver",
+                        "-n",
+                        "--no-cli",
+                        f"--listening-ip={TURN_IP}",
+                        f"--relay-ip={TURN_IP}",
+                        "--listening-port=3478",
+                        "--tls-listening-port=443",
+                        "--no-dtls",
+                        f"--cert={cert}",
+                        f"--pkey={key}",
+                        "--use-auth-secret",
+                        f"--static-auth-secret={secret}",
+                        "--realm=vitrine.test",
+                        "--fingerprint",
+                        "--min-port=49152",
+                        "--max-port=49999",
+                        "--allowed-peer-ip=198.18.0.0-198.18.0.255",
+                        "--log-file=stdout",
+                        "--simple-log",
+                        f"--pidfile={self.tmp / 'turn.pid'}",
+                    ],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        deadline = time.monotonic() + 10
+        while ":443" not in sh("ip", "netns", "exec", host.ns, "ss", "-ltn", check=False):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"coturn did not start:\n{(self.tmp / 'turn.log').read_text()}")
+            time.sleep(0.1)
+        return cert
+
     def publisher(
         self, host: Host, show: int, key: str, *, width: int = 640, height: int = 360
     ) -> Agent:
@@ -601,18 +666,24 @@ class Lab:
         host.agents.append(agent)
         return agent
 
-    def viewer(self, host: Host, show: int) -> Agent:
+    def viewer(
+        self, host: Host, show: int, *, page: bool = False, trust: Path | None = None
+    ) -> Agent:
+        """A decoding viewer. `page`: it takes its ICE servers (and TURN credentials) from
+        the show's page, as the player does; `trust`: a certificate it trusts (TURN/TLS)."""
+        base = f"http://{SERVER_IP}:{SERVER_PORT}"
         agent = Agent(
             host.ns,
             [
                 "viewer",
-                f"http://{SERVER_IP}:{SERVER_PORT}/whep/{show}",
+                f"{base}/whep/{show}",
                 "--bind",
                 host.peer_ip,
                 *(["--via", FORWARDER_IP] if host.profile.forwarder else []),
+                *(["--ice-from", f"{base}/shows/{show}"] if page else []),
             ],
             self.tmp / f"{host.ns}-viewer.log",
-            {},
+            {"SSL_CERT_FILE": str(trust)} if trust else {},
         )
         host.agents.append(agent)
         return agent
@@ -626,6 +697,14 @@ class Lab:
                     agent.stop()
         if self.server is not None:
             self.server.stop()
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
         for name in reversed(self.namespaces):
             _delete_namespace(name)
         self.namespaces.clear()
@@ -884,6 +963,31 @@ def _rewrite_candidates(sdp: str, via: str | None) -> str:
     )
 
 
+def _page_ice(url: str) -> list[dict[str, Any]]:
+    """The ICE servers a page gives its player (data-ice-servers), credentials included."""
+    import html
+
+    with urllib.request.urlopen(url, timeout=10) as r:
+        page = r.read().decode()
+    match = re.search(r'data-ice-servers="([^"]*)"', page)
+    if match is None:
+        raise RuntimeError(f"no data-ice-servers on {url}")
+    servers: list[dict[str, Any]] = json.loads(html.unescape(match.group(1)))
+    return servers
+
+
+def _path(pc: Any) -> str | None:
+    """The type of this peer's candidate on the selected pair: host, srflx, prflx, relay."""
+    for transceiver in pc.getTransceivers():
+        try:
+            pair = transceiver.receiver.transport.transport._connection._nominated.get(1)
+        except AttributeError:
+            continue
+        if pair is not None:
+            return str(pair.local_candidate.type)
+    return None
+
+
 def _post_sdp(url: str, sdp: str, headers: dict[str, str]) -> tuple[int, str]:
     request = urllib.request.Request(
         url,
@@ -1033,7 +1137,7 @@ async def run_publisher(args: argparse.Namespace) -> None:
 
 
 async def run_viewer(args: argparse.Namespace) -> None:
-    from aiortc import RTCPeerConnection, RTCSessionDescription
+    from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
     from aiortc.mediastreams import MediaStreamError
 
     from media import aiortc_glue as glue
@@ -1041,7 +1145,11 @@ async def run_viewer(args: argparse.Namespace) -> None:
     glue.set_host_addresses([args.bind])
     samples: list[dict[str, Any]] = []
     unreadable = [0]
-    pc = RTCPeerConnection()
+    servers: list[Any] = []
+    if args.ice_from:
+        found = await asyncio.to_thread(_page_ice, args.ice_from)
+        servers = [RTCIceServer(**entry) for entry in found]
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=servers or None))
     pc.addTransceiver("audio", direction="recvonly")
     pc.addTransceiver("video", direction="recvonly")
     readers: list[asyncio.Future[None]] = []
@@ -1095,6 +1203,7 @@ async def run_viewer(args: argparse.Namespace) -> None:
             reply(
                 {
                     "state": pc.connectionState,
+                    "path": _path(pc),
                     "connected_ms": connected["at_ms"],
                     "unreadable": unreadable[0],
                     "samples": [s for s in samples if s["at_ms"] >= since],
@@ -1128,6 +1237,7 @@ def main() -> None:
     view.add_argument("url")
     view.add_argument("--bind", required=True)
     view.add_argument("--via")
+    view.add_argument("--ice-from", help="a show page whose ICE servers to use")
     args = parser.parse_args()
     run = {"forward": run_forwarder, "publisher": run_publisher, "viewer": run_viewer}
     asyncio.run(run[args.role](args))

@@ -6,6 +6,10 @@ number and send time. Select with `-m netlab`; skipped where namespaces cannot b
 
 from __future__ import annotations
 
+import html
+import json
+import re
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +19,10 @@ import pytest
 
 from tests.netlab import (
     PROFILES,
+    TURN_IP,
     Agent,
     Lab,
+    http,
     now_ms,
     sh,
     summarise,
@@ -170,3 +176,34 @@ def test_narrow_lossy_uplink_keeps_the_delay_bounded(lab: Lab) -> None:
     asked = publisher.ask(op="report")
     assert figures["fps"] > 15, (figures, asked["retransmits"])
     assert figures["delay_p95"] < 1000, (figures, asked["retransmits"])
+
+
+def test_udp_blocked_viewer_plays_over_turn_tls(lab: Lab) -> None:
+    """coturn serves TURN over TLS on 443 with a secret shared with Vitrine (the TURN
+    REST convention, media.turn_secret): the show page hands the player short-lived
+    credentials, and a viewer whose UDP is blocked plays through the relay."""
+    secret = secrets.token_hex(16)
+    certificate = lab.start_turn(secret)
+    server = lab.start_server(
+        {
+            "VITRINE_MEDIA_ICE_SERVERS": f"turns:{TURN_IP}:443?transport=tcp",
+            "VITRINE_MEDIA_TURN_SECRET": secret,
+            "VITRINE_MEDIA_TURN_TTL_SECONDS": "600",
+        }
+    )
+    show, key = server.create_show()
+    lab.publisher(lab.add_host("pub", PROFILES["clean"]), show, key)
+    host = lab.add_host("blocked", PROFILES["udp-blocked"])
+    viewer = lab.viewer(host, show, page=True, trust=certificate)
+    figures = watch_for(viewer, 4)
+    assert figures["fps"] > 15, figures
+    assert viewer.ask(op="report")["path"] == "relay"
+    # The credentials are the page's own: user name "<expiry>:vitrine", expiring soon.
+    code, page = http(host.ns, "GET", f"{server.url}/shows/{show}")
+    assert code == 200 and secret not in page
+    found = re.search(r'data-ice-servers="([^"]*)"', page)
+    assert found is not None
+    (turn,) = json.loads(html.unescape(found.group(1)))
+    assert turn["urls"] == f"turns:{TURN_IP}:443?transport=tcp"
+    expires, label = turn["username"].split(":")
+    assert label == "vitrine" and 0 < int(expires) - time.time() <= 600

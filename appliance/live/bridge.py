@@ -22,19 +22,31 @@ from appliance.catalog import shows
 from appliance.config import Config
 from appliance.replays.store import ReplayStore
 from appliance.storage.db import Database
+from appliance.turn import rest_credentials
 from media.plane import MediaPlane, MediaSettings
 
 log = logging.getLogger(__name__)
 
 
-def ice_servers(config: Config) -> list[dict[str, Any]]:
-    """The STUN/TURN servers as browsers want them (RTCIceServer dictionaries)."""
+def ice_servers(config: Config, for_server: bool = False) -> list[dict[str, Any]]:
+    """The STUN/TURN servers as browsers want them (RTCIceServer dictionaries).
+
+    With media.turn_secret, each call issues fresh TURN credentials (call it per page);
+    the server's own peer connections then get no TURN server: their credentials would
+    expire, and the server is reachable without one."""
+    media = config.media
     servers: list[dict[str, Any]] = []
-    for url in filter(None, (u.strip() for u in config.media.ice_servers.split(","))):
+    for url in filter(None, (u.strip() for u in media.ice_servers.split(","))):
         entry: dict[str, Any] = {"urls": url}
-        if url.startswith("turn") and config.media.turn_username:
-            entry["username"] = config.media.turn_username
-            entry["credential"] = config.media.turn_password
+        if url.startswith("turn") and media.turn_secret:
+            if for_server:
+                continue
+            entry["username"], entry["credential"] = rest_credentials(
+                media.turn_secret, media.turn_ttl_seconds
+            )
+        elif url.startswith("turn") and media.turn_username:
+            entry["username"] = media.turn_username
+            entry["credential"] = media.turn_password
         servers.append(entry)
     return servers
 
@@ -46,7 +58,7 @@ class LiveShows:
         self.grace = float(config.media.grace_seconds)
         self.plane = MediaPlane(
             MediaSettings(
-                ice_servers=[RTCIceServer(**s) for s in ice_servers(config)],
+                ice_servers=[RTCIceServer(**s) for s in ice_servers(config, for_server=True)],
                 host_addresses=[
                     a.strip() for a in config.media.host_addresses.split(",") if a.strip()
                 ],

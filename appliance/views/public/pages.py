@@ -23,7 +23,6 @@ def blueprint(svc: Services) -> Blueprint:
     bp = Blueprint("public", __name__)
     db = svc.db
     replays = svc.replays
-    ice_json = json.dumps(ice_servers(svc.config))
 
     def show_url(show_id: int) -> str:
         return f"{svc.config.base_url}/shows/{show_id}"
@@ -68,7 +67,8 @@ def blueprint(svc: Services) -> Blueprint:
             google_calendar=google,
             page_url=show_url(show.id),
             now=int(time.time()),
-            ice_servers_json=ice_json,
+            # Per page: TURN credentials issued with media.turn_secret expire.
+            ice_servers_json=json.dumps(ice_servers(svc.config)),
         )
         response = Response(body, status=status, content_type="text/html; charset=utf-8")
         response.headers["Cache-Control"] = "private, no-cache"  # the page names its viewer
