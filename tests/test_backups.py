@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import socket
 import sqlite3
 import threading
 import time
@@ -28,6 +29,7 @@ from appliance.storage.db import Database, latest_version, migrate_sync
 from tests.conftest import launch, stop
 from tests.test_cli import vitrine
 from tests.test_replays import make_replay
+from tests.test_upgrades import old_database
 
 
 def get(url: str) -> tuple[int, bytes]:
@@ -192,6 +194,34 @@ def test_the_server_lock_says_who_serves(tmp_path: Path) -> None:
     finally:
         lock.release()
     assert serving(tmp_path) is None  # released (a dead process releases it too)
+
+    # A server without the lock (an older Vitrine) is found by the address it wrote.
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        (tmp_path / "serving-url").write_text(f"http://127.0.0.1:{port}\n")
+        assert f"answers at http://127.0.0.1:{port}" in (serving(tmp_path) or "")
+    assert serving(tmp_path) is None  # the file is left, but nobody answers there
+
+
+async def test_an_older_backup_restores_and_is_upgraded_at_start(tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    old_database(old / "vitrine.sqlite3", 3)
+    copy = tmp_path / "copy"
+    make_backup(old, copy)
+    target = tmp_path / "target"
+
+    assert restore(copy, target).schema_version == 3
+    app = create_app(load_config(environ={}, overrides={"storage.data_dir": str(target)}))
+    async with app.test_app():  # the start migrates it, after a backup
+        pass
+    with sqlite3.connect(target / "vitrine.sqlite3") as conn:
+        assert conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone() == (
+            latest_version(),
+        )
+        assert conn.execute("SELECT text FROM chat_messages").fetchone() == ("Love the teapot",)
+    assert list((target / "backups").glob("before-migration-0003-*.sqlite3"))
 
 
 async def test_scheduled_backups_keep_the_newest_and_run_the_after_command(
