@@ -101,6 +101,7 @@ class Rendition:
         self.available = False  # has H264 to show (else: 404, the player stays on WebRTC)
         self.want_keyframe = False
         self.ended = False
+        self.writer_cpu = 0.0  # seconds of the recording thread's CPU spent writing it
         # In every file name: a server restarted during the show starts a new rendition
         # whose numbers start again, and cached files of the old one must not be served.
         self.epoch = secrets.token_hex(4)
@@ -309,15 +310,14 @@ class HlsWriter:
         self.pending_moof: bytes | None = None
         self.first_pts: int | None = None  # video pts (90 kHz) of the period's first frame
         self.last_pts = -1
-        self.native_id: int | None = None
         self.failed = False
 
     def video_frame(
         self, codec: str, data: bytes, pts: int, keyframe: bool, source: str, with_audio: bool
     ) -> None:
-        self.native_id = threading.get_native_id()
         if self.failed:
             return
+        started = time.thread_time()
         try:
             self._video_frame(codec, data, pts, keyframe, source, with_audio)
         except Exception:  # a broken stream: the rendition stops, the show goes on
@@ -325,6 +325,7 @@ class HlsWriter:
             self.failed = True
             self._close()
             self.rendition.stop_period()
+        self.rendition.writer_cpu += time.thread_time() - started
 
     def _video_frame(
         self, codec: str, data: bytes, pts: int, keyframe: bool, source: str, with_audio: bool
@@ -360,6 +361,7 @@ class HlsWriter:
             return
         if pts * VIDEO_CLOCK < self.first_pts * AUDIO_RATE:
             return  # before the period's first keyframe
+        started = time.thread_time()
         try:
             packet = av.Packet(data)
             packet.stream = self.audio
@@ -371,6 +373,7 @@ class HlsWriter:
         except Exception:
             log.exception("the HLS rendition's audio stopped")
             self.audio = None
+        self.rendition.writer_cpu += time.thread_time() - started
 
     def _open(self, keyframe: bytes, with_audio: bool) -> None:
         from media.recorder import _parameter_sets  # the same H264 helpers as the recording
