@@ -11,17 +11,24 @@ def unwritable(data_dir: Path) -> str | None:
     made). The usual case: a host folder bind-mounted on a container's /data, owned by
     root, while the server runs as an unprivileged user."""
     folder = data_dir
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
+    while True:
+        try:
+            owner = folder.stat().st_uid
+            break
+        except FileNotFoundError:
+            if folder == folder.parent:
+                return None
+            folder = folder.parent
+        except OSError as exc:  # a folder on the way this user may not enter
+            return f"cannot reach the data directory {data_dir}: {exc.strerror}."
     if os.access(folder, os.W_OK | os.X_OK):
         return None
-    owner = folder.stat().st_uid
     if folder == data_dir:
-        where = f"the data directory {data_dir}"
+        what = f"cannot write the data directory {data_dir}: it belongs"
     else:
-        where = f"{folder}, where the data directory {data_dir} would be made,"
+        what = f"cannot make the data directory {data_dir}: {folder} belongs"
     return (
-        f"cannot write {where}: it belongs to uid {owner} and this process runs as uid "
-        f"{os.getuid()}. Give it to this user (on the host: chown {os.getuid()}:{os.getgid()} "
-        "FOLDER) or use a named volume."
+        f"{what} to uid {owner} and this process runs as uid {os.getuid()}. Give it to "
+        f"this user (on the host: chown {os.getuid()}:{os.getgid()} FOLDER) or use a named "
+        "volume."
     )
