@@ -23,6 +23,9 @@ from appliance.backups.schedule import BackupSchedule
 from appliance.catalog.products import show_link
 from appliance.catalog.shop import get_meta, set_meta
 from appliance.config import Config
+from appliance.engagement.service import EngagementService
+from appliance.engagement.store import EngagementStore
+from appliance.hls.urls import cdn_origin
 from appliance.i18n import locales
 from appliance.i18n.translate import _, ngettext_form
 from appliance.kpis.events import EventLog
@@ -42,8 +45,10 @@ from appliance.views.admin import replays as admin_replays
 from appliance.views.admin import settings as admin_settings
 from appliance.views.admin import shows as admin_shows
 from appliance.views.admin import users as admin_users
+from appliance.views.api import cart as cart_api
 from appliance.views.api import conversions as conversions_api
 from appliance.views.api import events as kpi_events
+from appliance.views.api import hls as hls_http
 from appliance.views.api import media as media_http
 from appliance.views.api import metrics as metrics_api
 from appliance.views.api import room as room_ws
@@ -78,6 +83,16 @@ class SqliteInt(IntegerConverter):
 
 # Paths whose POSTs carry their own authentication instead of a form's CSRF token.
 CSRF_EXEMPT_PREFIXES = ("/whip/", "/whep/", "/api/")
+
+
+def with_cdn(policy: str, origin: str) -> str:
+    """The pages' CSP, letting the player read the HLS rendition from `origin` (the CDN
+    of media.hls_base_url) too."""
+    if not origin:
+        return policy
+    return policy.replace("media-src 'self' blob:", f"media-src 'self' blob: {origin}").replace(
+        "connect-src 'self'", f"connect-src 'self' {origin}"
+    )
 
 
 def create_app(config: Config) -> Quart:
@@ -125,8 +140,14 @@ def create_app(config: Config) -> Quart:
     live = LiveShows(config, database, services.replays)
     room_store = RoomStore(database)
     event_log = EventLog(database)
+    engagement_store = EngagementStore(database, config.engagement.contact_days)
     rooms = RoomService(
-        database, room_store, services.shop, event_log, services.uploads.viewer_name
+        database,
+        room_store,
+        services.shop,
+        event_log,
+        services.uploads.viewer_name,
+        EngagementService(engagement_store, room_store.action, event_log),
     )
     live.status_listeners.append(rooms.show_status)
     app.extensions["vitrine"] = services
@@ -161,6 +182,7 @@ def create_app(config: Config) -> Quart:
             await set_meta(database, "secret_key", secret)
         app.secret_key = secret
         await room_store.start()
+        await engagement_store.start()
         await event_log.start()
         await rooms.hub.start()
         await live.start()
@@ -185,6 +207,7 @@ def create_app(config: Config) -> Quart:
         await live.close()  # again: a no-op after begin_shutdown, the whole work without
         await rooms.hub.close()
         await room_store.close()
+        await engagement_store.close()
         await event_log.close()
         await database.close()
 
@@ -217,10 +240,12 @@ def create_app(config: Config) -> Quart:
         sources.requests.count(request.path, request.url_rule is not None, response.status_code)
         return response
 
+    csp = with_cdn(CSP, cdn_origin(config.media.hls_base_url))
+
     @app.after_request
     async def security_headers(response: Response) -> Response:
         h = response.headers
-        h.setdefault("Content-Security-Policy", CSP)
+        h.setdefault("Content-Security-Policy", csp)
         h.setdefault("X-Content-Type-Options", "nosniff")
         h.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
         h.setdefault("X-Frame-Options", "SAMEORIGIN")
@@ -275,9 +300,15 @@ def create_app(config: Config) -> Quart:
         admin_settings.blueprint,
         admin_kpis.blueprint,
         conversions_api.blueprint,
+        cart_api.blueprint,
     ):
         app.register_blueprint(make(services))
-    for make_live in (admin_shows.blueprint, media_http.blueprint, studio.blueprint):
+    for make_live in (
+        admin_shows.blueprint,
+        media_http.blueprint,
+        hls_http.blueprint,
+        studio.blueprint,
+    ):
         app.register_blueprint(make_live(services, live))
     room_ws.install(app, services, rooms)
     app.register_blueprint(kpi_events.blueprint(services, event_log))

@@ -148,7 +148,7 @@ async def test_csv_export_and_import_round_trip(
     text = await export.get_data(as_text=True)
     assert (
         text.splitlines()[0]
-        == "sku,name,description,price,currency,stock_status,product_url,cart_url"
+        == "sku,name,description,price,currency,stock_status,product_url,cart_url,variant_id"
     )
     assert "'=HYPERLINK" in text, "formula cells must be defused"
     assert "LIN-1,Linen shirt,Washed linen.,59.90,EUR,in_stock" in text

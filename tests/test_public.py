@@ -75,7 +75,10 @@ async def test_settings_apply_brand_and_logo(
         ({"currency": "XXXX"}, "Choose one of the offered values."),
         ({"timezone": "Mars/Olympus"}, "Choose one of the offered values."),
         ({"language": "de"}, "Choose one of the offered values."),
-        ({"cart_url_template": "https://shop.example/cart"}, "The template must contain {sku}."),
+        (
+            {"cart_url_template": "https://shop.example/cart"},
+            "The template must contain {sku} or {items}.",
+        ),
         ({"name": ""}, "This field is required."),
     ],
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from appliance.storage.db import Database, Row
@@ -24,6 +24,9 @@ class ProductData:
     stock_status: str
     product_url: str
     cart_url: str
+    # The shop's own id for its cart API (Shopify variant, WooCommerce product id);
+    # keyword-only so that every older positional construction stays valid.
+    variant_id: str = field(default="", kw_only=True)
 
 
 @dataclass(frozen=True)

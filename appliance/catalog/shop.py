@@ -20,6 +20,8 @@ class Shop:
     # Unsigned (thank-you page beacon) orders count in orders, revenue and conversion
     # only when the retailer says so: anyone can send a beacon (docs/conversions.md).
     count_unsigned_orders: bool = False
+    # How "Checkout" hands the in-show cart to the shop (appliance/cart/checkout.py).
+    cart_platform: str = "custom"
 
 
 async def get_shop(db: Database) -> Shop:
@@ -35,14 +37,15 @@ async def get_shop(db: Database) -> Shop:
         row["timezone"],
         row["cart_url_template"],
         bool(row["count_unsigned_orders"]),
+        row["cart_platform"],
     )
 
 
 async def save_shop(db: Database, shop: Shop) -> None:
     await db.execute(
         "UPDATE shop_settings SET name = ?, logo = ?, brand_color = ?, currency = ?, "
-        "language = ?, timezone = ?, cart_url_template = ?, count_unsigned_orders = ? "
-        "WHERE id = 1",
+        "language = ?, timezone = ?, cart_url_template = ?, count_unsigned_orders = ?, "
+        "cart_platform = ? WHERE id = 1",
         (
             shop.name,
             shop.logo,
@@ -52,6 +55,7 @@ async def save_shop(db: Database, shop: Shop) -> None:
             shop.timezone,
             shop.cart_url_template,
             int(shop.count_unsigned_orders),
+            shop.cart_platform,
         ),
     )
 

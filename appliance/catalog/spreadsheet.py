@@ -21,6 +21,7 @@ CSV_COLUMNS = (
     "stock_status",
     "product_url",
     "cart_url",
+    "variant_id",
 )
 MAX_ROWS = 5000
 
@@ -41,6 +42,7 @@ def read_product(form: Form, default_currency: str) -> ProductData:
         stock_status=form.choice("stock_status", STOCK_STATUSES, default="in_stock"),
         product_url=form.url("product_url"),
         cart_url=form.url("cart_url"),
+        variant_id=form.text("variant_id", 64, required=False),
     )
 
 
@@ -64,6 +66,7 @@ def export_csv(products: Iterable[Product]) -> str:
                 p.stock_status,
                 safe_cell(p.product_url),
                 safe_cell(p.cart_url),
+                safe_cell(p.variant_id),
             ]
         )
     return out.getvalue()

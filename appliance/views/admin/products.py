@@ -32,6 +32,7 @@ def blueprint(svc: Services) -> Blueprint:
             "stock_status": p.stock_status,
             "product_url": p.product_url,
             "cart_url": p.cart_url,
+            "variant_id": p.variant_id,
         }
 
     async def editor(

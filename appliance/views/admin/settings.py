@@ -10,6 +10,7 @@ from zoneinfo import available_timezones
 from quart import Blueprint, g, redirect, request
 from quart.typing import ResponseReturnValue
 
+from appliance.cart.checkout import PLATFORMS
 from appliance.catalog.shop import Shop, save_shop
 from appliance.i18n.forms import Form
 from appliance.i18n.locales import LANGUAGES, known_currencies
@@ -62,8 +63,9 @@ def blueprint(svc: Services) -> Blueprint:
         language = form.choice("language", LANGUAGES)
         timezone = form.choice("timezone", zones)
         template = form.url("cart_url_template")
-        if template and "{sku}" not in template:
-            form.error("cart_url_template", _("The template must contain {sku}."))
+        platform = form.choice("cart_platform", PLATFORMS, default="custom")
+        if template and "{sku}" not in template and "{items}" not in template:
+            form.error("cart_url_template", _("The template must contain {sku} or {items}."))
         shop: Shop = g.shop
         logo_field = await ImageField.read(svc.uploads, form, "logo", shop.logo)
         if form.errors:
@@ -77,6 +79,7 @@ def blueprint(svc: Services) -> Blueprint:
                 language=language,
                 timezone=timezone,
                 cart_url_template=template,
+                cart_platform=platform,
                 logo=logo,
             )
             await save_shop(svc.db, updated)
