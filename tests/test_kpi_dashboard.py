@@ -55,7 +55,7 @@ async def test_show_page_figures_charts_and_escaping(
     page = await r.get_data(as_text=True)
     assert r.status_code == 200
     assert "Spring &lt;b&gt;sale&lt;/b&gt;" in page and "<b>sale</b>" not in page
-    assert page.count('<svg class="chart"') == 5
+    assert page.count('<svg class="chart"') == 6  # with the replay funnel
     assert "Reference: 8% to 10%" in page and "Reference: about 30%" in page
     data = await (await client.get(f"/api/kpis/shows/{show}")).get_json()
     assert (data["viewers"], data["orders"], data["revenue"], data["chatters"]) == (2, 1, 4990, 1)

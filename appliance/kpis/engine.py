@@ -6,7 +6,9 @@ change both together.
 An event is a mapping with `ts` (seconds, float), `viewer` (str), `kind` (str) and
 `props` (mapping). Kinds: join (props: device, channel), heartbeat, leave, chat, like
 (props: count), product_click (props: product), add_to_cart (props: product, quantity,
-price), purchase (props: order, amount, products, signed), calendar_add, replay_view.
+price), checkout (props: items, total, products), purchase (props: order, amount, products,
+signed), calendar_add, replay_view,
+vote (props: poll), giveaway_entry (props: giveaway).
 
 A purchase whose `signed` is false came from the unsigned thank-you page beacon: it is
 counted apart as unverified, and in orders, revenue and conversion only when the
@@ -173,7 +175,11 @@ def compute(
         return live_start <= float(e["ts"]) <= live_end
 
     chat_messages = likes = product_clicks = add_to_cart = calendar_adds = 0
+    poll_votes = giveaway_entries = 0
+    poll_participants: set[str] = set()
     replay_views = replay_add_to_cart = 0
+    checkouts = checkout_total = replay_checkouts = replay_checkout_total = 0
+    replay_product_clicks = 0
     chatters: set[str] = set()
     engaged: set[str] = set()
     carts: set[str] = set()
@@ -215,6 +221,11 @@ def compute(
             engaged.add(viewer)
             if concurrent:
                 likes_per_bucket[bucket(e)] += count
+        elif kind == "vote" and in_live:
+            poll_votes += 1
+            poll_participants.add(viewer)
+        elif kind == "giveaway_entry" and in_live:
+            giveaway_entries += 1
         elif kind == "product_click" and in_live:
             product_clicks += 1
             if (p := _product(props)) is not None:
@@ -249,6 +260,17 @@ def compute(
                 products[p][key] += 1
             if in_live:
                 buyers.add(viewer)
+        elif kind == "product_click" and after:
+            replay_product_clicks += 1
+        elif kind == "checkout" and (in_live or after):
+            total = props.get("total")
+            value = total if isinstance(total, int) and not isinstance(total, bool) else 0
+            if in_live:
+                checkouts += 1
+                checkout_total += max(0, value)
+            else:
+                replay_checkouts += 1
+                replay_checkout_total += max(0, value)
         elif kind == "calendar_add" and ts < live_end:
             calendar_adds += 1
         elif kind == "replay_view" and after:
@@ -273,6 +295,10 @@ def compute(
         "chat_user_rate": _ratio(len(chatters & viewers), n),
         "likes": likes,
         "engagement_rate": _ratio(len(engaged & viewers), n),
+        "poll_votes": poll_votes,
+        "poll_participants": len(poll_participants),
+        "participation_rate": _ratio(len(poll_participants & viewers), n),
+        "giveaway_entries": giveaway_entries,
         "product_clicks": product_clicks,
         "add_to_cart": add_to_cart,
         "unique_carts": len(carts),
@@ -288,6 +314,28 @@ def compute(
         "replay_add_to_cart": replay_add_to_cart,
         "replay_orders": len(replay_orders),
         "replay_revenue": sum(replay_orders.values()),
+        "checkouts": checkouts,
+        "checkout_total": checkout_total,
+        "replay_product_clicks": replay_product_clicks,
+        "replay_checkouts": replay_checkouts,
+        "replay_checkout_total": replay_checkout_total,
+        # The sales funnel, live and replay: each step's count of events (orders: distinct).
+        "funnel": {
+            "live": {
+                "viewers": n,
+                "product_clicks": product_clicks,
+                "add_to_cart": add_to_cart,
+                "checkouts": checkouts,
+                "orders": len(orders),
+            },
+            "replay": {
+                "viewers": len(replay_viewers),
+                "product_clicks": replay_product_clicks,
+                "add_to_cart": replay_add_to_cart,
+                "checkouts": replay_checkouts,
+                "orders": len(replay_orders),
+            },
+        },
         "products": {p: dict(v) for p, v in sorted(products.items())},
         "timeline": {
             "bucket_seconds": BUCKET_SECONDS,

@@ -34,8 +34,18 @@ MAX_BATCH = 20
 MAX_AGE = 24 * 3600.0  # a page may report what happened while it was offline
 MAX_SKEW = 30.0  # a phone's clock may be a little ahead of the server's
 PAGE_KINDS = frozenset(
-    {"join", "heartbeat", "leave", "product_click", "add_to_cart", "calendar_add", "replay_view"}
+    {
+        "join",
+        "heartbeat",
+        "leave",
+        "product_click",
+        "add_to_cart",
+        "checkout",
+        "calendar_add",
+        "replay_view",
+    }
 )
+MAX_CART_LINES = 50
 MAX_ID = 2**31 - 1
 MAX_PRICE = 10**9  # minor units: ten million in the shop's currency
 MAX_DEPTH = 16  # reports are flat objects: deeper nesting is refused before parsing
@@ -143,13 +153,19 @@ def timestamp(value: Any, now: float, skew: float, max_age: float, age_text: str
     return float(value)
 
 
+PATHS = ("webrtc", "hls")
+
+
 def _props(kind: str, raw: Mapping[str, Any], user_agent: str, own_host: str) -> dict[str, Any]:
     """The props kept for an event of `kind`; anything else the page sent is dropped."""
     if kind == "join":
-        return {
+        props = {
             "device": device_of(user_agent),
             "channel": channel_of(raw.get("utm_source"), raw.get("referrer"), own_host),
         }
+        if raw.get("path") in PATHS:  # how the live player plays the show
+            props["path"] = raw["path"]
+        return props
     if kind == "product_click":
         return {"product": _whole(raw.get("product"), 1, MAX_ID, "product")}
     if kind == "add_to_cart":
@@ -160,6 +176,20 @@ def _props(kind: str, raw: Mapping[str, Any], user_agent: str, own_host: str) ->
             "quantity": _whole(raw.get("quantity", 1), 1, 999, "quantity"),
             "price": _whole(raw.get("price", 0), 0, MAX_PRICE, "price"),
         }
+    if kind == "checkout":
+        # The cart as [[product, quantity], ...]; `catalogue_prices` sets the total from
+        # the catalogue (the page's own total is not kept).
+        lines = raw.get("products")
+        if not isinstance(lines, list) or not 1 <= len(lines) <= MAX_CART_LINES:
+            raise BadEvent(f"products must list 1 to {MAX_CART_LINES} [product, quantity] pairs")
+        products = []
+        for line in lines:
+            if not isinstance(line, list) or len(line) != 2:
+                raise BadEvent("each product must be a [product, quantity] pair")
+            products.append(
+                [_whole(line[0], 1, MAX_ID, "product"), _whole(line[1], 1, 999, "quantity")]
+            )
+        return {"products": products, "items": sum(q for _p, q in products), "total": 0}
     return {}
 
 
@@ -167,9 +197,11 @@ async def catalogue_prices(
     db: Database, events: list[tuple[float, str, dict[str, Any]]]
 ) -> list[tuple[float, str, dict[str, Any]]]:
     """The events with each add_to_cart's price replaced by the product's price in the
-    catalogue (0 for a product the catalogue does not have): what a viewer's cart is
-    worth is the server's figure, never the page's."""
+    catalogue (0 for a product the catalogue does not have), and each checkout's total
+    computed from those prices: what a viewer's cart is worth is the server's figure,
+    never the page's."""
     wanted = {int(p["product"]) for _ts, k, p in events if k == "add_to_cart"}
+    wanted |= {int(line[0]) for _ts, k, p in events if k == "checkout" for line in p["products"]}
     if not wanted:
         return events
     marks = ",".join("?" * len(wanted))
@@ -177,12 +209,16 @@ async def catalogue_prices(
         f"SELECT id, price_minor FROM products WHERE id IN ({marks})", tuple(sorted(wanted))
     )
     prices = {int(r["id"]): int(r["price_minor"]) for r in rows}
-    return [
-        (ts, kind, {**props, "price": prices.get(int(props["product"]), 0)})
-        if kind == "add_to_cart"
-        else (ts, kind, props)
-        for ts, kind, props in events
-    ]
+
+    def priced(kind: str, props: dict[str, Any]) -> dict[str, Any]:
+        if kind == "add_to_cart":
+            return {**props, "price": prices.get(int(props["product"]), 0)}
+        if kind == "checkout":
+            total = sum(prices.get(int(p), 0) * int(q) for p, q in props["products"])
+            return {**props, "total": total}
+        return props
+
+    return [(ts, kind, priced(kind, props)) for ts, kind, props in events]
 
 
 def parse_beacon(

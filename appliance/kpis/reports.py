@@ -40,6 +40,8 @@ COLUMNS = [
     "product_clicks",
     "add_to_cart",
     "unique_carts",
+    "checkouts",
+    "checkout_total",
     "orders",
     "revenue",
     "average_cart",
@@ -50,6 +52,7 @@ COLUMNS = [
     "replay_views",
     "replay_viewers",
     "replay_add_to_cart",
+    "replay_checkouts",
     "replay_orders",
     "replay_revenue",
 ]

@@ -77,6 +77,16 @@ FIGURES: dict[str, tuple[str, str, str]] = {
         N_("Viewers who added at least one product to the cart."),
         "count",
     ),
+    "checkouts": (
+        N_("Checkouts"),
+        N_("Carts handed to the shop from the show's Checkout button during the live."),
+        "count",
+    ),
+    "checkout_total": (
+        N_("Checkout value"),
+        N_("Total of those carts at the catalogue's prices (before the shop's own checkout)."),
+        "money",
+    ),
     "orders": (
         N_("Orders"),
         N_(
@@ -117,16 +127,32 @@ FIGURES: dict[str, tuple[str, str, str]] = {
         N_("Taps on Add to cart after the live."),
         "count",
     ),
+    "replay_product_clicks": (
+        N_("Replay product clicks"),
+        N_("Taps on a product's details after the live."),
+        "count",
+    ),
+    "replay_checkouts": (
+        N_("Replay checkouts"),
+        N_("Carts handed to the shop from the replay."),
+        "count",
+    ),
+    "replay_checkout_total": (
+        N_("Replay checkout value"),
+        N_("Total of the carts handed to the shop from the replay."),
+        "money",
+    ),
     "replay_orders": (N_("Replay orders"), N_("Orders reported after the live."), "count"),
     "replay_revenue": (N_("Replay sales"), N_("Total of the orders after the live."), "money"),
 }
 HEADLINE = ["viewers", "peak_concurrent", "avg_watch_seconds", "attention_rate"]
 ENGAGEMENT = ["engagement_rate", "chat_messages", "chatters", "chat_user_rate", "likes"]
-SALES = ["product_clicks", "add_to_cart", "unique_carts", "orders", "revenue", "average_cart"]
+SALES = ["product_clicks", "add_to_cart", "unique_carts", "checkouts", "checkout_total"]
+SALES += ["orders", "revenue", "average_cart"]
 SALES += ["conversion_rate", "unverified_orders", "unverified_revenue"]
 AUDIENCE = ["viewers_over_1min", "mobile_viewers", "calendar_adds"]
 REPLAY = ["replay_views", "replay_viewers", "replay_add_to_cart", "replay_orders"]
-REPLAY += ["replay_revenue"]
+REPLAY += ["replay_revenue", "replay_product_clicks", "replay_checkouts", "replay_checkout_total"]
 TREND = ["viewers", "peak_concurrent", "attention_rate", "engagement_rate", "conversion_rate"]
 TREND += ["orders", "revenue", "unverified_orders", "unverified_revenue", "replay_views"]
 
@@ -204,12 +230,15 @@ def blueprint(svc: Services) -> Blueprint:
     def charts_for(figures: dict[str, Any], fmt: Formatter) -> dict[str, Any]:
         timeline = figures["timeline"]
         minutes = [_("%(n)s min", n=i) for i in range(len(timeline["concurrent"]))]
-        funnel = [
-            (_("Viewers"), figures["viewers"]),
-            (_("Product clicks"), figures["product_clicks"]),
-            (_("Add to cart"), figures["add_to_cart"]),
-            (_("Orders"), figures["orders"]),
+        steps = [
+            ("viewers", _("Viewers")),
+            ("product_clicks", _("Product clicks")),
+            ("add_to_cart", _("Add to cart")),
+            ("checkouts", _("Checkouts")),
+            ("orders", _("Orders")),
         ]
+        funnel = [(label, figures["funnel"]["live"][key]) for key, label in steps]
+        replay_funnel = [(label, figures["funnel"]["replay"][key]) for key, label in steps]
         return {
             "concurrent": charts.area(
                 _("Viewers watching, minute by minute"), timeline["concurrent"], minutes
@@ -220,6 +249,9 @@ def blueprint(svc: Services) -> Blueprint:
                 minutes,
             ),
             "funnel": charts.hbars(_("From viewers to orders"), funnel, fmt.count),
+            "replay_funnel": charts.hbars(
+                _("Replay: from viewers to orders"), replay_funnel, fmt.count
+            ),
             "channels": charts.hbars(
                 _("Where viewers came from"),
                 [(_(NAMES.get(c, c)), n) for c, n in figures["channels"].items()],
