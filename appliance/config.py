@@ -225,6 +225,22 @@ class MediaSettings:
         "Record every show as it goes (fragmented MP4 under <data_dir>/recordings, about "
         "11 MB a minute at 1.5 Mbit/s), for its replay.",
     )
+    hls: bool = _setting(
+        True,
+        "Write a low-latency HLS rendition of every live H264 show, in memory (/hls/<show>/"
+        "index.m3u8), for viewers WebRTC cannot reach or past media.max_viewers.",
+    )
+    hls_only: bool = _setting(
+        False,
+        "Viewer pages play every show over HLS, never WebRTC (a CDN carries all viewers; "
+        "a few seconds more delay).",
+    )
+    hls_base_url: str = _setting(
+        "",
+        "Address of a CDN or caching nginx in front of /hls/ (e.g. https://cdn.example.com); "
+        "viewer pages fetch HLS from it. Empty: from this server.",
+        _url,
+    )
 
 
 @dataclass(frozen=True)
@@ -315,6 +331,16 @@ class BackupSettings:
 
 
 @dataclass(frozen=True)
+class EngagementSettings:
+    contact_days: float = _setting(
+        30.0,
+        "Days a giveaway winner's email is kept for the retailer; then it is deleted "
+        "(docs/privacy.md).",
+        _positive,
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerSettings = field(default_factory=ServerSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
@@ -324,6 +350,7 @@ class Config:
     replays: ReplaySettings = field(default_factory=ReplaySettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     backup: BackupSettings = field(default_factory=BackupSettings)
+    engagement: EngagementSettings = field(default_factory=EngagementSettings)
     source: str = "defaults"
 
     @property

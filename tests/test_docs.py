@@ -98,6 +98,7 @@ def test_locks_pin_every_dependency() -> None:
 
 
 def test_every_room_message_is_documented() -> None:
+    from appliance.engagement.service import NOTICES as ENGAGEMENT_NOTICES
     from appliance.room.handlers import HANDLERS, NOTICES
 
     doc = (ROOT / "docs" / "protocol.md").read_text()
@@ -105,10 +106,12 @@ def test_every_room_message_is_documented() -> None:
     for kind in HANDLERS:
         assert f"| `{kind}` |" in client_section, f"client message {kind} is undocumented"
     sent = set()
-    for module in ("room/hub.py", "room/handlers.py"):
+    modules = ["room/hub.py", "room/handlers.py"]
+    modules += [f"engagement/{name}.py" for name in ("service", "polls", "giveaways")]
+    for module in modules:
         sent |= set(re.findall(r'"type": "(\w+)"', (ROOT / "appliance" / module).read_text()))
     assert {"welcome", "state", "chat", "hearts", "product"} <= sent
     for kind in sent:
         assert f"| `{kind}` |" in server_section, f"server message {kind} is undocumented"
-    for code in NOTICES:
+    for code in {**NOTICES, **ENGAGEMENT_NOTICES}:
         assert f"`{code}`" in server_section, f"notice code {code} is undocumented"

@@ -8,6 +8,8 @@ import hashlib
 import time
 from collections import Counter
 
+from quart.testing import QuartClient
+
 from appliance.engagement import giveaways
 from appliance.engagement.codes import CodePool, parse_codes
 from appliance.engagement.giveaways import Giveaway, entrants_digest, pick
@@ -165,3 +167,112 @@ async def test_winners_contacts_are_deleted_after_the_retention_period(
     assert draw["claimed_at"] is not None
     # The email is nowhere in the event log.
     assert await db.fetchval("SELECT COUNT(*) FROM events WHERE props LIKE '%ana@%'") == 0
+
+
+def test_an_unclaimed_prize_is_redrawn_by_the_room_tick() -> None:
+    import dataclasses
+    import json
+
+    from babel.support import NullTranslations
+
+    from appliance.room.hub import Client
+    from appliance.room.hub import Room as LiveRoom
+    from appliance.room.wire import QueuedOutlet
+
+    room = LiveRoom(1, "live", None)
+    staff = Client(viewer="v_staff", address="s", tr=NullTranslations(), staff_user=1)
+    people = [
+        Client(viewer=f"v_{n}", address=f"10.0.0.{n}", tr=NullTranslations(), name=f"P{n}")
+        for n in range(2)
+    ]
+    for client in (staff, *people):
+        client.said_hello = True
+        room.clients.add(client)
+    giveaway = Giveaway(1, "Scarf", "all", claim_seconds=30)
+    for client in people:
+        giveaway.enter(client.viewer, client.name or "", client.address)
+    room.engagement.giveaway = giveaway
+    first = room.engagement.draw(giveaway)
+    assert first is not None and room.engagement.winners == {first.viewer}
+    room.tick(1000.0)
+    assert not giveaway.lapsed()
+    # The claim time passes without a claim: the next tick draws the other entrant.
+    giveaway.draws[-1] = dataclasses.replace(first, claim_until=time.time() - 1)
+    room.tick(1001.0)
+    second = giveaway.current
+    assert second is not None and second.number == 2 and second.viewer != first.viewer
+    assert room.engagement.winners == {second.viewer}  # the lapsed one did not win
+
+    def sent(client: Client) -> list[dict[str, object]]:
+        outlet = client.outlet
+        assert isinstance(outlet, QueuedOutlet)
+        out: list[dict[str, object]] = []
+        while not outlet.queue.empty():
+            text = outlet.queue.get_nowait()
+            assert text is not None
+            out.extend(json.loads(text))
+        return out
+
+    to_staff = sent(staff)
+    assert any(m["type"] == "giveaway_draw" and m["draw"] == 2 for m in to_staff)
+    winner = next(c for c in people if c.viewer == second.viewer)
+    assert any(m["type"] == "prize_won" for m in sent(winner))
+    last = [m for m in to_staff if m["type"] == "giveaway"][-1]
+    assert last["winner"] == {"viewer": giveaways.public_id(1, second.viewer), "name": second.name}
+
+
+def test_kpis_count_poll_participants_and_their_rate() -> None:
+    from appliance.kpis.engine import compute
+
+    def ev(ts: float, viewer: str, kind: str, **props: object) -> dict[str, object]:
+        return {"ts": ts, "viewer": viewer, "kind": kind, "props": props}
+
+    events = [ev(0, v, "join") for v in ("a", "b", "c", "d")]
+    events += [ev(t, v, "heartbeat") for t in (15, 30, 45) for v in ("a", "b", "c", "d")]
+    events += [
+        ev(10, "a", "vote", poll=1),
+        ev(20, "a", "vote", poll=2),
+        ev(20, "b", "vote", poll=2),
+        ev(25, "b", "giveaway_entry", giveaway=1),
+        ev(500, "c", "vote", poll=3),  # after the live: not counted
+    ]
+    k = compute(events, 0, 60)
+    assert k["viewers"] == 4
+    assert k["poll_votes"] == 3 and k["poll_participants"] == 2
+    assert k["participation_rate"] == 0.5
+    assert k["giveaway_entries"] == 1
+    assert compute([], 0, 60)["participation_rate"] == 0
+
+
+async def test_the_replay_shows_polls_answers_and_live_answer_chapters(
+    client: QuartClient, services: Services
+) -> None:
+    from tests.test_replays import STARTED, make_replay
+
+    show_id = await make_replay(services)
+    db = services.db
+    await db.execute(
+        "INSERT INTO polls (show_id, question, options, correct, counts, started_at, ends_at, "
+        "closed_at) VALUES (?, 'Which hat?', '[\"Straw\", \"Felt\"]', 0, '[3, 1]', ?, ?, ?)",
+        (show_id, STARTED + 1.0, STARTED + 61.0, STARTED + 4.0),
+    )
+    await db.execute(
+        "INSERT INTO chat_messages (show_id, viewer, name, text, question, answered, answer, "
+        "answered_live_at, created_at) VALUES (?, 'v_q', 'Bea', 'Is it washable?', 1, 1, "
+        "'Yes, by hand', ?, ?)",
+        (show_id, STARTED + 7.0, STARTED + 2.0),
+    )
+    chat = await (await client.get(f"/api/replays/{show_id}/chat?from=0&to=5")).get_json()
+    [poll] = chat["polls"]
+    assert poll["t"] == 4.0 and poll["counts"] == [3, 1] and poll["correct"] == 0
+    assert poll["options"] == ["Straw", "Felt"]
+    asked = next(m for m in chat["messages"] if m["text"] == "Is it washable?")
+    assert asked["t"] == 2.0 and asked["answer"] == "Yes, by hand"
+    later = await (await client.get(f"/api/replays/{show_id}/chat?from=5&to=30")).get_json()
+    assert later["polls"] == []
+    chapters = await (await client.get(f"/api/replays/{show_id}/chapters")).get_json()
+    assert chapters["questions"] == [
+        {"t": 7.0, "id": asked["id"], "name": "Bea", "text": "Is it washable?"}
+    ]
+    page = await (await client.get(f"/shows/{show_id}")).get_data(as_text=True)
+    assert 'id="answer-chapters"' in page and 'data-t="7.0"' in page

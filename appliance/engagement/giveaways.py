@@ -103,9 +103,8 @@ class Giveaway:
         return True
 
     def pick(self, show_winners: set[str]) -> Draw | None:
-        """Close the entries and draw among those who may still win."""
-        self.open = False
-        self.dirty = True
+        """Close the entries and draw among those who may still win (with nobody to
+        draw, the entries stay as they were)."""
         eligible = {
             v: n
             for v, n in self.entrants.items()
@@ -113,6 +112,8 @@ class Giveaway:
         }
         found = draw(eligible, len(self.draws) + 1, self.claim_seconds)
         if found is not None:
+            self.open = False
+            self.dirty = True
             self.draws.append(found)
             self.claimed = False
         return found

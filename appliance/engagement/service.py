@@ -35,6 +35,7 @@ NOTICES = {
     "giveaway_closed": N_("This giveaway is not taking entries."),
     "not_eligible": N_("This giveaway is for viewers who took part: chat, vote or answer."),
     "already_won": N_("You already won a giveaway in this show."),
+    "already_entered": N_("Someone on your connection has already entered."),
     "no_entrants": N_("Nobody can be drawn: no entrant is left."),
     "bad_email": N_("Enter a valid email address."),
     "claim_over": N_("The time to claim this prize is over."),
@@ -355,7 +356,10 @@ async def on_enter(
     if not eligible(room, client.viewer, giveaway.rule):
         notice(client, "not_eligible")
         return
-    if giveaway.enter(client.viewer, client.name or "", hint(client)):
+    if client.viewer not in giveaway.entrants:
+        if not giveaway.enter(client.viewer, client.name or "", hint(client)):
+            notice(client, "already_entered")  # one entry per address, as for offers
+            return
         svc.event(room, client, "giveaway_entry", giveaway=giveaway.id)
     client.send_messages({"type": "entered", "id": giveaway.id})
 

@@ -160,7 +160,7 @@ class EngagementStore:
             )
             return cursor.rowcount
 
-    # -- single-use codes and answers -----------------------------------------------------
+    # -- single-use codes ------------------------------------------------------------------
 
     def codes_added(self, show_id: int, offer: str, codes: list[str]) -> None:
         for code in codes:
@@ -174,14 +174,6 @@ class EngagementStore:
             "UPDATE offer_codes SET viewer = ?, claimed_at = ? "
             "WHERE show_id = ? AND offer = ? AND code = ?",
             (viewer, time.time(), show_id, offer, code),
-        )
-
-    def answered(self, message_id: int, text: str | None, live: bool) -> None:
-        now = time.time()
-        self._queue(
-            "UPDATE chat_messages SET answered = 1, answer = ?, answered_at = ?, "
-            "answered_live_at = ? WHERE id = ?",
-            (text, now, now if live else None, message_id),
         )
 
     # -- reading -------------------------------------------------------------------------

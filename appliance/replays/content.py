@@ -3,6 +3,7 @@ its chat, both placed on the replay's clock (appliance/replays/timeline.py)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,7 +73,8 @@ async def chat_window(
             clauses.append("created_at < ?")
             params.append(hi)
         rows = await db.fetchall(
-            f"SELECT id, name, text, staff_user_id, question, created_at FROM chat_messages "
+            "SELECT id, name, text, staff_user_id, question, answer, created_at "
+            f"FROM chat_messages "
             f"WHERE {' AND '.join(clauses)} ORDER BY created_at, id LIMIT ?",
             (*params, MAX_MESSAGES + 1),
         )
@@ -92,9 +94,60 @@ async def chat_window(
                     "text": row["text"],
                     "staff": row["staff_user_id"] is not None,
                     "question": bool(row["question"]),
+                    "answer": row["answer"],  # a written answer, shown under the question
                 }
             )
     messages.sort(key=lambda m: (m["t"], m["id"]))
     if len(messages) > MAX_MESSAGES:
         messages, cut = messages[:MAX_MESSAGES], True
     return ChatWindow(messages, cut)
+
+
+async def answered_live(db: Database, show_id: int, timeline: Timeline) -> list[dict[str, Any]]:
+    """Questions staff marked answered on camera, as chapters of the replay: where the
+    answer starts, and the question."""
+    rows = await db.fetchall(
+        "SELECT id, name, text, answered_live_at FROM chat_messages WHERE show_id = ? "
+        "AND deleted = 0 AND answered_live_at IS NOT NULL ORDER BY answered_live_at, id",
+        (show_id,),
+    )
+    found = []
+    for row in rows:
+        t = timeline.at(float(row["answered_live_at"]))
+        if t is not None:
+            found.append(
+                {"t": round(t, 2), "id": row["id"], "name": row["name"], "text": row["text"]}
+            )
+    return found
+
+
+async def polls_window(
+    db: Database, show_id: int, timeline: Timeline, start: float, end: float
+) -> list[dict[str, Any]]:
+    """The polls and quizzes whose result came out between replay times [start, end),
+    with their final counts: the replay shows each result when the live showed it."""
+    rows = await db.fetchall(
+        "SELECT id, question, options, correct, counts, started_at, ends_at, closed_at "
+        "FROM polls WHERE show_id = ? ORDER BY started_at, id",
+        (show_id,),
+    )
+    found = []
+    for row in rows:
+        closed = row["closed_at"] if row["closed_at"] is not None else row["ends_at"]
+        t = timeline.at(float(closed))
+        if t is None:
+            continue
+        last = t >= timeline.duration and end >= timeline.duration
+        if not (start <= t < end or last):
+            continue
+        found.append(
+            {
+                "id": row["id"],
+                "t": round(t, 2),
+                "question": row["question"],
+                "options": json.loads(row["options"]),
+                "counts": json.loads(row["counts"]),
+                "correct": row["correct"],
+            }
+        )
+    return found

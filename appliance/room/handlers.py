@@ -15,6 +15,9 @@ from typing import Any
 from appliance.catalog import products, shows
 from appliance.catalog.products import show_link
 from appliance.catalog.shop import Shop
+from appliance.engagement import service as engagement
+from appliance.engagement.codes import CodePool, parse_codes
+from appliance.engagement.service import EngagementService
 from appliance.i18n import locales
 from appliance.i18n.translate import N_
 from appliance.kpis.events import EventLog
@@ -100,12 +103,14 @@ class RoomService:
         shop: Callable[[], Awaitable[Shop]],
         events: EventLog | None = None,
         viewer_image: Callable[[str | None], str | None] = lambda name: name,
+        engagement: EngagementService | None = None,
     ) -> None:
         self.db = db
         self.store = store
         self.shop = shop
         self.events = events  # KPI events: chat and like
         self.viewer_image = viewer_image  # UploadStore.viewer_name
+        self.engagement = engagement  # polls, quizzes and giveaways (appliance/engagement)
         self.hub = RoomHub(self.load_room)
         self._staff_names: set[str] = set()
         self._staff_names_at = -1e9
@@ -115,6 +120,9 @@ class RoomService:
         if show is None:
             raise LookupError(show_id)
         room = Room(show_id, show.status, show.live_started_at)
+        if self.engagement is not None:
+            room.engagement = self.engagement.new(show_id)
+            await room.engagement.load()
         for message, viewer in await self.store.recent(show_id):
             room.remember(message, viewer, "")
             room.sanctions.seen(viewer, 0.0)  # they were here before this start
@@ -302,6 +310,10 @@ async def on_claim_offer(svc: RoomService, room: Room, client: Client, msg: dict
     # One unit per viewer id and per address: a client that reconnects without its
     # cookie from the same address gets the code it already has, not another unit.
     address = "" if client.address in NO_ADDRESS else client.address
+    pool: CodePool | None = offer.get("pool")
+    if pool is not None:
+        await claim_single_use(svc, room, client, offer, pool, address)
+        return
     claimed = client.viewer in room.offer_claims or (address and address in room.offer_addresses)
     if not claimed:
         if offer["remaining"] <= 0:
@@ -350,35 +362,87 @@ def _int_in(msg: dict[str, Any], key: str, low: int, high: int) -> int | None:
     return None
 
 
+async def claim_single_use(
+    svc: RoomService,
+    room: Room,
+    client: Client,
+    offer: dict[str, Any],
+    pool: CodePool,
+    address: str,
+) -> None:
+    """A code of its own for each claiming viewer, never one given before: taken from
+    the pool without waiting for anything, so concurrent claims cannot share one."""
+    keys = (client.viewer, f"@{address}" if address else "")
+    code = pool.code_of(*keys)
+    if code is None:
+        code = pool.take(*keys)
+        if code is None:
+            notice(client, "offer_gone")
+            return
+        offer["remaining"] = pool.left
+        svc.store.claim(room.show_id, offer["key"], client.viewer, address)
+        if svc.engagement is not None:
+            svc.engagement.store.code_given(room.show_id, offer["key"], code, client.viewer)
+        room.broadcast({"type": "offer", "offer": room.public_offer()})
+    client.send_messages({"type": "offer_code", "code": code})
+
+
 async def on_start_offer(svc: RoomService, room: Room, client: Client, msg: dict[str, Any]) -> None:
     code = msg.get("code")
     minutes = _int_in(msg, "minutes", 1, 120)
     quantity = _int_in(msg, "quantity", 1, 100_000)
+    codes = parse_codes(msg.get("codes")) if msg.get("codes") is not None else None
     if (
-        not isinstance(code, str)
-        or not CODE_RE.match(code)
+        (code is None and codes is None)
+        or (code is not None and (not isinstance(code, str) or not CODE_RE.match(code)))
         or minutes is None
         or (msg.get("quantity") is not None and quantity is None)
+        or (msg.get("codes") is not None and codes is None)
     ):
         notice(client, "bad_message")
         return
     started = time.time()
+    pool = CodePool(codes) if codes is not None else None
+    if pool is not None:
+        quantity = pool.total  # single-use codes: as many units as codes
     room.offer = {
         "code": code,
-        "key": f"{code}@{started:.3f}",  # names this offer in offer_claims
+        "key": f"{code or 'codes'}@{started:.3f}",  # names this offer in offer_claims
         "ends_at": int(started) + minutes * 60,
         "quantity": quantity,
         "remaining": quantity,
+        "pool": pool,
     }
+    if pool is not None and codes is not None and svc.engagement is not None:
+        svc.engagement.store.codes_added(room.show_id, room.offer["key"], codes)
     room.offer_claims = set()
     room.offer_addresses = set()
     room.broadcast({"type": "offer", "offer": room.public_offer()})
-    svc.log(room, client, "start_offer", code, minutes=minutes, quantity=quantity)
+    svc.log(room, client, "start_offer", code or "", minutes=minutes, quantity=quantity)
+
+
+async def on_add_codes(svc: RoomService, room: Room, client: Client, msg: dict[str, Any]) -> None:
+    """More single-use codes for the running offer (a frame holds 200 at most)."""
+    offer = room.offer
+    pool: CodePool | None = offer.get("pool") if offer is not None else None
+    codes = parse_codes(msg.get("codes"))
+    if offer is None or pool is None:
+        notice(client, "not_found")
+        return
+    if codes is None:
+        notice(client, "bad_message")
+        return
+    added = pool.add(codes)
+    offer["quantity"], offer["remaining"] = pool.total, pool.left
+    if svc.engagement is not None:
+        svc.engagement.store.codes_added(room.show_id, offer["key"], codes)
+    room.broadcast({"type": "offer", "offer": room.public_offer()})
+    svc.log(room, client, "add_codes", offer["key"], added=added)
 
 
 async def on_end_offer(svc: RoomService, room: Room, client: Client, msg: dict[str, Any]) -> None:
     if room.offer is not None:
-        svc.log(room, client, "end_offer", room.offer["code"])
+        svc.log(room, client, "end_offer", room.offer["code"] or room.offer["key"])
         room.offer = None
         room.broadcast({"type": "offer", "offer": None})
 
@@ -518,15 +582,36 @@ async def on_set_chat(svc: RoomService, room: Room, client: Client, msg: dict[st
 
 
 async def on_answer(svc: RoomService, room: Room, client: Client, msg: dict[str, Any]) -> None:
+    """Mark a question answered: in writing (`text`, shown under it for everyone and in
+    the replay), or on camera (`live`: that moment becomes a chapter of the replay)."""
     record = _record(room, client, msg)
     if record is None or not record.message["question"]:
         if record is not None:
             notice(client, "not_found")
         return
-    record.message["answered"] = True
-    room.broadcast({"type": "answered", "id": record.message["id"]})
-    svc.store.flag("answered", record.message["id"])
-    svc.log(room, client, "answer", str(record.message["id"]))
+    raw, live = msg.get("text"), msg.get("live", False)
+    written = clean(raw, MAX_TEXT) if raw is not None else None
+    if (raw is not None and written is None) or not isinstance(live, bool):
+        notice(client, "bad_message")
+        return
+    message = record.message
+    message["answered"] = True
+    if written is not None:
+        message["answer"] = written
+    answer = message.get("answer")
+    room.broadcast({"type": "answered", "id": message["id"], "answer": answer, "live": live})
+    svc.store.flag("answered", message["id"])
+    if written is not None or live:
+        svc.store.answer(message["id"], answer, live)
+    svc.log(room, client, "answer", str(message["id"]), written=written is not None, live=live)
+
+
+async def on_engagement(svc: RoomService, room: Room, client: Client, msg: dict[str, Any]) -> None:
+    """Polls, quizzes and giveaways: their own package (appliance/engagement)."""
+    if svc.engagement is None:
+        notice(client, "bad_message")
+        return
+    await svc.engagement.handle(room, client, msg)
 
 
 HANDLERS: dict[str, Handler] = {
@@ -549,6 +634,8 @@ HANDLERS: dict[str, Handler] = {
     "slow_mode": on_slow_mode,
     "set_chat": on_set_chat,
     "answer": on_answer,
+    "add_codes": on_add_codes,
+    **{kind: on_engagement for kind in engagement.KINDS},
 }
 STAFF_ONLY = {
     "pin_product",
@@ -564,4 +651,6 @@ STAFF_ONLY = {
     "slow_mode",
     "set_chat",
     "answer",
+    "add_codes",
+    *engagement.STAFF_ONLY,
 }

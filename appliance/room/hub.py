@@ -26,6 +26,7 @@ from typing import Any
 from babel.support import NullTranslations
 
 from appliance.accounts.security import TokenBucket
+from appliance.engagement.service import Engagement
 from appliance.room.collector import FullCollections
 from appliance.room.confusables import skeleton
 from appliance.room.health import RoomHealth
@@ -114,6 +115,7 @@ class Room:
         self.chat_open = True
         self.slow_mode = 0
         self.sanctions = Sanctions()  # mutes and bans (appliance/room/sanctions.py)
+        self.engagement = Engagement(show_id)  # polls and giveaways (appliance/engagement)
         self.last_said: dict[str, float] = {}
         self.outbox: list[dict[str, Any]] = []
         self.hearts = 0
@@ -174,6 +176,7 @@ class Room:
             "offer": self.public_offer(),
             "viewers": self.viewer_count,
             "chat": {"open": self.chat_open, "slow_mode": self.slow_mode},
+            **self.engagement.state(),
         }
 
     def public_offer(self) -> dict[str, Any] | None:
@@ -229,6 +232,7 @@ class Room:
                 self.outbox.append({"type": "viewers", "count": count})
                 self._viewers_sent = count
             self._viewers_at = now
+        self.engagement.tick(now, self)
         if not self.outbox:
             return
         frame = Frame(json.dumps(self.outbox))

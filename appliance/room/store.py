@@ -33,9 +33,12 @@ class Pending:
     pins: list[tuple[int, int | None, float, float | None]] = field(default_factory=list)
     actions: list[tuple[Any, ...]] = field(default_factory=list)
     claims: list[tuple[Any, ...]] = field(default_factory=list)  # offer_claims rows
+    answers: list[tuple[Any, ...]] = field(default_factory=list)  # (text, at, live at, id)
 
     def __bool__(self) -> bool:
-        return bool(self.chats or self.flags or self.pins or self.actions or self.claims)
+        return bool(
+            self.chats or self.flags or self.pins or self.actions or self.claims or self.answers
+        )
 
 
 class RoomStore:
@@ -86,6 +89,11 @@ class RoomStore:
         assert column in ("deleted", "answered")
         self._pending.flags.append((column, message_id))
 
+    def answer(self, message_id: int, text: str | None, live: bool) -> None:
+        """A question's written answer, or the moment it was answered on camera."""
+        now = time.time()
+        self._pending.answers.append((text, now, now if live else None, message_id))
+
     def pin(self, show_id: int, product_id: int | None, offset: float | None) -> None:
         """Pin a product (closing the open pin), or unpin with product_id None."""
         self._pending.pins.append((show_id, product_id, time.time(), offset))
@@ -126,6 +134,11 @@ class RoomStore:
                     await conn.execute(
                         f"UPDATE chat_messages SET {column} = 1 WHERE id = ?", (message_id,)
                     )
+                await conn.executemany(
+                    "UPDATE chat_messages SET answer = ?, answered_at = ?, "
+                    "answered_live_at = COALESCE(answered_live_at, ?) WHERE id = ?",
+                    batch.answers,
+                )
                 # Each pin closes the show's open pin, then opens its own (in order).
                 for show_id, product_id, at, offset in batch.pins:
                     await conn.execute(
@@ -156,6 +169,7 @@ class RoomStore:
             self._pending.pins[:0] = batch.pins
             self._pending.actions[:0] = batch.actions
             self._pending.claims[:0] = batch.claims
+            self._pending.answers[:0] = batch.answers
             raise
 
     # -- reading -------------------------------------------------------------------
@@ -178,6 +192,7 @@ class RoomStore:
                     "question": bool(r["question"]),
                     "answered": bool(r["answered"]),
                     "at": r["show_offset"],
+                    **({"answer": r["answer"]} if r["answer"] else {}),
                 },
                 r["viewer"],
             )

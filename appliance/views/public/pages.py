@@ -10,6 +10,7 @@ import time
 from quart import Blueprint, Response, abort, g, request, send_file
 
 from appliance.catalog import calendar, shows
+from appliance.hls.urls import playlist_url
 from appliance.live.bridge import ice_servers
 from appliance.replays import content
 from appliance.services import Services
@@ -56,11 +57,13 @@ def blueprint(svc: Services) -> Blueprint:
             viewer = "v_" + secrets.token_urlsafe(16)
         replay = await visible_replay(replays, show.id) if show.status == "ended" else None
         chapters = await content.chapters(db, show.id, replay.timeline) if replay else []
+        answered = await content.answered_live(db, show.id, replay.timeline) if replay else []
         body, status = await render(
             "public/replay.html" if replay else "public/show.html",
             show=show,
             replay=replay,
             chapters=chapters,
+            answered_live=answered,
             viewer=viewer,
             heartbeat_seconds=svc.config.kpis.heartbeat_seconds,
             products=products,
@@ -69,6 +72,11 @@ def blueprint(svc: Services) -> Blueprint:
             now=int(time.time()),
             # Per page: TURN credentials issued with media.turn_secret expire.
             ice_servers_json=json.dumps(ice_servers(svc.config)),
+            # Where the player falls back to (player/hls.js); "" when HLS is off.
+            hls_url=playlist_url(svc.config.media.hls_base_url, show.id)
+            if svc.config.media.hls
+            else "",
+            hls_only=svc.config.media.hls and svc.config.media.hls_only,
         )
         response = Response(body, status=status, content_type="text/html; charset=utf-8")
         response.headers["Cache-Control"] = "private, no-cache"  # the page names its viewer

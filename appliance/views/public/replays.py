@@ -86,6 +86,8 @@ def blueprint(svc: Services) -> Blueprint:
                 {"t": c.t, "end": c.end, "product": c.product.id, "name": c.product.name}
                 for c in found
             ],
+            # Questions answered on camera: chapters of their own.
+            "questions": await content.answered_live(db, show_id, replay.timeline),
         }
         return body, 200, {"Cache-Control": "no-cache"}
 
@@ -104,7 +106,14 @@ def blueprint(svc: Services) -> Blueprint:
         if replay is None:
             abort(404)
         window = await content.chat_window(db, show_id, replay.timeline, start, end)
-        body = {"from": start, "to": end, "messages": window.messages, "cut": window.cut}
+        polls = await content.polls_window(db, show_id, replay.timeline, start, end)
+        body = {
+            "from": start,
+            "to": end,
+            "messages": window.messages,
+            "cut": window.cut,
+            "polls": polls,
+        }
         return body, 200, {"Cache-Control": "no-cache"}
 
     return bp

@@ -11,6 +11,7 @@ import { plural } from "./words.js";
 import { composer } from "./chat/compose.js";
 import { hearts } from "./chat/hearts.js";
 import { messageList } from "./chat/list.js";
+import { giveawayBox, pollBox } from "./chat/engage.js";
 import { offerPanel } from "./chat/offer.js";
 import { productCard } from "./chat/product.js";
 
@@ -45,6 +46,16 @@ function start(root) {
     offerClaim: $("offer-claim"),
     offerGone: $("offer-gone"),
     offerLeft: $("offer-left"),
+    poll: $("poll"),
+    pollQuestion: $("poll-question"),
+    pollOptions: $("poll-options"),
+    pollFoot: $("poll-foot"),
+    giveaway: $("giveaway"),
+    giveawayPrize: $("giveaway-prize"),
+    giveawayEnter: $("giveaway-enter"),
+    giveawayState: $("giveaway-state"),
+    giveawayClaim: $("giveaway-claim"),
+    giveawayEmail: $("giveaway-email"),
     card: $("pinned"),
     cardMedia: $("pinned-media"),
     cardName: $("pinned-name"),
@@ -70,6 +81,8 @@ function start(root) {
   var heart = hearts(page);
   var product = productCard(page);
   var offer = offerPanel(page);
+  var poll = pollBox(page);
+  var giveaway = giveawayBox(page);
 
   function setViewers(n) {
     if (!els.viewers) return;
@@ -84,6 +97,8 @@ function start(root) {
       list.applyState(s);
       product.apply(s.product || null);
       offer.apply(s.offer || null);
+      poll.apply(s.poll || null);
+      giveaway.apply(s.giveaway || null);
       setViewers(s.viewers);
       me.applyChatState(s.chat || { open: true, slow_mode: 0 });
     },
@@ -97,8 +112,13 @@ function start(root) {
       list.remove(m.id);
     },
     answered: function (m) {
-      list.markAnswered(m.id);
+      list.markAnswered(m.id, m);
     },
+    poll: poll.apply,
+    giveaway: giveaway.apply,
+    entered: giveaway.onEntered,
+    prize_won: giveaway.onWon,
+    prize_claimed: giveaway.onClaimed,
     pinned_message: function (m) {
       list.applyPinned(m.message || null);
     },
@@ -125,6 +145,7 @@ function start(root) {
     notice: function (m) {
       if (me.onNotice(m)) return;
       if (m.code === "offer_gone") offer.onGone();
+      poll.onRefused(m.code);
       if (m.text) page.notice(m.text);
     }
   };
@@ -148,6 +169,8 @@ function start(root) {
   heart.wire();
   list.wire();
   offer.wire();
+  poll.wire();
+  giveaway.wire();
   product.wire();
   list.updateCount();
   me.render();

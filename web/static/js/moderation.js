@@ -13,6 +13,7 @@ import { plural } from "./words.js";
 import { rowActions } from "./moderation/actions.js";
 import { showControls } from "./moderation/controls.js";
 import { modList } from "./moderation/list.js";
+import { giveawayControls, pollControls } from "./moderation/engage.js";
 import { offerControls } from "./moderation/offer.js";
 import { peekLines, questionQueue } from "./moderation/questions.js";
 import { sanctionList } from "./moderation/sanctions.js";
@@ -50,6 +51,26 @@ function start(panel) {
     offerCodeInput: $("offer-code-input"),
     offerMinutes: $("offer-minutes"),
     offerQuantity: $("offer-quantity"),
+    offerCodes: $("offer-codes"),
+    pollLive: $("mod-poll-live"),
+    pollQuestion: $("mod-poll-question"),
+    pollResults: $("mod-poll-results"),
+    pollFoot: $("mod-poll-foot"),
+    pollEnd: $("poll-end"),
+    pollForm: $("poll-form"),
+    pollQuestionInput: $("poll-question-input"),
+    pollOptionInputs: Array.prototype.slice.call(document.querySelectorAll(".poll-option-input")),
+    pollSeconds: $("poll-seconds"),
+    pollCorrect: $("poll-correct"),
+    giveawayLive: $("mod-giveaway-live"),
+    giveawayPrize: $("mod-giveaway-prize"),
+    giveawayState: $("mod-giveaway-state"),
+    giveawayProof: $("mod-giveaway-proof"),
+    giveawayDraw: $("giveaway-draw"),
+    giveawayForm: $("giveaway-form"),
+    giveawayPrizeInput: $("giveaway-prize-input"),
+    giveawayEntrants: $("giveaway-entrants"),
+    giveawayClaimSeconds: $("giveaway-claim-seconds"),
     peek: $("studio-chat"),
     messageTpl: $("mod-message-template"),
     questionTpl: $("mod-question-template"),
@@ -80,6 +101,8 @@ function start(panel) {
   var list = (page.list = modList(page));
   var controls = showControls(page);
   var offer = offerControls(page);
+  var poll = pollControls(page);
+  var giveaway = giveawayControls(page);
   var sanctions = sanctionList(page);
   var actions = rowActions(page);
 
@@ -114,6 +137,8 @@ function start(panel) {
       list.applyState(s);
       controls.applyProduct(s.product || null);
       offer.apply(s.offer || null);
+      poll.apply(s.poll || null);
+      giveaway.apply(s.giveaway || null);
       setViewers(s.viewers);
       controls.applyChatState(s.chat || { open: true, slow_mode: 0 });
     },
@@ -136,6 +161,9 @@ function start(panel) {
     offer: function (m) {
       offer.apply(m.offer || null);
     },
+    poll: poll.apply,
+    giveaway: giveaway.apply,
+    giveaway_draw: giveaway.onDraw,
     chat_state: controls.applyChatState,
     viewers: function (m) {
       setViewers(m.count);
@@ -170,6 +198,8 @@ function start(panel) {
   controls.wire();
   sanctions.wire();
   offer.wire();
+  poll.wire();
+  giveaway.wire();
   updateCounts();
   renderEnabled();
   controls.applyProduct(null);

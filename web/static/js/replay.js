@@ -77,6 +77,12 @@ import { render as renderMessage } from "./messages.js";
   }
   var pendingSeek = null;
 
+  // Questions answered on camera: each seeks to its answer.
+  Array.prototype.forEach.call(document.querySelectorAll("#answer-chapters li"), function (li) {
+    var button = li.querySelector("button");
+    if (button) button.addEventListener("click", function () { seek(Number(li.dataset.t)); });
+  });
+
   chapters.forEach(function (li) {
     var button = li.querySelector("button");
     if (!button) return;
@@ -95,8 +101,28 @@ import { render as renderMessage } from "./messages.js";
   var messages = []; // every fetched message, by time
   var shownUpTo = -1; // messages[0..shownUpTo] are due; the last SHOWN are on screen
 
+  // A chat line, with its written answer under it; or a poll's result at its end.
   function render(m) {
-    return renderMessage(m, { staff: d.msgStaff, question: d.msgQuestion });
+    if (m.poll) return renderPoll(m.poll);
+    var li = renderMessage(m, { staff: d.msgStaff, question: d.msgQuestion });
+    if (m.answer) li.appendChild(make("p", "msg-answer", m.answer));
+    return li;
+  }
+
+  function renderPoll(p) {
+    var li = make("li", "msg poll-result");
+    var total = p.counts.reduce(function (a, b) { return a + Number(b || 0); }, 0);
+    li.appendChild(make("strong", "msg-name", d.msgPoll));
+    li.appendChild(document.createTextNode(" "));
+    li.appendChild(make("span", "msg-text", p.question));
+    var ol = make("ol", "poll-replay");
+    p.options.forEach(function (label, i) {
+      var pct = total ? Math.round((100 * Number(p.counts[i] || 0)) / total) : 0;
+      var right = p.correct === i ? " · " + d.msgQuizRight : "";
+      ol.appendChild(make("li", p.correct === i ? "is-correct" : null, label + " — " + pct + " %" + right));
+    });
+    li.appendChild(ol);
+    return li;
   }
 
   function insert(batch) {
@@ -126,7 +152,13 @@ import { render as renderMessage } from "./messages.js";
       if (!r.ok) throw new Error("HTTP " + r.status);
       var body = await r.json();
       loaded[index] = true;
-      insert(body.messages || []);
+      insert(
+        (body.messages || []).concat(
+          (body.polls || []).map(function (p) {
+            return { id: -p.id, t: p.t, poll: p }; // negative: never a chat message's id
+          })
+        )
+      );
       update();
     } catch (err) {
       delete loaded[index]; // try again on the next tick

@@ -1,5 +1,5 @@
 // The show page's chat list: the last 200 messages, answered marks, deletions, the pinned message.
-import { atBottom, findById, hide, remove, show, text } from "../dom.js";
+import { atBottom, findById, hide, make, remove, show, text } from "../dom.js";
 import { badge, render } from "../messages.js";
 
 var MAX_MESSAGES = 200;
@@ -21,18 +21,24 @@ export function messageList(page) {
     return findById(els.list, id);
   }
 
-  function markAnswered(li) {
-    if (!li || li.classList.contains("is-answered")) return;
-    li.classList.add("is-answered");
-    var b = badge("answered", d.msgAnswered);
-    var textEl = li.querySelector(".msg-text");
-    li.insertBefore(b, textEl);
-    li.insertBefore(document.createTextNode(" "), textEl);
+  // The answered mark; a written answer goes under the question, as text.
+  function markAnswered(li, m) {
+    if (!li) return;
+    if (!li.classList.contains("is-answered")) {
+      li.classList.add("is-answered");
+      var b = badge("answered", m && m.live ? d.msgAnsweredLive || d.msgAnswered : d.msgAnswered);
+      var textEl = li.querySelector(".msg-text");
+      li.insertBefore(b, textEl);
+      li.insertBefore(document.createTextNode(" "), textEl);
+    }
+    if (m && m.answer && !li.querySelector(".msg-answer")) {
+      li.appendChild(make("p", "msg-answer", m.answer));
+    }
   }
 
   function renderMessage(m) {
     var li = render(m, { staff: d.msgStaff, question: d.msgQuestion });
-    if (m.question && m.answered) markAnswered(li);
+    if (m.question && m.answered) markAnswered(li, m);
     return li;
   }
 
@@ -82,8 +88,8 @@ export function messageList(page) {
   return {
     add: add,
     remove: removeMessage,
-    markAnswered: function (id) {
-      markAnswered(find(id));
+    markAnswered: function (id, m) {
+      markAnswered(find(id), m);
     },
     applyPinned: applyPinned,
     applyState: applyState,

@@ -2,6 +2,8 @@
 import { hide, show, text } from "../dom.js";
 import { clock, format, plural } from "../words.js";
 
+var CODES_PER_MESSAGE = 200;
+
 // page: {d, els, send} of the moderation panel (moderation.js).
 export function offerControls(page) {
   var d = page.d;
@@ -65,11 +67,16 @@ export function offerControls(page) {
   function onStart(event) {
     event.preventDefault();
     var code = (els.offerCodeInput.value || "").trim();
-    if (!code) {
+    // Single-use codes, pasted one per line (or comma-separated, as a shop's CSV column).
+    var codes = (els.offerCodes && els.offerCodes.value || "").split(/[\s,;]+/).filter(Boolean);
+    codes = codes.filter(function (c, i) { return codes.indexOf(c) === i; });
+    if (!code && !codes.length) {
       els.offerCodeInput.focus();
       return;
     }
-    var msg = { type: "start_offer", code: code, minutes: Number(els.offerMinutes.value) || 10 };
+    var msg = { type: "start_offer", minutes: Number(els.offerMinutes.value) || 10 };
+    if (code) msg.code = code;
+    if (codes.length) msg.codes = codes.slice(0, CODES_PER_MESSAGE);
     var q = (els.offerQuantity && els.offerQuantity.value || "").trim();
     if (q) {
       var n = Math.floor(Number(q));
@@ -80,8 +87,13 @@ export function offerControls(page) {
       msg.quantity = n;
     }
     if (!page.send(msg)) return;
-    pendingCode = code;
+    // The rest of the codes follow in messages of at most 200 (a frame is 4 KiB at most).
+    for (var i = CODES_PER_MESSAGE; i < codes.length; i += CODES_PER_MESSAGE) {
+      page.send({ type: "add_codes", codes: codes.slice(i, i + CODES_PER_MESSAGE) });
+    }
+    pendingCode = code || null;
     els.offerCodeInput.value = "";
+    if (els.offerCodes) els.offerCodes.value = "";
     if (els.offerQuantity) els.offerQuantity.value = "";
   }
 

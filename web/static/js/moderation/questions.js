@@ -27,11 +27,27 @@ export function questionQueue(page) {
 
   function wire() {
     if (!els.questions) return;
+    // A written answer: shown under the question for everyone, and in the replay.
+    els.questions.addEventListener("submit", function (event) {
+      var form = event.target.closest("form[data-action=answer-text]");
+      if (!form) return;
+      event.preventDefault();
+      var input = form.querySelector("input");
+      var answer = (input.value || "").trim();
+      var id = idOf(form);
+      if (!answer) {
+        input.focus();
+        return;
+      }
+      if (id !== null) page.send({ type: "answer", id: id, text: answer });
+    });
     els.questions.addEventListener("click", function (event) {
-      var b = event.target.closest("button[data-action=answer]");
+      var b = event.target.closest("button[data-action=answer], button[data-action=answer-live]");
       if (!b) return;
       var id = idOf(b);
-      if (id !== null && page.send({ type: "answer", id: id })) {
+      var msg = { type: "answer", id: id };
+      if (b.dataset.action === "answer-live") msg.live = true; // a chapter of the replay
+      if (id !== null && page.send(msg)) {
         b.disabled = true; // the row leaves on "answered"; if refused, it can be tried again
         setTimeout(function () { b.disabled = false; }, 5000);
       }
