@@ -178,6 +178,11 @@ async def test_a_giveaway_for_voters_is_drawn_fairly_claimed_and_won_once(
     assert hashlib.sha256(bytes.fromhex(seed)).hexdigest() == seed_hash == proof["seed_hash"]
     assert count == 3 and won_by == viewer_id
 
+    # The winner reloads the page: told again; staff reconnecting get the proof again.
+    again = await room.join(viewer=viewer_id, address=winner.ws.local_address[0])
+    assert (await again.wait("prize_won"))["claim_until"] > time.time() + 50
+    mod_again = await room.join(cookie=staff_cookie(live_server, "admin"))
+    assert (await mod_again.wait("giveaway_draw"))["seed_hash"] == proof["seed_hash"]
     await winner.send(type="claim_prize", email="not an email")
     await notice(winner, "bad_email")
     loser = next(p for p in people[:3] if p is not winner)

@@ -147,6 +147,25 @@ class Engagement:
         if self.store is not None:
             self.store.poll_closed(poll)
 
+    def welcome(self, client: Member) -> None:
+        """After `state`: staff get the proof of the current draw; a winner who reloaded
+        the page is told again that they won, until they claim or the time is up."""
+        giveaway = self.giveaway
+        current = giveaway.current if giveaway is not None else None
+        if giveaway is None or current is None:
+            return
+        if client.staff:
+            staff = giveaway.staff_message()
+            if staff is not None:
+                client.send_messages(staff)
+        elif (
+            client.viewer == current.viewer
+            and not giveaway.claimed
+            and not giveaway.lapsed()
+            and current.viewer not in giveaway.left_out
+        ):
+            client.send_messages(won_message(giveaway, current))
+
     def draw(self, giveaway: Giveaway) -> giveaways.Draw | None:
         found = giveaway.pick(self.winners)
         if found is not None:
@@ -195,14 +214,16 @@ def announce(room: Place, giveaway: Giveaway, found: giveaways.Draw | None) -> N
             elif found is None:
                 notice(client, "no_entrants")
         elif found is not None and client.viewer == found.viewer:
-            client.send_messages(
-                {
-                    "type": "prize_won",
-                    "id": giveaway.id,
-                    "prize": giveaway.prize,
-                    "claim_until": int(found.claim_until),
-                }
-            )
+            client.send_messages(won_message(giveaway, found))
+
+
+def won_message(giveaway: Giveaway, found: giveaways.Draw) -> dict[str, Any]:
+    return {
+        "type": "prize_won",
+        "id": giveaway.id,
+        "prize": giveaway.prize,
+        "claim_until": int(found.claim_until),
+    }
 
 
 class EngagementService:

@@ -219,6 +219,7 @@ async def on_hello(svc: RoomService, room: Room, client: Client, msg: dict[str, 
         },
         room.state(),
     )
+    room.engagement.welcome(client)  # a reloaded winner's page, the draw's proof to staff
     if client.staff:
         svc.send_sanctions(room, client)
 
