@@ -16,8 +16,8 @@ from appliance.services import Services
 VIEWER = "v-0123456789abcdef"
 
 
-def item(product: int, qty: int, variant: str = "", sku: str = "", link: str = "") -> Item:
-    return Item(product, qty, variant or sku, variant, link)
+def item(product: int, qty: int, variant: str = "", sku: str = "", page: str = "") -> Item:
+    return Item(product, qty, variant or sku, variant, "", page)
 
 
 def tags(url: str) -> dict[str, list[str]]:
@@ -39,11 +39,13 @@ def test_shopify_one_permalink_keeps_every_item() -> None:
 
 
 def test_shopify_item_without_variant_falls_back_to_its_own_link() -> None:
-    items = [item(1, 1, "40001"), item(2, 3, sku="SKU-2", link="https://shop.example/p/2")]
+    items = [item(1, 1, "40001"), item(2, 3, page="https://shop.example/p/2")]
+    items.append(Item(3, 1, "", "", "https://shop.example/own/3", ""))
     links = handoffs("shopify", "https://shop.example/cart/{sku}:{qty}", items, 7)
-    assert [h.products for h in links] == [(1,), (2,)]
+    assert [h.products for h in links] == [(1,), (2,), (3,)]
     assert links[0].url.startswith("https://shop.example/cart/40001:1?")
     assert links[1].url.startswith("https://shop.example/p/2?utm_source=vitrine")
+    assert links[2].url.startswith("https://shop.example/own/3?utm_source=vitrine")
     assert "vitrine_v" not in links[1].url  # no viewer id, none sent
 
 
@@ -148,16 +150,22 @@ async def test_checkout_endpoint_by_platform(
         await save_settings(client, admin, "shopify", "https://s.example/cart/{sku}:{qty}") == 302
     )
     await client.get(f"/shows/{show}")  # sets the viewer cookie, sent as vitrine_v
-    r = await client.get(f"/api/shows/{show}/checkout?items={a}:2,{b}:1,{c}:1,{other}:5")
+    r = await client.get(f"/api/shows/{show}/checkout?items={a}:2,{b}:1,{c}:1,{other}:5,999:1")
     assert r.status_code == 200
     body = await r.get_json()
     assert body["platform"] == "shopify"
-    # The sold-out product and one not in the show are left out; prices are the catalogue's.
-    assert body["items"] == [{"product": a, "quantity": 2}, {"product": b, "quantity": 1}]
-    assert body["total_minor"] == 2 * 1250 + 500 and body["currency"] == "EUR"
-    assert "30" in body["total"]
-    [link] = body["links"]
+    # The sold-out product and an unknown one are left out; prices are the catalogue's. A
+    # product of another show stays (the cart is the shop's): with no variant id, its link.
+    assert body["items"] == [
+        {"product": a, "quantity": 2},
+        {"product": b, "quantity": 1},
+        {"product": other, "quantity": 5},
+    ]
+    assert body["total_minor"] == 2 * 1250 + 500 + 5 and body["currency"] == "EUR"
+    assert "30.05" in body["total"]
+    link, own = body["links"]
     assert link["url"].startswith("https://s.example/cart/4001:2,4002:1?")
+    assert own["url"].startswith("https://s.example/cart/SKU-X:5?")  # the template, by SKU
     query = tags(link["url"])
     assert query["utm_campaign"] == [f"show-{show}"] and len(query["vitrine_v"][0]) >= 16
 

@@ -11,9 +11,10 @@ a variant or a price:
 - `custom`: the cart link template; `{items}` becomes `<id>:<qty>,<id>:<qty>` (one link
   for the whole cart), else `{sku}` and `{qty}` give one link per item as before.
 
-An item the platform cannot take (no variant id for Shopify, no template) falls back to
-its own add-to-cart link. Every link carries the show's attribution: utm_source=vitrine,
-utm_campaign=show-<id> and the viewer (vitrine_v), as the product links do.
+An item the platform cannot take in the whole-cart link (no variant id for Shopify) gets a
+link of its own: its own cart URL, else the template with {sku}/{qty}, else its page.
+Every link carries the show's attribution: utm_source=vitrine, utm_campaign=show-<id>
+and the viewer (vitrine_v), as the product links do.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ class Item:
     quantity: int
     ref: str  # the shop's id for its cart: variant id, else SKU, else ""
     variant_id: str
-    link: str  # the product's own add-to-cart link (its cart URL or the template's)
+    link: str  # the product's own add-to-cart URL, if it has one
+    page: str = ""  # the product's page, the last resort
 
 
 @dataclass(frozen=True)
@@ -110,15 +112,18 @@ def _pairs(items: Sequence[Item], use_variant: bool) -> str:
 
 
 def _one_each(template: str, items: Sequence[Item]) -> list[Handoff]:
-    """One link per item: the template with {sku} and {qty}, else the item's own link."""
+    """One link per item: its own cart URL, else the template with {sku} and {qty}, else
+    its page."""
     out = []
     for item in items:
-        if "{sku}" in template and item.ref:
+        if item.link:
+            url = item.link
+        elif "{sku}" in template and item.ref:
             url = template.replace("{sku}", quote(item.ref, safe="")).replace(
                 "{qty}", str(item.quantity)
             )
         else:
-            url = item.link
+            url = item.page
         if url:
             out.append(Handoff(url, (item.product,)))
     return out
@@ -140,14 +145,14 @@ def handoffs(
             url = f"{base}/cart/{_pairs(whole, True)}"
             out.append(Handoff(url, tuple(i.product for i in whole)))
             rest = [i for i in items if not i.variant_id]
-        out += _one_each("", rest)
+        out += _one_each(template, rest)
     elif platform == "custom" and "{items}" in template:
         whole = [i for i in items if i.ref]
         if whole:
             url = template.replace("{items}", _pairs(whole, False))
             out.append(Handoff(url, tuple(i.product for i in whole)))
             rest = [i for i in items if not i.ref]
-        out += _one_each("", rest)
+        out += _one_each(template, rest)
     else:  # woocommerce, and a custom template with {sku}: one item per hand-off
         out += _one_each(template, rest)
     return [Handoff(attributed(h.url, show_id, viewer), h.products) for h in out]

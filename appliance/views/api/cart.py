@@ -2,8 +2,10 @@
 cart to the shop (appliance/cart/checkout.py), with the cart priced by the catalogue.
 
 The cart itself lives in the viewer's page (localStorage, per shop); the page asks here
-each time the cart changes, so "Checkout" is a plain link the viewer follows. Only the
-show's own products count; the viewer (cookie) travels as vitrine_v for attribution.
+each time the cart changes, so "Checkout" is a plain link the viewer follows. The cart is
+the shop's, not the show's: a product added during an earlier show stays in it. Products
+gone from the catalogue or sold out are left out; the sale is attributed to the show the
+viewer checks out from, and the viewer (cookie) travels as vitrine_v.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from quart import Blueprint, Response, jsonify, request
 from quart.typing import ResponseReturnValue
 
 from appliance.cart.checkout import BadCart, Item, handoffs, parse_items
-from appliance.catalog.shows import get_show, lineup
+from appliance.catalog.products import get_product
+from appliance.catalog.shows import get_show
 from appliance.i18n.locales import format_money
 from appliance.services import Services
 from appliance.views.web import VIEWER_COOKIE, valid_viewer
@@ -35,13 +38,12 @@ def blueprint(svc: Services) -> Blueprint:
         if show is None:
             return problem(404, f"there is no show {show_id}")
         shop = await svc.shop()
-        products = {p.id: p for p in await lineup(svc.db, show_id)}
         items: list[Item] = []
         total = 0
         for line in lines:
-            p = products.get(line.product)
+            p = await get_product(svc.db, line.product)
             if p is None or p.stock_status == "out_of_stock":
-                continue  # not (or no longer) on sale in this show: left out of the cart
+                continue  # no longer on sale: left out of the hand-off
             if p.currency == shop.currency:
                 total += p.price_minor * line.quantity
             items.append(
@@ -50,7 +52,8 @@ def blueprint(svc: Services) -> Blueprint:
                     quantity=line.quantity,
                     ref=p.variant_id or p.sku or "",
                     variant_id=p.variant_id,
-                    link=p.cart_link(shop.cart_url_template),
+                    link=p.cart_url,
+                    page=p.product_url,
                 )
             )
         viewer = valid_viewer(request.cookies.get(VIEWER_COOKIE)) or ""
