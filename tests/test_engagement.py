@@ -8,6 +8,7 @@ import hashlib
 import time
 from collections import Counter
 
+from quart import Quart
 from quart.testing import QuartClient
 
 from appliance.engagement import giveaways
@@ -15,6 +16,7 @@ from appliance.engagement.codes import CodePool, parse_codes
 from appliance.engagement.giveaways import Giveaway, entrants_digest, pick
 from appliance.engagement.polls import Poll
 from appliance.engagement.store import EngagementStore
+from appliance.kpis.events import EventLog
 from appliance.services import Services
 
 # The chi-square statistic of 8 equally likely outcomes has 7 degrees of freedom; a fair
@@ -276,3 +278,21 @@ async def test_the_replay_shows_polls_answers_and_live_answer_chapters(
     ]
     page = await (await client.get(f"/shows/{show_id}")).get_data(as_text=True)
     assert 'id="answer-chapters"' in page and 'data-t="7.0"' in page
+
+
+async def test_the_kpi_page_and_csv_show_poll_participation(
+    app: Quart, client: QuartClient, services: Services, admin: str
+) -> None:
+    from tests.test_kpi_dashboard import START, ended_show, fill
+
+    show = await ended_show(services)
+    log: EventLog = app.extensions["vitrine.events"]
+    log.add(show, START + 50, "v_one_0000000000001", "vote", {"poll": 1})
+    log.add(show, START + 60, "v_two_0000000000002", "giveaway_entry", {"giveaway": 1})
+    await fill(app, services, show)
+    page = await (await client.get(f"/admin/shows/{show}/kpis")).get_data(as_text=True)
+    assert "Poll participation" in page and "Giveaway entries" in page
+    data = await (await client.get(f"/api/kpis/shows/{show}")).get_json()
+    figures = data.get("kpis", data)
+    assert figures["poll_participants"] == 1 and figures["participation_rate"] == 0.5
+    assert figures["giveaway_entries"] == 1

@@ -66,6 +66,21 @@ FIGURES: dict[str, tuple[str, str, str]] = {
         N_("Share of viewers who chatted or sent a heart."),
         "rate",
     ),
+    "poll_participants": (
+        N_("Poll participants"),
+        N_("Viewers who voted in a poll or quiz during the live."),
+        "count",
+    ),
+    "participation_rate": (
+        N_("Poll participation"),
+        N_("Share of viewers who voted in a poll or quiz."),
+        "rate",
+    ),
+    "giveaway_entries": (
+        N_("Giveaway entries"),
+        N_("Entries in the show's giveaways during the live."),
+        "count",
+    ),
     "product_clicks": (
         N_("Product clicks"),
         N_("Taps on a product's details during the live."),
@@ -147,6 +162,7 @@ FIGURES: dict[str, tuple[str, str, str]] = {
 }
 HEADLINE = ["viewers", "peak_concurrent", "avg_watch_seconds", "attention_rate"]
 ENGAGEMENT = ["engagement_rate", "chat_messages", "chatters", "chat_user_rate", "likes"]
+ENGAGEMENT += ["poll_participants", "participation_rate", "giveaway_entries"]
 SALES = ["product_clicks", "add_to_cart", "unique_carts", "checkouts", "checkout_total"]
 SALES += ["orders", "revenue", "average_cart"]
 SALES += ["conversion_rate", "unverified_orders", "unverified_revenue"]
