@@ -23,6 +23,7 @@ from appliance.backups.schedule import BackupSchedule
 from appliance.catalog.products import show_link
 from appliance.catalog.shop import get_meta, set_meta
 from appliance.config import Config
+from appliance.embed.origins import embeddable_csp
 from appliance.engagement.service import EngagementService
 from appliance.engagement.store import EngagementStore
 from appliance.hls.urls import cdn_origin
@@ -32,6 +33,7 @@ from appliance.kpis.events import EventLog
 from appliance.live.bridge import LiveShows
 from appliance.metrics.collect import Sources
 from appliance.paths import STATIC_DIR, TEMPLATES_DIR
+from appliance.reminders.service import Reminders
 from appliance.replays.store import ReplayStore
 from appliance.room.handlers import RoomService
 from appliance.room.store import RoomStore
@@ -52,7 +54,9 @@ from appliance.views.api import hls as hls_http
 from appliance.views.api import media as media_http
 from appliance.views.api import metrics as metrics_api
 from appliance.views.api import room as room_ws
+from appliance.views.public import embed as public_embed
 from appliance.views.public import pages as public
+from appliance.views.public import reminders as public_reminders
 from appliance.views.public import replays as replay_files
 from appliance.views.web import csrf_ok, csrf_token, current_user, render
 
@@ -150,6 +154,10 @@ def create_app(config: Config) -> Quart:
         EngagementService(engagement_store, room_store.action, event_log),
     )
     live.status_listeners.append(rooms.show_status)
+    # Emails and the notify webhook: queued when a show goes live, never awaited by it.
+    reminders = Reminders(config, database, services.translations, services.shop)
+    live.status_listeners.append(reminders.status_changed)
+    app.extensions["vitrine.reminders"] = reminders
     app.extensions["vitrine"] = services
     app.extensions["vitrine.live"] = live
     app.extensions["vitrine.rooms"] = rooms
@@ -186,6 +194,7 @@ def create_app(config: Config) -> Quart:
         await event_log.start()
         await rooms.hub.start()
         await live.start()
+        await reminders.start()
         await backups.start()
 
     async def begin_shutdown() -> None:
@@ -209,6 +218,7 @@ def create_app(config: Config) -> Quart:
         await room_store.close()
         await engagement_store.close()
         await event_log.close()
+        await reminders.close()
         await database.close()
 
     @app.before_request
@@ -245,10 +255,18 @@ def create_app(config: Config) -> Quart:
     @app.after_request
     async def security_headers(response: Response) -> Response:
         h = response.headers
+        framers: tuple[str, ...] = ()
+        if request.endpoint in public_embed.EMBEDDABLE_ENDPOINTS and "shop" in g:
+            framers = public_embed.embed_origins(services)
+        if framers:
+            # The player may be framed by the shop's site (docs/embed.md): frame-ancestors
+            # lists its origins; X-Frame-Options cannot, so it is left out there.
+            h.setdefault("Content-Security-Policy", embeddable_csp(csp, framers))
+        else:
+            h.setdefault("X-Frame-Options", "SAMEORIGIN")
         h.setdefault("Content-Security-Policy", csp)
         h.setdefault("X-Content-Type-Options", "nosniff")
         h.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-        h.setdefault("X-Frame-Options", "SAMEORIGIN")
         if current_user() is not None:
             h.setdefault("Cache-Control", "no-store")
         h.setdefault("Vary", "Accept-Language, Cookie")
@@ -292,6 +310,7 @@ def create_app(config: Config) -> Quart:
 
     for make in (
         public.blueprint,
+        public_embed.blueprint,
         replay_files.blueprint,
         admin_replays.blueprint,
         auth.blueprint,
@@ -313,6 +332,7 @@ def create_app(config: Config) -> Quart:
     room_ws.install(app, services, rooms)
     app.register_blueprint(kpi_events.blueprint(services, event_log))
     app.register_blueprint(metrics_api.blueprint(services, sources))
+    app.register_blueprint(public_reminders.blueprint(services, reminders))
     return app
 
 

@@ -24,8 +24,14 @@ class ConfigError(ValueError):
     """A setting has a value Vitrine cannot use; the message names the key."""
 
 
-def _setting(default: Any, help: str, check: Callable[[Any], str | None] | None = None) -> Any:
-    return field(default=default, metadata={"help": help, "check": check})
+def _setting(
+    default: Any,
+    help: str,
+    check: Callable[[Any], str | None] | None = None,
+    key: str | None = None,
+) -> Any:
+    """One setting; `key` names it where its attribute cannot (`email.from`: `from_`)."""
+    return field(default=default, metadata={"help": help, "check": check, "key": key})
 
 
 def _port(value: int) -> str | None:
@@ -340,6 +346,111 @@ class EngagementSettings:
     )
 
 
+def _origins(value: str) -> str | None:
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        if _url(part) is not None:
+            return "a comma-separated list of origins, like https://shop.example.com"
+    return None
+
+
+@dataclass(frozen=True)
+class EmbedSettings:
+    allowed_origins: str = _setting(
+        "",
+        "Shop sites that may show the player (embed.js), comma-separated origins like "
+        "https://shop.example.com; the origin of the shop's cart link is always allowed.",
+        _origins,
+    )
+    next_within_hours: float = _setting(
+        168.0,
+        "The embed's button announces the next show (countdown, add to calendar) when it "
+        "starts within this many hours; 0: the button shows only while a show is live.",
+        _not_negative,
+    )
+
+
+def _email_address(value: str) -> str | None:
+    if value == "" or ("@" in value and " " not in value.strip() and "<" not in value):
+        return None
+    return "an email address, like shows@myshop.com"
+
+
+def _webhook_url(value: str) -> str | None:
+    parts = urlsplit(value)
+    if value == "" or (parts.scheme in ("http", "https") and parts.netloc):
+        return None
+    return "an http:// or https:// address, like https://hooks.myshop.com/vitrine"
+
+
+@dataclass(frozen=True)
+class EmailSettings:
+    smtp_host: str = _setting(
+        "",
+        "Mail server (SMTP) the reminder emails go through. Empty: no emails, and show pages "
+        'offer no "Notify me".',
+    )
+    smtp_port: int = _setting(
+        587, "Port of the mail server: 587 (STARTTLS), 465 (TLS from the start) or 25.", _port
+    )
+    username: str = _setting("", "User name for the mail server; empty: no login.")
+    password: str = _setting("", "Password for the mail server.")
+    from_: str = _setting(
+        "",
+        "Sender address of the reminder emails, e.g. shows@myshop.com (the shop's name is "
+        "shown beside it). Needed with email.smtp_host.",
+        _email_address,
+        key="from",
+    )
+    starttls: bool = _setting(
+        True,
+        "Encrypt the connection with STARTTLS before logging in (port 465 always uses TLS). "
+        "Turn it off only for a mail server on this machine.",
+    )
+    per_second: float = _setting(
+        5.0, "Most reminder emails sent per second (mail providers throttle bursts).", _positive
+    )
+    batch_size: int = _setting(
+        50,
+        "Emails sent over one connection to the mail server before it is reopened.",
+        _positive,
+    )
+    timeout_seconds: int = _setting(
+        20,
+        "How long to wait for the mail server at each step before trying again later.",
+        _positive,
+    )
+    retry_seconds: float = _setting(
+        60.0,
+        "First wait before retrying an email (or a webhook delivery) refused for now; each "
+        "next wait is four times longer, at most 6 hours.",
+        _positive,
+    )
+    hour_before: bool = _setting(
+        True, "Also email those who asked for a reminder an hour before each show starts."
+    )
+    keep_days: int = _setting(
+        7,
+        "Days after a show ends before the addresses signed up for its reminders are "
+        "deleted (0: at once).",
+        _not_negative,
+    )
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    webhook_url: str = _setting(
+        "",
+        "Address that receives a signed JSON POST when a show is scheduled, goes live and "
+        "ends (docs/reminders.md), for the shop's own email or SMS tools. Empty: none.",
+        _webhook_url,
+    )
+    webhook_secret: str = _setting(
+        "",
+        "Key of the webhook's HMAC-SHA256 signature (X-Vitrine-Signature). Empty: the "
+        "conversion secret shown in Settings -> Sales reporting.",
+    )
+
+
 @dataclass(frozen=True)
 class Config:
     server: ServerSettings = field(default_factory=ServerSettings)
@@ -348,9 +459,12 @@ class Config:
     media: MediaSettings = field(default_factory=MediaSettings)
     kpis: KpiSettings = field(default_factory=KpiSettings)
     replays: ReplaySettings = field(default_factory=ReplaySettings)
+    email: EmailSettings = field(default_factory=EmailSettings)
+    notify: NotifySettings = field(default_factory=NotifySettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     backup: BackupSettings = field(default_factory=BackupSettings)
     engagement: EngagementSettings = field(default_factory=EngagementSettings)
+    embed: EmbedSettings = field(default_factory=EmbedSettings)
     source: str = "defaults"
 
     @property
@@ -378,8 +492,11 @@ SECTIONS: dict[str, type] = {
     "media": MediaSettings,
     "kpis": KpiSettings,
     "replays": ReplaySettings,
+    "email": EmailSettings,
+    "notify": NotifySettings,
     "metrics": MetricsSettings,
     "backup": BackupSettings,
+    "embed": EmbedSettings,
 }
 
 
@@ -390,6 +507,7 @@ class SettingInfo:
     type: type
     default: Any
     help: str
+    attribute: str = ""  # the dataclass field, when it is not `key`
 
     @property
     def name(self) -> str:
@@ -406,8 +524,11 @@ def settings_table() -> list[SettingInfo]:
     for section, cls in SECTIONS.items():
         hints = {f.name: f for f in dataclasses.fields(cls)}
         for name, f in hints.items():
+            key = f.metadata.get("key") or name
             rows.append(
-                SettingInfo(section, name, _field_type(cls, name), f.default, f.metadata["help"])
+                SettingInfo(
+                    section, key, _field_type(cls, name), f.default, f.metadata["help"], name
+                )
             )
     return rows
 
@@ -466,7 +587,7 @@ def load_config(
                 raise ConfigError(f"{section}: unknown section (known: {', '.join(SECTIONS)})")
             if not isinstance(body, dict):
                 raise ConfigError(f"{section}: expected a [{section}] table")
-            known = {f.name for f in dataclasses.fields(SECTIONS[section])}
+            known = {f.metadata.get("key") or f.name for f in dataclasses.fields(SECTIONS[section])}
             for key in body:
                 if key not in known:
                     raise ConfigError(
@@ -485,7 +606,7 @@ def load_config(
         check = _check_of(info)
         if check is not None and (problem := check(value)) is not None:
             raise ConfigError(f"{info.name}: expected {problem}, got {value!r}")
-        values[info.section][info.key] = value
+        values[info.section][info.attribute or info.key] = value
     return Config(
         server=ServerSettings(**values["server"]),
         storage=StorageSettings(**values["storage"]),
@@ -493,6 +614,8 @@ def load_config(
         media=MediaSettings(**values["media"]),
         kpis=KpiSettings(**values["kpis"]),
         replays=ReplaySettings(**values["replays"]),
+        email=EmailSettings(**values["email"]),
+        notify=NotifySettings(**values["notify"]),
         metrics=MetricsSettings(**values["metrics"]),
         backup=BackupSettings(**values["backup"]),
         source=source,
@@ -501,7 +624,7 @@ def load_config(
 
 def _check_of(info: SettingInfo) -> Callable[[Any], str | None] | None:
     for f in dataclasses.fields(SECTIONS[info.section]):
-        if f.name == info.key:
+        if f.name == (info.attribute or info.key):
             check: Callable[[Any], str | None] | None = f.metadata["check"]
             return check
     return None

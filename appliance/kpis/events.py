@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import math
+import re
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -154,6 +155,8 @@ def timestamp(value: Any, now: float, skew: float, max_age: float, age_text: str
 
 
 PATHS = ("webrtc", "hls")
+# The host of the shop page that shows the player (embed.js): a name or [IPv6], and a port.
+EMBED_HOST = re.compile(r"^([A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(:[0-9]{1,5})?$")
 
 
 def _props(kind: str, raw: Mapping[str, Any], user_agent: str, own_host: str) -> dict[str, Any]:
@@ -165,6 +168,11 @@ def _props(kind: str, raw: Mapping[str, Any], user_agent: str, own_host: str) ->
         }
         if raw.get("path") in PATHS:  # how the live player plays the show
             props["path"] = raw["path"]
+        embed = raw.get("embed")
+        if isinstance(embed, str) and EMBED_HOST.match(embed):
+            # The player on the shop's own site (embed.js): that page's host.
+            props["channel"] = "embed"
+            props["host"] = embed.lower()
         return props
     if kind == "product_click":
         return {"product": _whole(raw.get("product"), 1, MAX_ID, "product")}

@@ -67,6 +67,7 @@ class LiveShows:
                 max_viewers_per_key=config.limits.whep_sessions_per_address,
                 ice_connect_seconds=float(config.media.ice_connect_seconds),
                 record_dir=config.data_dir / "recordings" if config.media.record else None,
+                hls=config.media.hls,
             ),
             on_event=self._on_event,
         )

@@ -152,7 +152,12 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
             return plain("this show has ended", 409)
         try:
             session, answer = await live.plane.watch(
-                str(show_id), offer, client_address(svc.config.server)
+                str(show_id),
+                offer,
+                client_address(svc.config.server),
+                # The show's staff watch over WebRTC even when the show is full: the
+                # viewers past media.max_viewers get its HLS rendition instead.
+                reserved=await access.may(db, current_user(), "moderate", show),
             )
         except BadOffer as exc:
             return plain(f"bad offer: {exc}", 400)

@@ -45,10 +45,29 @@ function param(name) {
   }
 }
 
+var joinedPath = "";
+
+function joinProps() {
+  var props = { utm_source: param("utm_source"), referrer: document.referrer || "" };
+  // The live player (run before this module on the show page) says which path it took.
+  joinedPath = document.body.dataset.playerPath || "";
+  if (joinedPath) props.path = joinedPath;
+  // Inside the shop's site (embed_bridge.js): the shop page's host, for the `embed` channel.
+  if (document.body.dataset.embedHost) props.embed = document.body.dataset.embedHost;
+  return props;
+}
+
+// The player switched to HLS after the join was sent (WebRTC could not connect, or the
+// show was full): a join again, with the path the viewer really got. Only a viewer's
+// first join decides their channel and device, so nothing is counted twice.
+document.addEventListener("vitrine:path", function () {
+  if (present && document.body.dataset.playerPath !== joinedPath) send("join", joinProps());
+});
+
 function join() {
   if (present) return;
   present = true;
-  send("join", { utm_source: param("utm_source"), referrer: document.referrer || "" });
+  send("join", joinProps());
   timer = window.setInterval(function () {
     send("heartbeat");
   }, every);

@@ -9,6 +9,7 @@ import { deleteSession, iceServersFrom } from "./whip.js";
 import { stage } from "./player/stage.js";
 import { showStatus } from "./player/status.js";
 import { FIRST_BACKOFF_MS, whep } from "./player/whep.js";
+import { hlsPlayer, hlsPossible, setPath } from "./player/hls.js";
 
 function start(root, video) {
   var d = root.dataset;
@@ -43,12 +44,16 @@ function start(root, video) {
     flowBytes: -1, // video bytes received, as last measured
     flowSince: 0, // when flowBytes last changed (0: not measuring)
     stopped: false, // the show has ended (or cannot be played here)
+    path: "webrtc", // or "hls", for good once switched (player/hls.js)
+    hlsFirst: false, // no WebRTC here, or the show is HLS only: HLS from the start
     suspended: false // the page went away (back/forward cache)
   };
   p.stage = stage(p);
   p.whep = whep(p);
   p.poller = showStatus(p);
+  p.hls = hlsPlayer(p);
   p.whep.wire();
+  p.hls.wire();
   p.stage.wire();
 
   window.addEventListener("pagehide", function () {
@@ -60,11 +65,13 @@ function start(root, video) {
     clearTimeout(p.pollTimer);
     p.retryTimer = p.pollTimer = null;
     p.whep.teardown();
+    p.hls.stop();
   });
   window.addEventListener("pageshow", function (event) {
     if (!event.persisted || !p.suspended || p.stopped) return;
     p.suspended = false; // back from the back/forward cache
     p.backoff = FIRST_BACKOFF_MS;
+    p.hls.resume();
     p.poller.poll();
   });
   window.addEventListener("online", function () {
@@ -80,7 +87,10 @@ function start(root, video) {
     p.stage.setState("ended");
     return;
   }
-  if (!window.RTCPeerConnection) {
+  p.hlsFirst = (!window.RTCPeerConnection || d.hlsOnly === "1") && hlsPossible(p);
+  // The KPI join (kpi.js, after this module) reports the path chosen at load.
+  setPath(p.hlsFirst ? "hls" : "webrtc");
+  if (!window.RTCPeerConnection && !p.hlsFirst) {
     p.stopped = true;
     p.stage.says("unsupported", d.msgUnsupported);
     return;

@@ -52,7 +52,7 @@ export function stage(p) {
   function renderUnmute() {
     var unmute = els.unmute;
     if (!unmute) return;
-    if (p.needsTap && video.srcObject) {
+    if (p.needsTap && (video.srcObject || video.currentSrc)) {
       unmute.textContent = d.msgTapToPlay || unmuteText;
       show(unmute);
     } else if (p.playing && video.muted) {

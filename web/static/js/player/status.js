@@ -18,6 +18,7 @@ export function showStatus(p) {
     clearTimeout(p.pollTimer);
     p.retryTimer = p.pollTimer = null;
     p.whep.teardown();
+    p.hls.stop();
     p.needsTap = false;
     try {
       video.pause();

@@ -1,10 +1,13 @@
 // The live player's WebRTC path: a WHEP session, media on the video, retries with a back-off.
 import { show } from "../dom.js";
 import { connectionState, deleteSession, postSdp, preferCodec, waitForIce } from "../whip.js";
+import { hlsPossible } from "./hls.js";
 
 var ICE_WAIT_MS = 2000;
 var DISCONNECT_GRACE_MS = 3000;
 var CONNECT_TIMEOUT_MS = 15000;
+// Not connected this long after the answer (UDP blocked, say): HLS instead, if it exists.
+var ICE_FALLBACK_MS = 4000;
 export var FIRST_BACKOFF_MS = 1000;
 var MAX_BACKOFF_MS = 8000;
 
@@ -73,7 +76,11 @@ export function whep(p) {
   }
 
   async function connect() {
-    if (p.stopped || p.suspended || p.pc) return;
+    if (p.stopped || p.suspended || p.pc || p.path === "hls") return;
+    if (p.hlsFirst) {
+      p.hls.start();
+      return;
+    }
     clearTimeout(p.retryTimer);
     p.retryTimer = null;
     var my = ++p.gen;
@@ -108,13 +115,23 @@ export function whep(p) {
       p.sessionUrl = res.location;
       await conn.setRemoteDescription({ type: "answer", sdp: res.answer });
       p.lastFailure = null;
+      setTimeout(function () {
+        if (conn === p.pc && connectionState(conn) !== "connected" && !p.playing && hlsPossible(p)) {
+          p.hls.start();
+        }
+      }, ICE_FALLBACK_MS);
       p.connectTimer = setTimeout(function () {
         if (conn === p.pc && connectionState(conn) !== "connected" && !p.playing) {
           failed(new Error("no connection"));
         }
       }, CONNECT_TIMEOUT_MS);
     } catch (err) {
-      if (my === p.gen) failed(err);
+      if (my !== p.gen) return;
+      if (err && (err.status === 503 || err.status === 429) && hlsPossible(p)) {
+        p.hls.start(); // the relay is full: the show goes on over HLS
+        return;
+      }
+      failed(err);
     }
   }
 
