@@ -10,6 +10,7 @@ import html
 import json
 import re
 import secrets
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -178,6 +179,10 @@ def test_narrow_lossy_uplink_keeps_the_delay_bounded(lab: Lab) -> None:
     assert figures["delay_p95"] < 1000, (figures, asked["retransmits"])
 
 
+@pytest.mark.skipif(
+    shutil.which("turnserver") is None or shutil.which("openssl") is None,
+    reason="coturn and openssl are needed (Debian: apt-get install coturn openssl)",
+)
 def test_udp_blocked_viewer_plays_over_turn_tls(lab: Lab) -> None:
     """coturn serves TURN over TLS on 443 with a secret shared with Vitrine (the TURN
     REST convention, media.turn_secret): the show page hands the player short-lived
