@@ -16,8 +16,14 @@ import pytest
 
 from media import aiortc_glue as glue
 from media.hls import Rendition
-from media.plane import MediaPlane, MediaSettings
-from tests.media_helpers import CounterVideoTrack, answer, make_publisher, read_counter
+from media.plane import MediaPlane, MediaSettings, TooManyViewers
+from tests.media_helpers import (
+    CounterVideoTrack,
+    answer,
+    make_publisher,
+    make_viewer,
+    read_counter,
+)
 
 PART_RE = re.compile(r'#EXT-X-PART:DURATION=([0-9.]+),URI="\w+/p(\d+)\.m4s"(,INDEPENDENT=YES)?')
 
@@ -144,3 +150,39 @@ async def test_blocking_reload_waits_for_the_part(plane: MediaPlane) -> None:
     # A part far ahead is not there at the end of the wait.
     assert not await rendition.wait(lambda: rendition.has(msn + 50, 0), 0.3)
     await pc.close()  # type: ignore[attr-defined]
+
+
+async def test_past_max_viewers_only_reserved_sessions_get_webrtc() -> None:
+    plane = MediaPlane(MediaSettings(host_addresses=["127.0.0.1"], max_viewers=1))
+    await plane.start()
+    pcs = []
+    try:
+        pc, _ = await publish(plane, first=0)
+        pcs.append(pc)
+        viewer, offer, _tracks = await make_viewer()
+        pcs.append(viewer)
+        _session, sdp = await plane.watch("5", offer.encode(), "a")
+        await answer(viewer, sdp)
+        deadline = time.monotonic() + 15
+        while plane.viewer_count("5") < 1:
+            assert time.monotonic() < deadline, "the first viewer never connected"
+            await asyncio.sleep(0.1)
+
+        second, offer2, _ = await make_viewer()
+        pcs.append(second)
+        with pytest.raises(TooManyViewers):  # the page falls back to HLS on this 503
+            await plane.watch("5", offer2.encode(), "b")
+        # The show's staff are let in all the same, and stay connected.
+        _session, sdp = await plane.watch("5", offer2.encode(), "staff", reserved=True)
+        await answer(second, sdp)
+        deadline = time.monotonic() + 15
+        while plane.viewer_count("5") < 2:
+            assert time.monotonic() < deadline, "the staff viewer was not let in"
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1)
+        assert plane.viewer_count("5") == 2
+    finally:
+        for pc in pcs:
+            await pc.close()  # type: ignore[attr-defined]
+        await plane.close()
+        glue.set_host_addresses([])
