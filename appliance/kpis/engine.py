@@ -7,7 +7,7 @@ An event is a mapping with `ts` (seconds, float), `viewer` (str), `kind` (str) a
 `props` (mapping). Kinds: join (props: device, channel), heartbeat, leave, chat, like
 (props: count), product_click (props: product), add_to_cart (props: product, quantity,
 price), checkout (props: items, total, products), purchase (props: order, amount, products,
-signed), calendar_add, replay_view,
+signed), calendar_add, reminder_signup (a confirmed email reminder), replay_view,
 vote (props: poll), giveaway_entry (props: giveaway).
 
 A purchase whose `signed` is false came from the unsigned thank-you page beacon: it is
@@ -175,6 +175,7 @@ def compute(
         return live_start <= float(e["ts"]) <= live_end
 
     chat_messages = likes = product_clicks = add_to_cart = calendar_adds = 0
+    reminder_signups = 0
     poll_votes = giveaway_entries = 0
     poll_participants: set[str] = set()
     replay_views = replay_add_to_cart = 0
@@ -273,6 +274,8 @@ def compute(
                 replay_checkout_total += max(0, value)
         elif kind == "calendar_add" and ts < live_end:
             calendar_adds += 1
+        elif kind == "reminder_signup" and ts < live_end:
+            reminder_signups += 1
         elif kind == "replay_view" and after:
             replay_views += 1
             replay_viewers.add(viewer)
@@ -309,6 +312,8 @@ def compute(
         "unverified_orders": len(unverified),
         "unverified_revenue": sum(unverified.values()),
         "calendar_adds": calendar_adds,
+        "reminder_signups": reminder_signups,
+        "reminder_viewers": channels.get("reminder", 0),
         "replay_views": replay_views,
         "replay_viewers": len(replay_viewers),
         "replay_add_to_cart": replay_add_to_cart,

@@ -53,6 +53,8 @@ COLUMNS = [
     "unverified_orders",
     "unverified_revenue",
     "calendar_adds",
+    "reminder_signups",
+    "reminder_viewers",
     "replay_views",
     "replay_viewers",
     "replay_add_to_cart",

@@ -135,6 +135,16 @@ FIGURES: dict[str, tuple[str, str, str]] = {
         N_("Times the show was added to a calendar before it ended."),
         "count",
     ),
+    "reminder_signups": (
+        N_("Reminder sign-ups"),
+        N_("Email reminders asked for and confirmed before the show ended."),
+        "count",
+    ),
+    "reminder_viewers": (
+        N_("Viewers from reminders"),
+        N_("Viewers who came through the link of a reminder email."),
+        "count",
+    ),
     "replay_views": (N_("Replay views"), N_("Replay plays after the live."), "count"),
     "replay_viewers": (N_("Replay viewers"), N_("People who played the replay."), "count"),
     "replay_add_to_cart": (
@@ -166,7 +176,8 @@ ENGAGEMENT += ["poll_participants", "participation_rate", "giveaway_entries"]
 SALES = ["product_clicks", "add_to_cart", "unique_carts", "checkouts", "checkout_total"]
 SALES += ["orders", "revenue", "average_cart"]
 SALES += ["conversion_rate", "unverified_orders", "unverified_revenue"]
-AUDIENCE = ["viewers_over_1min", "mobile_viewers", "calendar_adds"]
+AUDIENCE = ["viewers_over_1min", "mobile_viewers", "calendar_adds", "reminder_signups"]
+AUDIENCE += ["reminder_viewers"]
 REPLAY = ["replay_views", "replay_viewers", "replay_add_to_cart", "replay_orders"]
 REPLAY += ["replay_revenue", "replay_product_clicks", "replay_checkouts", "replay_checkout_total"]
 TREND = ["viewers", "peak_concurrent", "attention_rate", "engagement_rate", "conversion_rate"]
