@@ -411,7 +411,10 @@ class MediaPlane:
         return self.renditions.get(show)
 
     def recording(self, show: str) -> Recorder | None:
-        return self.recorders.get(show)
+        """The show's recording; None when it is not recorded (its recorder may still
+        run for the HLS rendition alone, writing nothing)."""
+        recorder = self.recorders.get(show)
+        return recorder if recorder is not None and recorder.folder is not None else None
 
     async def end_show(self, show: str) -> None:
         """The show is over: close its publisher and every viewer, finish its recording."""

@@ -161,6 +161,8 @@ class VitrineCollector(Collector):
                 for metric, key in keys.items():
                     made[metric].add_metric([name, kind], totals[key])
         for name, recorder in list(plane.recorders.items()):
+            if recorder.folder is None:
+                continue  # not recorded: it feeds the HLS rendition only
             recording.add_metric([name], 0 if recorder.error else 1)
             recorded.add_metric([name], recorder.bytes_in)
             recording_dropped.add_metric([name], recorder.dropped)
