@@ -618,6 +618,7 @@ def load_config(
         notify=NotifySettings(**values["notify"]),
         metrics=MetricsSettings(**values["metrics"]),
         backup=BackupSettings(**values["backup"]),
+        embed=EmbedSettings(**values["embed"]),
         source=source,
     )
 

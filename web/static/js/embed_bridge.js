@@ -1,0 +1,135 @@
+// The player's side of the shop's page (docs/embed.md). Loaded only on a show page opened
+// with ?embed=1 inside the shop's site by /embed.js, before the page's other scripts.
+// - "Add to cart" (any [data-kpi="add_to_cart"]) is not followed here: the product goes to
+//   the shop's page as a message, which adds it to the shop's own cart and answers with
+//   whether that worked; the answer is shown over the player.
+// - "Checkout" ([data-checkout]) asks the shop's page to go to its cart page.
+// - The replay's position is sent to the page, so the miniplayer resumes after a navigation.
+// Messages go only to the parent page's origin, and only when that origin is one the server
+// lists in <meta name="vitrine-embed-origins"> (the same list as the page's frame-ancestors);
+// answers are read only from that window and origin. Nothing secret is sent: product ids,
+// SKUs, prices, the show's id.
+
+var meta = document.querySelector('meta[name="vitrine-embed-origins"]');
+var allowed = meta ? meta.content.split(" ").filter(Boolean) : [];
+var root = document.querySelector("[data-show-id]");
+var showId = root ? Number(root.dataset.showId) : 0;
+
+function parentOrigin() {
+  if (window.parent === window) return "";
+  var list = window.location.ancestorOrigins;
+  if (list && list.length) return list[0];
+  try {
+    return new URL(document.referrer).origin;
+  } catch (err) {
+    return "";
+  }
+}
+
+var parent = parentOrigin();
+var linked = parent !== "" && allowed.indexOf(parent) >= 0;
+var products = {};
+var pending = {};
+var nextId = 1;
+var toast = null;
+
+function post(message) {
+  if (linked) window.parent.postMessage(message, parent);
+}
+
+function say(text, ok) {
+  if (!toast) {
+    toast = document.createElement("p");
+    toast.className = "embed-toast";
+    toast.setAttribute("role", "status");
+    toast.setAttribute("aria-live", "polite");
+    document.body.appendChild(toast);
+  }
+  toast.textContent = text;
+  toast.classList.toggle("bad", !ok);
+  toast.hidden = false;
+  window.clearTimeout(say.timer);
+  say.timer = window.setTimeout(function () {
+    toast.hidden = true;
+  }, 4000);
+}
+
+function loadProducts() {
+  if (!showId) return;
+  fetch("/embed/shows/" + showId + "/products.json", { credentials: "same-origin" })
+    .then(function (r) {
+      return r.ok ? r.json() : { products: [] };
+    })
+    .then(function (data) {
+      (data.products || []).forEach(function (p) {
+        products[p.product_id] = p;
+      });
+    })
+    .catch(function () {});
+}
+
+function addToCart(event) {
+  var el = event.target.closest ? event.target.closest('[data-kpi="add_to_cart"]') : null;
+  if (!el) return;
+  var holder = el.closest("[data-product-id]");
+  var p = holder ? products[Number(holder.dataset.productId)] : null;
+  // Never leave the show: the shop's page adds the item (kpi.js still reports the tap).
+  event.preventDefault();
+  if (!p) return;
+  var id = nextId++;
+  pending[id] = true;
+  document.body.dataset.embedAsked = String(id);
+  post({
+    type: "vitrine:add-to-cart",
+    id: id,
+    detail: {
+      product_id: p.product_id,
+      sku: p.sku,
+      variant_id: p.variant_id,
+      quantity: 1,
+      price_minor: p.price_minor,
+      currency: p.currency,
+      show_id: showId
+    }
+  });
+}
+
+function checkout(event) {
+  var el = event.target.closest ? event.target.closest("[data-checkout]") : null;
+  if (!el) return;
+  event.preventDefault();
+  post({ type: "vitrine:checkout", show_id: showId });
+}
+
+function onMessage(event) {
+  if (event.source !== window.parent || event.origin !== parent) return;
+  var m = event.data;
+  if (!m || m.type !== "vitrine:cart-result" || !pending[m.id]) return;
+  delete pending[m.id];
+  var text = typeof m.message === "string" ? m.message.slice(0, 200) : "";
+  say(text, m.ok === true);
+  document.body.dataset.embedCart = m.ok === true ? "added" : "failed";
+}
+
+function reportTime() {
+  var video = document.getElementById("replay");
+  if (!video) return;
+  window.setInterval(function () {
+    if (!video.paused) post({ type: "vitrine:time", show_id: showId, t: video.currentTime });
+  }, 1000);
+}
+
+if (linked) {
+  // kpi.js reports the join with this: channel `embed` and the shop page's host.
+  try {
+    document.body.dataset.embedHost = new URL(parent).host;
+  } catch (err) {
+    // no host to report
+  }
+  window.addEventListener("click", addToCart, true);
+  window.addEventListener("click", checkout, true);
+  window.addEventListener("message", onMessage);
+  loadProducts();
+  reportTime();
+  post({ type: "vitrine:ready", show_id: showId });
+}
