@@ -190,7 +190,9 @@ async def test_a_giveaway_for_voters_is_drawn_fairly_claimed_and_won_once(
     await notice(loser, "not_allowed")
     await winner.send(type="claim_prize", email="winner@example.com")
     await winner.wait("prize_claimed")
-    await mod.wait("giveaway_draw", lambda m: m["claimed"])
+    claimed = await mod.wait("giveaway_draw", lambda m: m["claimed"])
+    assert claimed["email"] == "winner@example.com"  # the team can deliver the prize
+    assert not any("winner@" in str(m) for p in people for m in p.messages)
     contacts = await eventually(live_server, "SELECT email, delete_after FROM giveaway_contacts")
     assert contacts[0][0] == "winner@example.com" and contacts[0][1] > time.time() + 29 * 86400
     assert rows(live_server, "SELECT COUNT(*) FROM events WHERE props LIKE '%winner@%'") == [(0,)]

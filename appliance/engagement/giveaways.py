@@ -86,6 +86,7 @@ class Giveaway:
     left_out: set[str] = field(default_factory=set)  # winners whose win lapsed
     draws: list[Draw] = field(default_factory=list)
     claimed: bool = False
+    contact: str | None = None  # the claiming winner's email, for staff only
     dirty: bool = False
     sent_at: float = -1e9
 
@@ -153,4 +154,5 @@ class Giveaway:
             "name": current.name,
             "claim_until": int(current.claim_until),
             "claimed": self.claimed,
+            "email": self.contact if self.claimed else None,
         }

@@ -427,6 +427,7 @@ async def on_claim_prize(
         notice(client, "bad_email")
         return
     giveaway.claimed = True
+    giveaway.contact = email.strip()
     giveaway.dirty = True
     svc.store.claimed(room.show_id, giveaway, current, email.strip())
     client.send_messages({"type": "prize_claimed", "id": giveaway.id})

@@ -87,6 +87,7 @@ export function giveawayControls(page) {
     if (proof && proof.id === giveaway.id) {
       var line = format(d.msgGiveawayProof, { draw: proof.draw, n: proof.entrants, hash: proof.seed_hash });
       line += " · " + (proof.claimed ? d.msgGiveawayClaimed : format(d.msgGiveawayWaiting, { t: timeOfDay(proof.claim_until) }));
+      if (proof.email) line += " · " + proof.email;
       text(els.giveawayProof, line);
       show(els.giveawayProof);
     } else {
