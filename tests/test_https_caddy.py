@@ -7,6 +7,7 @@ live room's websocket goes through the same front."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -19,7 +20,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 
@@ -70,7 +71,7 @@ class Front:
     def get(self, path: str) -> tuple[int, str, dict[str, str]]:
         try:
             with urllib.request.urlopen(self.url + path, timeout=10, context=self.context()) as r:
-                return r.status, r.read().decode(), dict(r.headers)
+                return r.status, r.read().decode(errors="replace"), dict(r.headers)
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read().decode(), dict(exc.headers)
 
@@ -123,6 +124,17 @@ def front(tmp_path: Path) -> Iterator[Front]:
         caddy.wait(timeout=10)
         log.close()
         stop(vitrine)
+
+
+async def until_hls(front: Front, show_id: int, limit: float = 20) -> str:
+    deadline = time.monotonic() + limit
+    while True:
+        code, body, _headers = await asyncio.to_thread(front.get, f"/hls/{show_id}/index.m3u8")
+        if code == 200:
+            assert body.startswith("#EXTM3U"), body
+            return body
+        assert time.monotonic() < deadline, (code, body)
+        await asyncio.sleep(0.5)
 
 
 def test_compose_settings_need_no_editing(front: Front) -> None:
@@ -212,5 +224,12 @@ async def test_studio_goes_live_and_viewer_plays_through_caddy(front: Front) -> 
             assert t1 > t0, (t0, t1)
             status = json.loads(front.get(f"/api/shows/{show['id']}/status")[1])
             assert status == {"status": "live", "publishing": True, "viewers": 1}
+            # The HLS rendition's playlist and media come through the same front.
+            playlist = await until_hls(front, show["id"])
+            media = next(u for u in re.findall(r'URI="([^"]+)"|^([^#\s].*)$', playlist, re.M))
+            uri = next(u for u in media if u)
+            code, body, headers = front.get(urljoin(f"/hls/{show['id']}/index.m3u8", uri))
+            assert code == 200 and headers["Content-Type"].startswith(("video/", "audio/"))
+            assert len(body) > 100, headers
         finally:
             await browser.close()
