@@ -8,13 +8,14 @@ import hashlib
 import sqlite3
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, launch, stop
 from tests.test_room import Peer, Room, staff_cookie
-from tests.test_room_moderation import new_show
+from tests.test_room_moderation import new_show, staff_cookie_again
 
 
 @pytest.fixture
@@ -288,3 +289,45 @@ async def test_written_and_live_answers_reach_everyone_and_are_kept(
         count=2,
     )
     assert kept == [("Yes, 100% <b>silk</b>", 0), (None, 1)]
+
+
+async def test_voters_and_winners_survive_a_restart(tmp_path: Path) -> None:
+    """A giveaway for voters after a restart still knows who voted, and a past winner
+    still cannot win again in the same show."""
+    server = launch(tmp_path / "data", tmp_path / "server.log")
+    try:
+        show_id = new_show(server)
+        room1 = Room(server, show_id)
+        mod = await room1.join(cookie=staff_cookie(server, "admin"))
+        [ana, bob] = await viewers(room1, 2)
+        await mod.send(type="start_poll", question="Q?", options=["a", "b"], seconds=60)
+        await ana.wait("poll")
+        await ana.send(type="vote", option=0)
+        await bob.send(type="vote", option=1)
+        await ana.wait("poll", lambda m: sum(m["counts"]) == 2)
+        await mod.send(type="start_giveaway", prize="Hat", entrants="all")
+        await ana.wait("giveaway")
+        await ana.send(type="enter")
+        await ana.wait("entered")
+        await mod.send(type="draw")
+        await ana.wait("prize_won")
+        await room1.close()
+    finally:
+        stop(server)  # writes what the room holds before it exits
+    server = launch(tmp_path / "data", tmp_path / "server.log")
+    try:
+        room2 = Room(server, show_id)
+        mod = await room2.join(cookie=staff_cookie_again(server))
+        [ana, bob] = await viewers(room2, 2)
+        late = await room2.join("Late", viewer="v_engage_late_restart", address="127.0.0.60")
+        await mod.send(type="start_giveaway", prize="Bag", entrants="voters")
+        await late.wait("giveaway")
+        await late.send(type="enter")
+        await notice(late, "not_eligible")  # never voted
+        await ana.send(type="enter")
+        await notice(ana, "already_won")  # won before the restart
+        await bob.send(type="enter")
+        await bob.wait("entered")
+        await room2.close()
+    finally:
+        stop(server)
