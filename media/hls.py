@@ -60,6 +60,8 @@ MOV_OPTIONS = {
     "flush_packets": "1",
     "video_track_timescale": str(VIDEO_CLOCK),
 }
+CLIENT_SECONDS = 10.0
+CLIENTS_KEPT = 100_000
 _SAMPLE_NON_SYNC = 0x10000
 
 
@@ -102,6 +104,7 @@ class Rendition:
         self.want_keyframe = False
         self.ended = False
         self.writer_cpu = 0.0  # seconds of the recording thread's CPU spent writing it
+        self._clients: dict[str, float] = {}  # who asked for the playlist, and when
         # In every file name: a server restarted during the show starts a new rendition
         # whose numbers start again, and cached files of the old one must not be served.
         self.epoch = secrets.token_hex(4)
@@ -193,6 +196,22 @@ class Rendition:
             if part is None:
                 return last.complete
             return len(last.parts) > part or last.complete
+
+    def note_client(self, key: str, now: float) -> None:
+        """`key` (a viewer, or an address) asked for the playlist at `now` (monotonic)."""
+        if key not in self._clients and len(self._clients) >= CLIENTS_KEPT:
+            self.client_count(now)  # make room: forget those gone quiet
+            if len(self._clients) >= CLIENTS_KEPT:
+                return
+        self._clients[key] = now
+
+    def client_count(self, now: float) -> int:
+        """HLS clients that asked for the playlist in the last CLIENT_SECONDS (a player
+        asks every part; a cache in front of this server counts as one)."""
+        gone = [k for k, seen in self._clients.items() if now - seen > CLIENT_SECONDS]
+        for key in gone:
+            del self._clients[key]
+        return len(self._clients)
 
     def has_part(self, number: int) -> bool:
         with self._lock:

@@ -222,10 +222,12 @@ class MediaPlane:
         relay = self.relays.get(show)
         if relay is None:
             return {"publishing": False, "viewers": 0, "streams": {}}
+        rendition = self.renditions.get(show)
         return {
             "publishing": self.is_publishing(show),
             "viewers": _connected(relay),
             "connecting": len(relay.viewers) - _connected(relay),
+            "hls_viewers": rendition.client_count(time.monotonic()) if rendition else 0,
             "streams": {kind: stream.stats() for kind, stream in relay.streams.items()},
             "uplink": _uplink_stats(relay.publisher),
         }

@@ -186,3 +186,16 @@ async def test_past_max_viewers_only_reserved_sessions_get_webrtc() -> None:
             await pc.close()  # type: ignore[attr-defined]
         await plane.close()
         glue.set_host_addresses([])
+
+
+async def test_hls_viewers_are_those_who_asked_lately(plane: MediaPlane) -> None:
+    pc, _ = await publish(plane, first=0)
+    rendition = plane.rendition("5")
+    assert rendition is not None
+    now = time.monotonic()
+    rendition.note_client("v_one", now - 30)  # gone quiet
+    rendition.note_client("v_two", now - 2)
+    rendition.note_client("198.51.100.7", now)
+    rendition.note_client("v_two", now)  # asks again: one viewer still
+    assert plane.stats("5")["hls_viewers"] == 2
+    await pc.close()  # type: ignore[attr-defined]

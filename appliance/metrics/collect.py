@@ -83,8 +83,9 @@ class VitrineCollector(Collector):
         src = self.sources
         viewers = GaugeMetricFamily(
             "vitrine_viewers",
-            "Viewers now, by path: webrtc (connected video sessions) and room (people in "
-            "the live room's chat, staff left out).",
+            "Viewers now, by path: webrtc (connected video sessions), hls (players that "
+            "asked for the HLS playlist in the last 10 s) and room (people in the live "
+            "room's chat, staff left out).",
             labels=["show", "path"],
         )
         yield from self._server(src)
@@ -154,6 +155,10 @@ class VitrineCollector(Collector):
         for name, relay in list(plane.relays.items()):
             connected = sum(1 for v in relay.viewers.values() if v.connected)
             viewers.add_metric([name, "webrtc"], connected)
+            rendition = plane.rendition(name)
+            if rendition is not None:
+                # Players that asked for the playlist lately (a cache in front: one).
+                viewers.add_metric([name, "hls"], rendition.client_count(time.monotonic()))
             connecting.add_metric([name], len(relay.viewers) - connected)
             publishers.add_metric([name], 1 if plane.is_publishing(name) else 0)
             for kind, stream in relay.streams.items():

@@ -16,11 +16,14 @@ same for everyone (no `Vary: Cookie`, no cookie set), so a CDN or nginx may cach
 
 from __future__ import annotations
 
+import time
+
 from quart import Blueprint, Response, request
 from quart.typing import ResponseReturnValue
 
 from appliance.live.bridge import LiveShows
 from appliance.services import Services
+from appliance.views.web import VIEWER_COOKIE, client_address, valid_viewer
 from media.hls import PART_TARGET, Rendition
 
 HOLD_SECONDS = 6.0  # longest a blocking request is held: three target durations
@@ -58,7 +61,6 @@ def _number(name: str) -> int | None:
 
 def blueprint(svc: Services, live: LiveShows) -> Blueprint:
     bp = Blueprint("hls", __name__)
-    del svc  # the rendition is all these views read
 
     def rendition_of(show_id: int) -> Rendition | None:
         return live.plane.rendition(str(show_id))
@@ -82,6 +84,9 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
         rendition = rendition_of(show_id)
         if rendition is None:
             return not_here()
+        # Counted for the staff's figures: the page's viewer id, else the address.
+        viewer = valid_viewer(request.cookies.get(VIEWER_COOKIE))
+        rendition.note_client(viewer or client_address(svc.config.server), time.monotonic())
         if msn is not None:
             # RFC 8216bis 6.2.5.2: more than two segments ahead is a client error.
             if msn > rendition.last_msn() + 2:
