@@ -123,3 +123,55 @@ async def test_a_viewer_on_a_phone_votes_enters_wins_and_reads_an_answer(
             assert await viewer.locator(".msg-answer i").count() == 0
         finally:
             await browser.close()
+
+
+async def test_the_replay_shows_a_poll_result_an_answer_and_a_live_answer_chapter(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    from playwright.async_api import async_playwright
+
+    from tests.test_browser_replay import STARTED, ended_show_with_replay
+
+    show, _names = ended_show_with_replay(live_server, tmp_path)
+    with sqlite3.connect(live_server.data_dir / "vitrine.sqlite3") as conn:
+        conn.execute(
+            "INSERT INTO chat_messages (show_id, viewer, name, text, question, answered, "
+            "answer, answered_live_at, created_at) VALUES (?, 'v_q', 'Bea', 'Washable?', 1, 1, "
+            "'Yes, <i>by hand</i>', ?, ?)",
+            (show, STARTED + 5, STARTED + 1.5),
+        )
+        conn.execute(
+            "INSERT INTO polls (show_id, question, options, correct, counts, started_at, "
+            "ends_at, closed_at) VALUES (?, 'Which hat?', '[\"Straw\", \"Felt\"]', 0, "
+            "'[3, 1]', ?, ?, ?)",
+            (show, STARTED + 0.5, STARTED + 60, STARTED + 2.5),
+        )
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(
+            executable_path=CHROMIUM, args=[*ARGS, "--autoplay-policy=no-user-gesture-required"]
+        )
+        try:
+            page = await browser.new_page(viewport={"width": 390, "height": 844})
+            await page.goto(f"{live_server.url}/shows/{show}")
+            await page.locator("video#replay").wait_for()
+            await page.evaluate(
+                "() => { const v = document.getElementById('replay');"
+                " v.muted = true; return v.play(); }"
+            )
+            await page.wait_for_function(
+                "() => document.body.dataset.replayChat === '3'", timeout=15000
+            )
+            assert await page.text_content("#chat-messages .msg-answer") == "Yes, <i>by hand</i>"
+            assert await page.locator("#chat-messages i").count() == 0
+            result = await page.text_content("#chat-messages .poll-result")
+            assert result is not None and "Which hat?" in result and "Straw — 75 %" in result
+            await page.locator("#answer-chapters li button").click()
+            await page.wait_for_function(
+                "() => { const t = document.getElementById('replay').currentTime;"
+                " return t >= 5 && t < 8; }",
+                timeout=10000,
+            )
+        finally:
+            await browser.close()
