@@ -21,7 +21,7 @@ from tests.test_browser_live import ARGS, CHROMIUM
 
 JS = ROOT / "web" / "static" / "js"
 TEMPLATES = ROOT / "web" / "templates"
-MAX_LINES = 300
+MAX_LINES = 400  # the old page scripts were 500 to 750 lines; aim for under 250
 # The snippet the shop puts on its own pages: a classic script, loaded from another site.
 CLASSIC = {"vitrine-shop.js"}
 
@@ -35,6 +35,7 @@ EXPORT_DECL = re.compile(
 )
 EXPORT_LIST = re.compile(r"^export\s+\{([^}]*)\}", re.MULTILINE)
 SCRIPT_TAG = re.compile(r"<script\b([^>]*)>", re.IGNORECASE)
+JINJA = re.compile(r"\{%.*?%\}|\{#.*?#\}|\{\{.*?\}\}", re.DOTALL)
 
 browser_only = pytest.mark.skipif(
     not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
@@ -72,7 +73,9 @@ def template_scripts() -> list[tuple[str, str, str]]:
     """(template, src, the tag's attributes) for each <script src=...> of the templates."""
     found = []
     for template in sorted(TEMPLATES.rglob("*.html")):
-        for attrs in SCRIPT_TAG.findall(template.read_text()):
+        # Tags inside Jinja statements and expressions are text (a snippet to copy), not scripts.
+        markup = JINJA.sub("", template.read_text())
+        for attrs in SCRIPT_TAG.findall(markup):
             src = re.search(r'src="([^"]+)"', attrs)
             assert src, f"{template.name}: an inline script (the CSP refuses it): {attrs!r}"
             found.append((template.relative_to(TEMPLATES).as_posix(), src.group(1), attrs))
