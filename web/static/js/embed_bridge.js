@@ -1,9 +1,13 @@
 // The player's side of the shop's page (docs/embed.md). Loaded only on a show page opened
 // with ?embed=1 inside the shop's site by /embed.js, before the page's other scripts.
-// - "Add to cart" (any [data-kpi="add_to_cart"]) is not followed here: the product goes to
+// - "Add to cart" (any [data-kpi="add_to_cart"] with a [data-product-id] around it) is not
+//   followed here, nor put in the in-show cart: the product goes to
 //   the shop's page as a message, which adds it to the shop's own cart and answers with
-//   whether that worked; the answer is shown over the player.
-// - "Checkout" ([data-checkout]) asks the shop's page to go to its cart page.
+//   whether that worked; the answer is shown over the player. The click is taken on <html>
+//   as it bubbles: kpi.js (document, capture) has reported it, the in-show cart (document,
+//   bubble) never sees it.
+// - "Checkout" ([data-checkout], the in-show cart's #cart-checkout links) asks the shop's
+//   page to go to its cart page.
 // - The replay's position is sent to the page, so the miniplayer resumes after a navigation.
 // Messages go only to the parent page's origin, and only when that origin is one the server
 // lists in <meta name="vitrine-embed-origins"> (the same list as the page's frame-ancestors);
@@ -69,13 +73,16 @@ function loadProducts() {
 }
 
 function addToCart(event) {
-  var el = event.target.closest ? event.target.closest('[data-kpi="add_to_cart"]') : null;
-  if (!el) return;
+  var el = event.target.closest
+    ? event.target.closest('[data-kpi="add_to_cart"]')
+    : null;
+  if (!el) return false;
   var holder = el.closest("[data-product-id]");
   var p = holder ? products[Number(holder.dataset.productId)] : null;
-  // Never leave the show: the shop's page adds the item (kpi.js still reports the tap).
+  // Never leave the show: the shop's page adds the item (kpi.js has reported the tap).
   event.preventDefault();
-  if (!p) return;
+  event.stopPropagation();
+  if (!p) return true;
   var id = nextId++;
   pending[id] = true;
   document.body.dataset.embedAsked = String(id);
@@ -92,13 +99,19 @@ function addToCart(event) {
       show_id: showId
     }
   });
+  return true;
 }
 
 function checkout(event) {
-  var el = event.target.closest ? event.target.closest("[data-checkout]") : null;
+  var el = event.target.closest ? event.target.closest("[data-checkout], #cart-checkout a") : null;
   if (!el) return;
   event.preventDefault();
+  event.stopPropagation();
   post({ type: "vitrine:checkout", show_id: showId });
+}
+
+function onClick(event) {
+  if (!addToCart(event)) checkout(event);
 }
 
 function onMessage(event) {
@@ -126,8 +139,7 @@ if (linked) {
   } catch (err) {
     // no host to report
   }
-  window.addEventListener("click", addToCart, true);
-  window.addEventListener("click", checkout, true);
+  document.documentElement.addEventListener("click", onClick);
   window.addEventListener("message", onMessage);
   loadProducts();
   reportTime();
