@@ -221,6 +221,13 @@ def test_an_unclaimed_prize_is_redrawn_by_the_room_tick() -> None:
     assert any(m["type"] == "prize_won" for m in sent(winner))
     last = [m for m in to_staff if m["type"] == "giveaway"][-1]
     assert last["winner"] == {"viewer": giveaways.public_id(1, second.viewer), "name": second.name}
+    # The second winner lets it lapse too: nobody is left, staff are told.
+    giveaway.draws[-1] = dataclasses.replace(second, claim_until=time.time() - 1)
+    room.tick(1002.0)
+    assert room.engagement.winners == set() and giveaway.message(1)["winner"] is None
+    assert any(m.get("code") == "no_entrants" for m in sent(staff))
+    room.tick(1003.0)  # said once, not at every tick
+    assert not any(m.get("code") == "no_entrants" for m in sent(staff))
 
 
 def test_kpis_count_poll_participants_and_their_rate() -> None:

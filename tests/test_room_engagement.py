@@ -165,6 +165,8 @@ async def test_a_giveaway_for_voters_is_drawn_fairly_claimed_and_won_once(
     await mod.send(type="draw")
     proof = await mod.wait("giveaway_draw")
     assert proof["entrants"] == 3 and len(proof["seed_hash"]) == 64 and proof["draw"] == 1
+    await mod.send(type="draw")  # the winner has not claimed yet
+    await notice(mod, "claim_pending")
     drawn = await people[3].wait("giveaway", lambda m: m["winner"])
     assert not drawn["open"] and drawn["winner"]["name"] == proof["name"]
     winner = next(p for p in people[:3] if p.of("prize_won"))

@@ -37,6 +37,7 @@ NOTICES = {
     "already_won": N_("You already won a giveaway in this show."),
     "already_entered": N_("Someone on your connection has already entered."),
     "no_entrants": N_("Nobody can be drawn: no entrant is left."),
+    "claim_pending": N_("The winner still has time to claim: draw again after that."),
     "bad_email": N_("Enter a valid email address."),
     "claim_over": N_("The time to claim this prize is over."),
 }
@@ -189,7 +190,7 @@ class Engagement:
         if giveaway is None:
             return
         current = giveaway.current
-        if current is not None and giveaway.lapsed():
+        if current is not None and current.viewer not in giveaway.left_out and giveaway.lapsed():
             giveaway.left_out.add(current.viewer)
             self.winners.discard(current.viewer)
             if self.store is not None:
@@ -209,10 +210,10 @@ def announce(room: Place, giveaway: Giveaway, found: giveaways.Draw | None) -> N
         if not client.said_hello:
             continue
         if client.staff:
-            if staff is not None:
-                client.send_messages(staff)
-            elif found is None:
+            if found is None:
                 notice(client, "no_entrants")
+            elif staff is not None:
+                client.send_messages(staff)
         elif found is not None and client.viewer == found.viewer:
             client.send_messages(won_message(giveaway, found))
 
@@ -390,6 +391,10 @@ async def on_draw(svc: EngagementService, room: Place, client: Member, msg: dict
     giveaway = room.engagement.giveaway
     if giveaway is None:
         notice(client, "not_found")
+        return
+    current = giveaway.current
+    if current is not None and not giveaway.claimed and current.viewer not in giveaway.left_out:
+        notice(client, "claim_pending")  # the tick redraws if the time runs out
         return
     found = room.engagement.draw(giveaway)
     announce(room, giveaway, found)
