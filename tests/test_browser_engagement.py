@@ -54,8 +54,9 @@ async def test_a_viewer_on_a_phone_votes_enters_wins_and_reads_an_answer(
             await viewer.wait_for_function(
                 "document.body.dataset.roomState === 'open'", timeout=15000
             )
+            # Staff on a phone too: a host runs the show from the studio on theirs.
             staff_ctx = await browser.new_context(
-                viewport={"width": 1280, "height": 900}, bypass_csp=True
+                viewport={"width": 390, "height": 844}, is_mobile=True, bypass_csp=True
             )
             staff = await staff_ctx.new_page()
             await staff.goto(f"{live_server.url}/login?next=/admin/shows/{show['id']}")
@@ -66,6 +67,8 @@ async def test_a_viewer_on_a_phone_votes_enters_wins_and_reads_an_answer(
                 "document.body.dataset.roomStaff === 'true'", timeout=15000
             )
 
+            assert await staff.evaluate(FITS, ["poll-form", "giveaway-form", "offer-codes"])
+            await staff.locator("#poll-form").screenshot(path=str(tmp_path / "staff-poll.png"))
             # A quiz: the viewer answers with one tap and sees the bars.
             await staff.fill("#poll-question-input", "Which fabric is the scarf?")
             await staff.fill("#poll-option-0", "Silk")
