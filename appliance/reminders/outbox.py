@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from email.message import EmailMessage
 
 from appliance.reminders import smtp
 from appliance.storage.db import Database
@@ -42,8 +41,9 @@ class Item:
     attempts: int
 
 
-# Builds the email of an outbox item; None when it is no longer worth sending.
-Render = Callable[[list[Item]], Awaitable[list[EmailMessage | None]]]
+# What builds the email of each outbox item (in the sending thread: the email package is
+# slow enough to stall the event loop for a batch), None when it is no longer worth sending.
+Render = Callable[[list[Item]], Awaitable[list[smtp.Draft | None]]]
 
 
 class Loop:
@@ -114,9 +114,9 @@ class EmailOutbox(Loop):
             upcoming = await self.db.fetchval("SELECT MIN(next_attempt_at) FROM reminder_outbox")
             return idle_wait(upcoming, now)
         items = [Item(r["id"], r["signup_id"], r["message"], r["attempts"]) for r in rows]
-        messages = await self.render(items)
-        todo = [(item, m) for item, m in zip(items, messages, strict=True) if m is not None]
-        stale = [item.id for item, m in zip(items, messages, strict=True) if m is None]
+        drafts = await self.render(items)
+        todo = [(item, d) for item, d in zip(items, drafts, strict=True) if d is not None]
+        stale = [item.id for item, d in zip(items, drafts, strict=True) if d is None]
         settings = self.settings()
         outcomes = (
             await smtp.in_daemon_thread(lambda: smtp.send_batch(settings, [m for _, m in todo]))
@@ -128,7 +128,7 @@ class EmailOutbox(Loop):
 
     async def _settle(
         self,
-        todo: list[tuple[Item, EmailMessage]],
+        todo: list[tuple[Item, smtp.Draft]],
         outcomes: list[smtp.Outcome],
         stale: list[int],
     ) -> None:

@@ -10,6 +10,7 @@ an end a stopped server missed, and deletes the addresses no longer needed.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -26,7 +27,7 @@ from appliance.i18n.locales import format_when
 from appliance.kpis.conversions import get_secret
 from appliance.reminders import messages, signups, webhook
 from appliance.reminders.outbox import EmailOutbox, Item, Loop
-from appliance.reminders.smtp import SmtpSettings
+from appliance.reminders.smtp import Draft, SmtpSettings
 from appliance.storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -246,27 +247,33 @@ class Reminders:
 
     # -- the emails ----------------------------------------------------------------------
 
-    async def _render(self, items: list[Item]) -> list[EmailMessage | None]:
+    async def _render(self, items: list[Item]) -> list[Draft | None]:
         shop = await self.shop()
+        marks = ",".join("?" * len(items))
+        rows = await self.db.fetchall(
+            f"SELECT * FROM reminder_signups WHERE id IN ({marks})",
+            [item.signup_id for item in items],
+        )
+        found = {int(r["id"]): signups.Signup.from_row(r) for r in rows}
         shows: dict[int, Show | None] = {}
-        out: list[EmailMessage | None] = []
+        out: list[Draft | None] = []
         for item in items:
-            signup = await signups.get(self.db, item.signup_id)
+            signup = found.get(item.signup_id)
             if signup is None:
                 out.append(None)
                 continue
             if signup.show_id not in shows:
                 shows[signup.show_id] = await get_show(self.db, signup.show_id)
             show = shows[signup.show_id]
-            out.append(None if show is None else self._email(item.message, signup, show, shop))
+            wanted = {"confirm": "scheduled", "hour": "scheduled", "live": "live"}
+            if show is None or show.status != wanted.get(item.message):
+                out.append(None)  # no longer worth sending
+            else:
+                out.append(functools.partial(self._email, item.message, signup, show, shop))
         return out
 
-    def _email(
-        self, kind: str, signup: signups.Signup, show: Show, shop: Shop
-    ) -> EmailMessage | None:
-        wanted = {"confirm": ("scheduled",), "hour": ("scheduled",), "live": ("live",)}
-        if show.status not in wanted.get(kind, ()):
-            return None  # no longer worth sending
+    def _email(self, kind: str, signup: signups.Signup, show: Show, shop: Shop) -> EmailMessage:
+        """The email itself: built in the sending thread (pure, no I/O)."""
         lang = signup.lang if signup.lang in self.translations else "en"
         now = time.time()
         page = f"{self.base_url}/shows/{show.id}"

@@ -19,6 +19,8 @@ from email.message import EmailMessage
 from typing import TypeVar
 
 T = TypeVar("T")
+# Builds one email: called in the sending thread, just before it is sent.
+Draft = Callable[[], EmailMessage]
 
 SENT, TEMPORARY, PERMANENT = "sent", "temporary", "permanent"
 
@@ -62,8 +64,8 @@ def _connect(settings: SmtpSettings) -> smtplib.SMTP:
     return smtp
 
 
-def send_batch(settings: SmtpSettings, messages: list[EmailMessage]) -> list[Outcome]:
-    """Send `messages` over one connection (blocking: run it in a thread)."""
+def send_batch(settings: SmtpSettings, messages: list[Draft]) -> list[Outcome]:
+    """Build and send `messages` over one connection (blocking: run it in a thread)."""
     outcomes: list[Outcome] = []
     pause = 1.0 / settings.per_second if settings.per_second > 0 else 0.0
     try:
@@ -76,9 +78,14 @@ def send_batch(settings: SmtpSettings, messages: list[EmailMessage]) -> list[Out
     except (OSError, smtplib.SMTPException) as exc:
         return [Outcome(TEMPORARY, f"cannot reach the mail server: {exc}"[:300])] * len(messages)
     try:
-        for index, message in enumerate(messages):
+        for index, draft in enumerate(messages):
             if index and pause:
                 time.sleep(pause)
+            try:
+                message = draft()
+            except Exception as exc:  # a bug in one email must not stop the others
+                outcomes.append(Outcome(PERMANENT, f"could not build the email: {exc!r}"[:300]))
+                continue
             try:
                 smtp.send_message(message)
             except smtplib.SMTPRecipientsRefused as exc:
