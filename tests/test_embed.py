@@ -220,3 +220,28 @@ def test_the_embed_join_reports_channel_embed_with_the_page_host() -> None:
     bad = beacon.replace(b"Shop.Example.com", b"<script>")
     _show, events = parse_beacon(bad, "v_abc", "Mozilla", "live.example.com", time.time())
     assert events[0][2]["channel"] == "shop.example.com" and "host" not in events[0][2]
+
+
+async def test_the_viewer_cookie_survives_a_cross_site_frame_over_https(tmp_path: Path) -> None:
+    from appliance.app import create_app
+
+    config = load_config(
+        environ={"VITRINE_SERVER_PUBLIC_URL": "https://live.example.com"},
+        overrides={"storage.data_dir": str(tmp_path / "d")},
+    )
+    app = create_app(config)
+    async with app.test_app():
+        show = await a_show(app.extensions["vitrine"])
+        client = app.test_client()
+        framed = (await client.get(f"/shows/{show}?embed=1")).headers["Set-Cookie"]
+        assert "SameSite=None" in framed and "Secure" in framed and "Partitioned" in framed
+        plain = (await app.test_client().get(f"/shows/{show}")).headers["Set-Cookie"]
+        assert "SameSite=Lax" in plain and "Partitioned" not in plain
+
+
+async def test_the_settings_page_shows_the_snippet(
+    client: QuartClient, services: Services, admin: str
+) -> None:
+    page = await (await client.get("/admin/settings")).get_data(as_text=True)
+    assert "&lt;script src=&#34;http://127.0.0.1:8080/embed.js&#34; async&gt;" in page
+    assert f"{SHOP} http://localhost:8000" in page

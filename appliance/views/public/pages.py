@@ -83,13 +83,17 @@ def blueprint(svc: Services) -> Blueprint:
         if new_viewer:
             # A random first-party id: how the live room and the KPIs tell viewers apart.
             # No personal data.
+            # Inside the shop's site (?embed=1, docs/embed.md) over HTTPS: a cookie of that
+            # site's partition (CHIPS), which a browser keeps in a cross-site frame.
+            framed = request.args.get("embed") == "1" and svc.config.https
             response.set_cookie(
                 VIEWER_COOKIE,
                 viewer,
                 max_age=365 * 86400,
                 httponly=True,
-                samesite="Lax",
+                samesite="None" if framed else "Lax",
                 secure=svc.config.https,
+                partitioned=framed,
             )
         return response
 
