@@ -629,3 +629,130 @@ async def test_webhook_without_its_own_secret_signs_with_the_conversion_secret(
         ((headers, _body),) = await wait_deliveries(hook, 1)
         secret = await get_secret(svc.db)
         assert secret and signature_ok(secret, headers, hook.received[0][1])
+
+
+# -- end to end: the real server, a real publisher, a silent mail server ----------------
+
+
+def _http(method: str, url: str, **kw: Any) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    opener = kw.pop("opener", None) or urllib.request.build_opener()
+    request = urllib.request.Request(url, method=method, **kw)
+    try:
+        with opener.open(request, timeout=30) as reply:
+            return reply.status, reply.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+@pytest.mark.server
+@pytest.mark.usefixtures("loopback_candidates")
+async def test_a_show_goes_live_on_the_real_server_while_its_mail_server_hangs(
+    tmp_path: Path, hung_server: int
+) -> None:
+    import http.cookiejar
+    import sqlite3
+    import urllib.parse
+    import urllib.request
+
+    from tests.conftest import launch, stop
+    from tests.media_helpers import CounterVideoTrack, answer, make_publisher
+
+    server = launch(
+        tmp_path / "data",
+        tmp_path / "server.log",
+        {
+            "VITRINE_EMAIL_SMTP_HOST": "127.0.0.1",
+            "VITRINE_EMAIL_SMTP_PORT": str(hung_server),
+            "VITRINE_EMAIL_FROM": FROM,
+            "VITRINE_EMAIL_STARTTLS": "false",
+            "VITRINE_EMAIL_TIMEOUT_SECONDS": "30",
+        },
+    )
+    publisher = None
+    try:
+        created = json.loads(
+            server.cli("shows", "create", "--title", "Hung mail", "--starts-at", "2030-01-01T10:00")
+        )
+        show_id, key = created["id"], created["stream_key"]
+        database = server.data_dir / "vitrine.sqlite3"
+        with sqlite3.connect(database, timeout=30) as conn:
+            conn.executemany(
+                "INSERT INTO reminder_signups (show_id, email, lang, nonce, created_at, "
+                "confirmed_at) VALUES (?, ?, 'en', ?, ?, ?)",
+                [
+                    (show_id, f"v{n}@example.com", f"n{n}", time.time(), time.time())
+                    for n in range(50)
+                ],
+            )
+        # A viewer signs up on the page: the sender takes the confirmation email to the
+        # silent server and hangs there for 30 s.
+        opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+        )
+        status, page = await asyncio.to_thread(
+            _http, "GET", f"{server.url}/shows/{show_id}", opener=opener
+        )
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        assert status == 200 and token
+        form = urllib.parse.urlencode(
+            {"csrf_token": token.group(1), "email": "ann@example.com", "consent": "yes"}
+        ).encode()
+        status, _page = await asyncio.to_thread(
+            _http, "POST", f"{server.url}/shows/{show_id}/notify", data=form, opener=opener
+        )
+        assert status == 200
+        await asyncio.sleep(1.0)
+
+        started = time.monotonic()
+        publisher, offer = await make_publisher(CounterVideoTrack())
+        status, sdp = await asyncio.to_thread(
+            _http,
+            "POST",
+            f"{server.url}/whip/{show_id}",
+            data=offer.encode(),
+            headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {key}"},
+        )
+        assert status == 201, sdp
+        await answer(publisher, sdp)
+
+        def show_status() -> str:
+            with sqlite3.connect(database, timeout=30) as conn:
+                return str(
+                    conn.execute("SELECT status FROM shows WHERE id = ?", (show_id,)).fetchone()[0]
+                )
+
+        while await asyncio.to_thread(show_status) != "live":
+            assert time.monotonic() - started < 10, "the show did not go live"
+            await asyncio.sleep(0.05)
+        took = time.monotonic() - started
+
+        def queued() -> int:
+            with sqlite3.connect(database, timeout=30) as conn:
+                return int(
+                    conn.execute(
+                        "SELECT COUNT(*) FROM reminder_outbox WHERE message = 'live'"
+                    ).fetchone()[0]
+                )
+
+        while await asyncio.to_thread(queued) < 50:
+            assert time.monotonic() - started < 10, "the go-live emails were not queued"
+            await asyncio.sleep(0.05)
+        # Live within a few seconds (ICE on loopback), long before the mail server's
+        # 30 s timeout: nothing on the way to going live waited for it.
+        assert took < 8, f"going live took {took:.1f} s"
+        status, _body = await asyncio.to_thread(_http, "GET", f"{server.url}/healthz")
+        assert status == 200
+        # Stopping does not wait for the hung sender either.
+        await publisher.close()
+        publisher = None
+        began = time.monotonic()
+        await asyncio.to_thread(stop, server)
+        assert server.process.returncode == 0 and time.monotonic() - began < 10
+    finally:
+        if publisher is not None:
+            await publisher.close()
+        if server.process.poll() is None:
+            stop(server)
