@@ -50,6 +50,7 @@ from appliance.views.admin import users as admin_users
 from appliance.views.api import cart as cart_api
 from appliance.views.api import conversions as conversions_api
 from appliance.views.api import events as kpi_events
+from appliance.views.api import feed as room_feed
 from appliance.views.api import hls as hls_http
 from appliance.views.api import media as media_http
 from appliance.views.api import metrics as metrics_api
@@ -329,6 +330,7 @@ def create_app(config: Config) -> Quart:
         studio.blueprint,
     ):
         app.register_blueprint(make_live(services, live))
+    app.register_blueprint(room_feed.blueprint(services, rooms))
     room_ws.install(app, services, rooms)
     app.register_blueprint(kpi_events.blueprint(services, event_log))
     app.register_blueprint(metrics_api.blueprint(services, sources))

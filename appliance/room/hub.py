@@ -29,6 +29,7 @@ from appliance.accounts.security import TokenBucket
 from appliance.engagement.service import Engagement
 from appliance.room.collector import FullCollections
 from appliance.room.confusables import skeleton
+from appliance.room.feed import RoomFeed
 from appliance.room.health import RoomHealth
 from appliance.room.sanctions import Sanctions
 from appliance.room.wire import Frame, Outlet, QueuedOutlet
@@ -124,6 +125,7 @@ class Room:
         self._hearts_at = 0.0
         self._viewers_sent = -1
         self._viewers_at = 0.0
+        self.feed = RoomFeed()  # the same frames, numbered, for readers over HTTP
 
     # -- membership ----------------------------------------------------------------
 
@@ -237,6 +239,7 @@ class Room:
             return
         frame = Frame(json.dumps(self.outbox))
         self.outbox = []
+        self.feed.push(frame.text)
         for client in list(self.clients):
             if client.said_hello:
                 client.send(frame)
