@@ -344,9 +344,13 @@ async def test_show_page_fits_small_phones_in_french(live_server: LiveServer) ->
                 page = await context.new_page()
                 await page.goto(f"{live_server.url}/shows/{show_id}")
                 await page.wait_for_function("document.body.dataset.roomState === 'open'")
+                # Items of a strip that scrolls sideways (the player's line-up) may lie
+                # beyond the edge; nothing else may.
                 wide = await page.evaluate(
                     "() => [...document.querySelectorAll('body *')]"
                     ".filter(el => el.getBoundingClientRect().right > innerWidth + 0.5)"
+                    ".filter(el => !(el.parentElement && el.parentElement.closest('.products')"
+                    " && getComputedStyle(el.closest('.products')).overflowX === 'auto'))"
                     ".map(el => el.tagName + '.' + el.className)"
                 )
                 assert wide == [], (width, wide)
