@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -58,6 +59,7 @@ class Shop:
 
     def __init__(self, vitrine: str, port: int | None = None) -> None:
         self.port = port or free_port()
+        self.vitrine = vitrine
         self.origin = f"http://localhost:{self.port}"
         self.received: list[Any] = []
         self.show = 0
@@ -342,3 +344,71 @@ async def test_an_origin_not_in_the_list_cannot_frame_the_player(
                 await browser.close()
     finally:
         await other.close()
+
+
+async def test_the_next_show_and_a_products_replays_on_the_shop_page(
+    vitrine: LiveServer, shop: Shop
+) -> None:
+    from playwright.async_api import async_playwright
+
+    soon = time.strftime("%Y-%m-%dT%H:%M", time.localtime(time.time() + 2 * 3600))
+    upcoming = json.loads(
+        vitrine.cli("shows", "create", "--title", "Summer hats", "--starts-at", soon)
+    )
+    ended = json.loads(
+        vitrine.cli("shows", "create", "--title", "Spring hats", "--starts-at", "2030-01-01T10:00")
+    )
+    started = time.time() - 3600
+    now = int(time.time())
+    with sqlite3.connect(vitrine.data_dir / "vitrine.sqlite3") as db:
+        db.execute("UPDATE shows SET status = 'ended' WHERE id = ?", (ended["id"],))
+        db.execute(
+            "INSERT INTO show_pins (show_id, product_id, pinned_at, unpinned_at) "
+            "SELECT ?, id, ?, ? FROM products WHERE sku = 'HAT-1'",
+            (ended["id"], started + 42.0, started + 60.0),
+        )
+        db.execute(
+            "INSERT INTO replays (show_id, status, duration, full_duration, size, width, "
+            "height, published, timeline, created_at, updated_at) "
+            "VALUES (?, 'ready', 120, 120, 1, 320, 180, 1, ?, ?, ?)",
+            (ended["id"], json.dumps([[started, 0.0, 120.0]]), now, now),
+        )
+    product_page = PAGE.replace(
+        '<a id="next"', '<div data-vitrine="replays" data-product="4411"></div><a id="next"'
+    )
+
+    @shop.app.get("/product")
+    async def product() -> str:
+        return product_page.format(title="Straw hat", vitrine=shop.vitrine)
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = await browser.new_page()
+            problems: list[str] = []
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            await page.goto(shop.origin + "/product")
+            launcher = page.locator("[data-vitrine-embed] >> .launcher")
+            await launcher.wait_for(state="visible", timeout=10000)
+            assert await launcher.get_attribute("data-state") == "next"
+            text = await launcher.text_content() or ""
+            assert "Summer hats" in text and "Next show" in text
+            # The countdown (the CLI reads the time in the shop's time zone: 1 to 3 h away).
+            assert re.search(r"0[0-3]:[0-5]\d:[0-5]\d", text), text
+            cal = launcher.locator("a.cal")
+            assert await cal.get_attribute("href") == (
+                f"{vitrine.url}/shows/{upcoming['id']}/calendar.ics"  # server.public_url
+            )
+
+            strip = page.locator("[data-vitrine=replays] >> .strip button")
+            await strip.first.wait_for(state="visible", timeout=10000)
+            assert await strip.count() == 1
+            assert "Spring hats" in await strip.first.inner_text()
+            await strip.first.click()
+            frame = page.locator("[data-vitrine-embed] >> iframe")
+            assert await frame.get_attribute("src") == (
+                f"{shop.vitrine}/shows/{ended['id']}?embed=1&t=42"
+            )
+            assert problems == []
+        finally:
+            await browser.close()
