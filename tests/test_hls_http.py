@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import json
 import re
 import time
@@ -129,21 +130,30 @@ async def test_a_client_follows_the_playlist_and_decodes_the_publishers_frames(
             hint = hint.replace(f"p{number}.m4s", f"p{number + 1}.m4s")
         published_at = track._start
         assert published_at is not None
+        # A player without LL-HLS reads whole segments, from the same window.
+        whole = SEGMENT.findall((await aget(f"{base}/index.m3u8")).body.decode())[-1]
+        segment = await aget(f"{base}/{whole}")
+        assert segment.status == 200 and segment.body[4:8] == b"moof"
+        assert "immutable" in segment.headers["Cache-Control"]
     finally:
         await pc.close()
 
     container = av.open(io.BytesIO(init.body + b"".join(fetched)))
     codecs = {s.type: s.codec_context.name for s in container.streams}
-    counters, sizes = [], set()
+    counters, sizes, times = [], set(), []
     for frame in container.decode(container.streams.video[0]):
         counters.append(read_counter(frame))
         sizes.add((frame.width, frame.height))
+        times.append(float(frame.pts * frame.time_base))
     container.close()
     assert codecs == {"video": "h264", "audio": "aac"}
     assert sizes == {(320, 180)}  # the publisher's own size: no re-encoding
     assert len(counters) >= 60
     assert counters == sorted(counters) and len(set(counters)) == len(counters)
     assert counters[-1] - counters[0] + 1 - len(counters) <= 3
+    # At the publisher's frame rate: 30 frames a second of media time.
+    steps = sorted(b - a for a, b in itertools.pairwise(times))
+    assert abs(steps[len(steps) // 2] - 1 / 30) < 0.005, steps[len(steps) // 2]
     # Publish-to-fetch delay of the last part's last frame: under 3 s on loopback.
     delay = decode_times[-1][0] - (published_at + counters[-1] / 30)
     assert 0 < delay < 3.0, delay
