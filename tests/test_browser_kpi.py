@@ -93,11 +93,18 @@ async def test_show_page_reports_what_the_viewer_does(live_server: LiveServer) -
             join = next(props for _, kind, props in rows if kind == "join")
             assert join == {"device": "mobile", "channel": "newsletter"}
 
+            # "Add to cart" fills the in-show cart; "Checkout" takes the viewer to the shop.
             await page.click(".lineup a[data-kpi=add_to_cart]")
-            await page.wait_for_url("https://shop.example.com/**")
-            rows = await wait_for_kinds(live_server, show, {"add_to_cart", "leave"})
+            await page.wait_for_function("document.body.dataset.checkoutUrl", timeout=5000)
+            async with ctx.expect_page() as opened:
+                await page.click("#cart-checkout-link")
+            page = await opened.value
+            await page.wait_for_load_state()
+            rows = await wait_for_kinds(live_server, show, {"add_to_cart", "checkout"})
             cart = next(props for _, kind, props in rows if kind == "add_to_cart")
             assert cart == {"product": 2, "quantity": 1, "price": price}
+            done = next(props for _, kind, props in rows if kind == "checkout")
+            assert done == {"products": [[2, 1]], "items": 1, "total": price}
             assert {v for v, _, _ in rows} == {viewer}
             query = parse_qs(urlsplit(followed[0]).query)
             assert query["vitrine_v"] == [viewer]
