@@ -496,6 +496,7 @@ SECTIONS: dict[str, type] = {
     "notify": NotifySettings,
     "metrics": MetricsSettings,
     "backup": BackupSettings,
+    "engagement": EngagementSettings,
     "embed": EmbedSettings,
 }
 
@@ -618,6 +619,7 @@ def load_config(
         notify=NotifySettings(**values["notify"]),
         metrics=MetricsSettings(**values["metrics"]),
         backup=BackupSettings(**values["backup"]),
+        engagement=EngagementSettings(**values["engagement"]),
         embed=EmbedSettings(**values["embed"]),
         source=source,
     )

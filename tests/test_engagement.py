@@ -7,7 +7,9 @@ import asyncio
 import hashlib
 import time
 from collections import Counter
+from pathlib import Path
 
+import pytest
 from quart import Quart
 from quart.testing import QuartClient
 
@@ -303,3 +305,16 @@ async def test_the_kpi_page_and_csv_show_poll_participation(
     figures = data.get("kpis", data)
     assert figures["poll_participants"] == 1 and figures["participation_rate"] == 0.5
     assert figures["giveaway_entries"] == 1
+
+
+def test_the_contacts_retention_is_a_setting(tmp_path: Path) -> None:
+    from appliance.app import create_app
+    from appliance.config import ConfigError, load_config
+
+    environ = {"VITRINE_ENGAGEMENT_CONTACT_DAYS": "7"}
+    config = load_config(environ=environ, overrides={"storage.data_dir": str(tmp_path)})
+    assert config.engagement.contact_days == 7.0
+    rooms = create_app(config).extensions["vitrine.rooms"]
+    assert rooms.engagement.store.contact_days == 7.0
+    with pytest.raises(ConfigError, match=r"engagement\.contact_days"):
+        load_config(environ={"VITRINE_ENGAGEMENT_CONTACT_DAYS": "0"})
