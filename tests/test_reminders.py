@@ -63,7 +63,7 @@ class Sink:
         self.messages.append(message)
         return "250 OK"
 
-    async def wait(self, count: int, within: float = 10.0) -> list[EmailMessage]:
+    async def wait(self, count: int, within: float = 20.0) -> list[EmailMessage]:
         deadline = time.monotonic() + within
         while len(self.messages) < count:
             assert time.monotonic() < deadline, f"{len(self.messages)} emails, wanted {count}"
@@ -132,14 +132,14 @@ async def count(svc: Services, sql: str, params: tuple[Any, ...] = ()) -> int:
     return int(await svc.db.fetchval(sql, params) or 0)
 
 
-async def until(condition: Callable[[], bool], within: float = 10.0) -> None:
+async def until(condition: Callable[[], bool], within: float = 20.0) -> None:
     deadline = time.monotonic() + within
     while not condition():
         assert time.monotonic() < deadline, "never happened"
         await asyncio.sleep(0.01)
 
 
-async def until_db(svc: Services, sql: str, within: float = 10.0) -> None:
+async def until_db(svc: Services, sql: str, within: float = 20.0) -> None:
     """Wait until the query's first value is true."""
     deadline = time.monotonic() + within
     while not await svc.db.fetchval(sql):
@@ -181,7 +181,7 @@ async def go_live(app: Quart, show_id: int) -> None:
     app.extensions["vitrine.live"]._on_event(str(show_id), "publishing")
 
 
-async def wait_status(svc: Services, show_id: int, status: str, within: float = 5.0) -> float:
+async def wait_status(svc: Services, show_id: int, status: str, within: float = 15.0) -> float:
     started = time.monotonic()
     while (show := await shows.get_show(svc.db, show_id)) is None or show.status != status:
         assert time.monotonic() - started < within, f"show {show_id} never became {status}"
@@ -569,7 +569,7 @@ def receiver() -> Iterator[tuple[str, type[Receiver]]]:
 
 
 async def wait_deliveries(hook: type[Receiver], count_: int) -> list[tuple[dict[str, str], dict]]:
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 20
     while len(hook.received) < count_:
         assert time.monotonic() < deadline, f"{len(hook.received)} deliveries, wanted {count_}"
         await asyncio.sleep(0.02)
