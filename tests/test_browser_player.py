@@ -242,3 +242,51 @@ async def test_phone_player_overlay_and_in_show_cart(
             await desk.close()
         finally:
             await browser.close()
+
+
+async def test_replay_in_the_same_player_shares_the_chapter_and_resumes(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    from playwright.async_api import async_playwright
+
+    from tests.test_browser_replay import ended_show_with_replay
+
+    show, _names = ended_show_with_replay(live_server, tmp_path)
+    url = f"{live_server.url}/shows/{show}"
+    now = "() => document.getElementById('replay').currentTime"
+    play = "() => { const v = document.getElementById('replay'); v.muted = true; v.play(); }"
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            ctx = await phone(browser, 390, 844)
+            page = await ctx.new_page()
+            # A link to a chapter opens there.
+            await page.goto(f"{url}?t=6")
+            await page.wait_for_function(
+                "() => document.getElementById('replay').readyState >= 1", timeout=15000
+            )
+            assert await page.evaluate(now) >= 6
+            await page.evaluate(play)
+            await page.wait_for_function("() => document.body.dataset.replayChapter === '1'")
+            # The product shown now goes into the same cart; the replay plays on.
+            t0 = await page.evaluate(now)
+            await page.tap("#now-cart")
+            await page.wait_for_function("document.body.dataset.cartCount === '1'", timeout=5000)
+            assert page.url == f"{url}?t=6"
+            await page.wait_for_timeout(800)
+            assert await page.evaluate(now) > t0
+            # Share gives the link to the current chapter.
+            await page.tap("#share")
+            await page.wait_for_function("document.body.dataset.shareUrl", timeout=5000)
+            assert await page.evaluate("document.body.dataset.shareUrl") == f"{url}?t=6"
+            await page.screenshot(path=str(tmp_path / "replay-390x844.png"))
+            # Leaving and coming back resumes where the viewer was.
+            await page.wait_for_function(f"() => ({now})() >= 8", timeout=10000)
+            await page.goto(f"{live_server.url}/")
+            await page.goto(url)
+            await page.wait_for_function(
+                "() => document.getElementById('replay').readyState >= 1", timeout=15000
+            )
+            assert await page.evaluate(now) >= 7.5
+        finally:
+            await browser.close()

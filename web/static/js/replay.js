@@ -2,7 +2,8 @@
 // Chapters come in the page (li.chapter[data-t][data-end] with the product's fields); the
 // chat comes from data-chat-url?from=&to= in windows of WINDOW seconds, fetched just ahead
 // of playback. What people wrote is only ever inserted as text. A link ?t=90 starts at
-// 1:30. It reports replay_view (kpi.js) the first time the video plays.
+// 1:30; without it the replay resumes where this browser left it (localStorage per show).
+// It reports replay_view (kpi.js) the first time the video plays.
 // For browser tests: body[data-replay-chapter] is the index of the chapter shown now (-1:
 // none) and body[data-replay-chat] the number of chat messages on screen.
 import { $, make, setLink } from "./dom.js";
@@ -196,8 +197,23 @@ import { render as renderMessage } from "./messages.js";
 
   // ---- following the playback ------------------------------------------------------------
 
+  // Where the viewer is, kept so that leaving and coming back resumes there.
+  var spot = "vitrine.replay." + d.showId;
+  var savedAt = -1;
+  function remember(force) {
+    var t = pendingSeek !== null ? pendingSeek : Math.floor(video.currentTime || 0);
+    if (!reported || (!force && Math.abs(t - savedAt) < 2)) return; // not played yet
+    savedAt = t;
+    try {
+      window.localStorage.setItem(spot, String(t));
+    } catch (err) {
+      /* storage refused: no resume */
+    }
+  }
+
   function update() {
     var t = video.currentTime || 0;
+    remember(false);
     showChapter(chapterAt(t));
     var index = Math.floor(t / WINDOW);
     load(index);
@@ -221,7 +237,22 @@ import { render as renderMessage } from "./messages.js";
     send("replay_view");
   });
 
+  window.addEventListener("pagehide", function () { remember(true); });
+  video.addEventListener("ended", function () {
+    try {
+      window.localStorage.removeItem(spot); // watched to the end: the next visit starts over
+    } catch (err) {
+      /* nothing kept */
+    }
+  });
   var start = Number(new URLSearchParams(window.location.search).get("t"));
+  if (!(start > 0)) {
+    try {
+      start = Number(window.localStorage.getItem(spot)) || 0;
+    } catch (err) {
+      start = 0;
+    }
+  }
   if (start > 0) {
     if (video.readyState >= 1) video.currentTime = start;
     else pendingSeek = start;
