@@ -147,3 +147,45 @@ async def test_past_max_viewers_the_next_viewer_gets_hls(server: LiveServer, sho
             assert joins(server, show) == ["webrtc", "webrtc", "hls"]
         finally:
             await browser.close()
+
+
+# ICE that cannot connect, as on a network that drops UDP: neither side learns the other's
+# candidates (stripped from the offer the page sends and from the answer it gets).
+NO_ICE = """
+(() => {
+  const P = window.RTCPeerConnection.prototype;
+  const strip = (sdp) =>
+    sdp.split("\\r\\n").filter((l) => !l.startsWith("a=candidate")).join("\\r\\n");
+  const setRemote = P.setRemoteDescription;
+  P.setRemoteDescription = function (d) {
+    return setRemote.call(this, { type: d.type, sdp: strip(d.sdp) });
+  };
+  const local = Object.getOwnPropertyDescriptor(P, "localDescription");
+  Object.defineProperty(P, "localDescription", {
+    get() {
+      const d = local.get.call(this);
+      return d && { type: d.type, sdp: strip(d.sdp) };
+    },
+  });
+})();
+"""
+
+
+async def test_when_ice_does_not_connect_the_page_switches_to_hls(
+    server: LiveServer, show: int
+) -> None:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            ctx = await browser.new_context()
+            await ctx.add_init_script(NO_ICE)
+            page = await ctx.new_page()
+            started = time.monotonic()
+            await page.goto(f"{server.url}/shows/{show}")
+            await plays(page)
+            assert await page.evaluate("() => document.body.dataset.playerPath") == "hls"
+            assert time.monotonic() - started < 20  # the 4 s ICE wait, then HLS
+        finally:
+            await browser.close()
