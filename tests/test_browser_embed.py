@@ -62,6 +62,7 @@ class Shop:
         self.vitrine = vitrine
         self.origin = f"http://localhost:{self.port}"
         self.received: list[Any] = []
+        self.refuse = ""  # the error /cart/add.js answers with, when set
         self.show = 0
         app = Quart("shop")
 
@@ -78,9 +79,11 @@ class Shop:
             return FRAMING.format(vitrine=vitrine, show=self.show)
 
         @app.post("/cart/add.js")
-        async def add() -> dict[str, Any]:
+        async def add() -> Any:
             body = await request.get_json()
             self.received.append(body)
+            if self.refuse:  # as Shopify answers when the item cannot be added
+                return {"status": 422, "message": "Cart Error", "description": self.refuse}, 422
             return {"items": body["items"]}
 
         self.app = app
@@ -288,6 +291,31 @@ async def test_the_shop_page_shows_the_live_player_and_fills_its_own_cart(
                 assert shop.received == [{"items": [{"id": 4411, "quantity": 1}]}]
                 assert frame.url.startswith(vitrine.url.replace("127.0.0.1", "localhost"))
                 assert page.url == shop.origin + "/page2"  # the shop page never left
+
+                # The shop's own error reaches the player.
+                shop.refuse = "You can't add more Straw hat to the cart."
+                add = frame.locator('.lineup [data-kpi="add_to_cart"]').first
+                await add.click()
+                await frame.wait_for_function(
+                    "() => document.body.dataset.embedCart === 'failed'", timeout=10000
+                )
+                assert await frame.locator(".embed-toast").inner_text() == shop.refuse
+                assert len(shop.received) == 2
+
+                # A shop whose own code cancels the event adds the item itself, and answers.
+                await page.evaluate(
+                    """() => window.addEventListener("vitrine:add-to-cart", (e) => {
+                        e.preventDefault();
+                        setTimeout(() => VitrineEmbed.cartResult(true, "In your bag"), 100);
+                    })"""
+                )
+                await add.click()
+                await frame.wait_for_function(
+                    "() => document.body.dataset.embedCart === 'added'", timeout=10000
+                )
+                assert await frame.locator(".embed-toast").inner_text() == "In your bag"
+                assert len(shop.received) == 2  # the cart API was left to the shop's code
+                assert len(await page.evaluate("() => window.vitrineAdded")) == 3
 
                 # The embed's joins are counted on the `embed` channel with the shop's host.
                 await page.wait_for_timeout(1500)  # the KPI buffer is written each second
