@@ -1,5 +1,5 @@
-// The in-show cart (docs/embed.md, "The phone player"): "Add to cart" on the pinned card,
-// the line-up or the replay's card puts the product in a cart kept in this browser
+// The in-show cart (docs/player.md): "Add to cart" on the pinned card, the line-up or
+// the replay's card puts the product in a cart kept in this browser
 // (cart/store.js) and opens it as a bottom sheet; the page never leaves the show and the
 // video keeps playing above the sheet. "Details" opens the product in a sheet too.
 // "Checkout" is a plain link to the shop: the server builds it for the shop's platform
