@@ -177,6 +177,11 @@ ROOM_ACTIONS: dict[str, dict[str, Any]] = {
     "set_chat": {"open": True},
     "answer": {"id": 999_999},
     "lift": {"id": 999_999},
+    "add_codes": {"codes": ["EXTRA1"]},
+    "start_poll": {"question": "Which colour?", "options": ["Red", "Blue"], "seconds": 30},
+    "end_poll": {},
+    "start_giveaway": {"prize": "A scarf", "entrants": "all"},
+    "draw": {},
 }
 
 
