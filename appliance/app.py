@@ -86,6 +86,8 @@ class SqliteInt(IntegerConverter):
         super().__init__(map, fixed_digits, min, max, signed)
 
 
+# Scripts and styles change with each upgrade and import each other: always revalidated.
+REVALIDATED_STATIC = ("/static/js/", "/static/css/")
 # Paths whose POSTs carry their own authentication instead of a form's CSRF token.
 CSRF_EXEMPT_PREFIXES = ("/whip/", "/whep/", "/api/")
 
@@ -270,6 +272,10 @@ def create_app(config: Config) -> Quart:
         h.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
         if current_user() is not None:
             h.setdefault("Cache-Control", "no-store")
+        if request.path.startswith(REVALIDATED_STATIC):
+            # Modules import each other: after an upgrade a browser must not mix cached old
+            # modules with new ones, so it asks again each time (a 304 when unchanged).
+            h["Cache-Control"] = "no-cache"
         h.setdefault("Vary", "Accept-Language, Cookie")
         if "started" in g:
             h["Server-Timing"] = f"app;dur={(time.perf_counter() - g.started) * 1000:.2f}"

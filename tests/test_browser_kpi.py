@@ -91,7 +91,7 @@ async def test_show_page_reports_what_the_viewer_does(live_server: LiveServer) -
             rows = await wait_for_kinds(live_server, show, {"join", "heartbeat"})
             viewer = rows[0][0]
             join = next(props for _, kind, props in rows if kind == "join")
-            assert join == {"device": "mobile", "channel": "newsletter"}
+            assert join == {"device": "mobile", "channel": "newsletter", "path": "webrtc"}
 
             # "Add to cart" fills the in-show cart; "Checkout" takes the viewer to the shop.
             await page.click(".lineup a[data-kpi=add_to_cart]")

@@ -290,3 +290,16 @@ async def test_the_pages_run_their_modules_under_the_real_csp(live_server: LiveS
         finally:
             await browser.close()
     assert errors == [], "\n".join(errors)
+
+
+async def test_scripts_and_styles_are_revalidated_after_an_upgrade(client: QuartClient) -> None:
+    """A cached old module beside a new one breaks a page: the browser asks each time."""
+    first = await client.get("/static/js/room.js")
+    assert first.status_code == 200
+    assert first.headers["Cache-Control"] == "no-cache"
+    etag = first.headers.get("ETag")
+    assert etag
+    again = await client.get("/static/js/room.js", headers={"If-None-Match": etag})
+    assert again.status_code == 304
+    style = await client.get("/static/css/vitrine.css")
+    assert style.headers["Cache-Control"] == "no-cache"
