@@ -162,6 +162,24 @@ async def test_phone_player_overlay_and_in_show_cart(
             assert await page.evaluate(ON_SCREEN, NEEDED) == {}
             await page.screenshot(path=str(tmp_path / "player-390x844.png"))
 
+            # The keyboard takes the bottom of the screen: the player follows the visual
+            # viewport, so the video keeps a good part of the screen above the input.
+            await page.focus("#chat-input")
+            await page.set_viewport_size({"width": 390, "height": 480})
+            await page.wait_for_function("innerHeight === 480")
+            assert await page.evaluate(ON_SCREEN, ["#chat-input", "#player"]) == {}
+            player = await page.locator("#player").bounding_box()
+            chat_input = await page.locator("#chat-input").bounding_box()
+            assert player and chat_input and chat_input["y"] > 150  # video above the input
+            await page.set_viewport_size({"width": 390, "height": 844})
+            await page.wait_for_function("innerHeight === 844")
+
+            # "Details" in the strip opens the product in a sheet, not a page.
+            await page.tap(".lineup li[data-product-id='3'] a[data-kpi=product_click]")
+            await page.wait_for_selector("#product-sheet:not([hidden])", timeout=5000)
+            assert await page.text_content("#product-sheet-name") == "Leather tote"
+            await page.tap("#product-sheet-close")
+
             # "Add to cart" on the pinned card: same page, no new one, the video plays on.
             t0 = await page.evaluate("() => document.querySelector('#player').currentTime")
             await page.tap("#pinned-cart")

@@ -207,3 +207,12 @@ async def test_variant_id_in_form_and_csv(
     csv_text = await (await client.get("/admin/products/export.csv")).get_data(as_text=True)
     header, row = csv_text.splitlines()[:2]
     assert header.endswith(",variant_id") and row.endswith(",39912345")
+
+
+def test_csv_import_reads_variant_id() -> None:
+    from appliance.catalog.spreadsheet import parse_csv
+
+    data = b"sku,name,price,variant_id\nSCF,Scarf,12.50,39912345\nTOT,Tote,20,\n"
+    items, errors = parse_csv(data, "EUR")
+    assert errors == []
+    assert [(i.sku, i.variant_id) for i in items] == [("SCF", "39912345"), ("TOT", "")]
