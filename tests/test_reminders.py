@@ -33,6 +33,7 @@ from quart import Quart
 from appliance.app import create_app
 from appliance.catalog import shows
 from appliance.config import load_config
+from appliance.i18n.forms import local_datetime_value
 from appliance.kpis.conversions import get_secret
 from appliance.kpis.engine import compute
 from appliance.kpis.events import show_events
@@ -40,7 +41,7 @@ from appliance.kpis.reports import live_window
 from appliance.reminders import signups
 from appliance.reminders.service import Reminders
 from appliance.services import Services
-from tests.conftest import csrf_of, free_port
+from tests.conftest import csrf_of, free_port, sign_in
 
 FROM = "shows@shop.example"
 LINK_RE = re.compile(r"https?://\S+")
@@ -475,6 +476,46 @@ async def test_hour_before_email_and_kpis(app_with_mail: Quart, sink: tuple[Sink
     assert "starts in an hour" in hour["Subject"]
     assert hour["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     await reminders.sweep(time.time() + 3600 + 90)  # once only
+    await asyncio.sleep(0.3)
+    assert len(sink[0].messages) == 1
+
+
+async def test_a_show_can_go_without_the_hour_before_email(
+    app_with_mail: Quart, sink: tuple[Sink, int]
+) -> None:
+    svc, reminders = parts(app_with_mail)
+    app_with_mail.extensions["test.sink"] = sink[0]
+    quiet = await new_show(svc, starts_in=2 * 3600, title="Quiet")
+    usual = await new_show(svc, starts_in=2 * 3600, title="Usual")
+    await confirmed_signup(app_with_mail, quiet, "max@example.com")
+    sink[0].messages.clear()
+    await confirmed_signup(app_with_mail, usual, "max@example.com")
+    sink[0].messages.clear()
+
+    # The show's form offers the choice, ticked as email.hour_before says; untick it.
+    admin = app_with_mail.test_client()
+    token = await sign_in(admin, svc, "admin")
+    form = await (await admin.get(f"/admin/shows/{quiet}")).get_data(as_text=True)
+    assert re.search(r'name="remind_hour_before" value="1" checked', form)
+    show = await shows.get_show(svc.db, quiet)
+    assert show is not None
+    saved = await admin.post(
+        f"/admin/shows/{quiet}",
+        form={
+            "csrf_token": token,
+            "title": show.title,
+            "starts_at": local_datetime_value(show.starts_at, (await svc.shop()).timezone),
+            "duration_minutes": "60",
+            "remind_hour_before_offered": "1",
+        },
+    )
+    assert saved.status_code == 302, await saved.get_data(as_text=True)
+    form = await (await admin.get(f"/admin/shows/{quiet}")).get_data(as_text=True)
+    assert 'name="remind_hour_before" value="1">' in form  # no longer ticked
+
+    await reminders.sweep(time.time() + 3600 + 60)
+    (hour,) = await sink[0].wait(1)
+    assert hour["Subject"] == "Usual starts in an hour"
     await asyncio.sleep(0.3)
     assert len(sink[0].messages) == 1
 

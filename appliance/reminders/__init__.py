@@ -4,7 +4,8 @@ one-click unsubscribe, and the signed notify webhook (docs/reminders.md).
 What it holds: the sign-ups and their signed links (signups.py), the emails themselves
 (messages.py), sending through SMTP in a thread of its own (smtp.py), the outbox that
 sends in rate-limited batches and retries (outbox.py), the webhook's deliveries
-(webhook.py), and `Reminders`, which ties them to the shows' lifecycle (service.py).
+(webhook.py), a show's own choice of the hour-before email (show_settings.py), and
+`Reminders`, which ties them to the shows' lifecycle (service.py).
 
 What it may use: the store (appliance.storage), the shows and the calendar file
 (appliance.catalog), the conversion secret (appliance.kpis.conversions), the settings

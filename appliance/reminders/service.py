@@ -241,7 +241,13 @@ class Reminders:
                 await self._queue_webhook(conn, show, "show.scheduled", "scheduled")
             if "hour" not in done and now >= show.starts_at - HOUR:
                 await self._claim(conn, show, "hour")
-                if now < show.starts_at and self.config.email.hour_before:
+                cur = await conn.execute(
+                    "SELECT hour_before FROM reminder_show_settings WHERE show_id = ?",
+                    (show.id,),
+                )
+                own = await cur.fetchone()
+                wanted = self.config.email.hour_before if own is None else bool(own[0])
+                if now < show.starts_at and wanted:
                     await self._queue_mailing(conn, show, "hour")
         self._wake()
 

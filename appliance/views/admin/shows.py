@@ -13,6 +13,7 @@ from appliance.i18n.forms import Form, local_datetime_value
 from appliance.i18n.translate import _
 from appliance.live.bridge import LiveShows
 from appliance.metrics.status import operator_status
+from appliance.reminders import show_settings
 from appliance.services import Services
 from appliance.views.admin.image_field import ImageField
 from appliance.views.web import current_user, render, staff_required
@@ -166,13 +167,20 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
     @bp.get("/admin/shows/new")
     @editors
     async def new() -> tuple[str, int]:
-        return await editor(None, {"duration_minutes": "60"}, {}, 200)
+        hour_before = "1" if svc.config.email.hour_before else ""
+        return await editor(
+            None, {"duration_minutes": "60", "remind_hour_before": hour_before}, {}, 200
+        )
 
     @bp.get("/admin/shows/<int:show_id>")
     @editors
     async def edit(show_id: int) -> tuple[str, int]:
         show = await access.show_for(db, current_user(), show_id, "edit")
-        return await editor(show, values_of(show, await shows.lineup(db, show_id)), {}, 200)
+        values = values_of(show, await shows.lineup(db, show_id))
+        default = svc.config.email.hour_before
+        hour_before = await show_settings.hour_before(db, show_id, default)
+        values["remind_hour_before"] = "1" if hour_before else ""
+        return await editor(show, values, {}, 200)
 
     @bp.post("/admin/shows/new")
     @bp.post("/admin/shows/<int:show_id>")
@@ -218,6 +226,9 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
                 await shows.update_show(db, show.id, item, cover, lineup)
         if moderator_ids is not None and show_id is not None:
             await shows.set_moderators(db, show_id, moderator_ids)
+        if data.get("remind_hour_before_offered") and show_id is not None:
+            wanted = data.get("remind_hour_before") == "1"
+            await show_settings.set_hour_before(db, show_id, wanted)
         return redirect(f"/admin/shows/{show_id}?saved=1")
 
     @bp.post("/admin/shows/<int:show_id>/delete")
