@@ -35,6 +35,10 @@ AFTER_COMMAND_SECONDS = 3600.0  # an off-site copy of a large shop may take a wh
 RETRY_SECONDS = 600.0  # after a failed backup
 
 
+# How long stopping the server waits for a backup under way (shutdown must stay quick).
+CLOSE_WAIT_SECONDS = 3.0
+
+
 class BackupSchedule:
     def __init__(
         self,
@@ -54,6 +58,7 @@ class BackupSchedule:
         self.after_command = shlex.split(after_command)
         self.after_timeout = after_timeout
         self._task: asyncio.Task[None] | None = None
+        self._running: asyncio.Future[Backup] | None = None
         self.made = 0  # backups this process made
 
     @property
@@ -65,7 +70,12 @@ class BackupSchedule:
             self._task = asyncio.create_task(self._run_forever())
 
     async def close(self) -> None:
+        """Stop the schedule; a backup under way gets a few seconds to finish whole (its
+        after-command included) instead of being cut in the middle."""
         if self._task is not None:
+            if self._running is not None and not self._running.done():
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.shield(self._running), CLOSE_WAIT_SECONDS)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -77,7 +87,8 @@ class BackupSchedule:
         while True:
             await asyncio.sleep(max(0.0, due - time.time()))
             try:
-                await self.run_once()
+                self._running = asyncio.ensure_future(self.run_once())
+                await asyncio.shield(self._running)
                 due = time.time() + self.every
             except Exception:
                 log.exception("scheduled backup failed; trying again in %d s", RETRY_SECONDS)
