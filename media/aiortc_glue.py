@@ -160,7 +160,7 @@ class ForwardingReceiver(RTCRtpReceiver):
                 nacks = self.nacks = UpstreamNacks(packet.ssrc)
             now = time.monotonic()
             nacks.received(packet.sequence_number, now)
-            lost = nacks.due(now)
+            lost = nacks.due(now, self.uplink.queue if self.uplink else 0.0)
             if lost:
                 await self._send_rtcp_nack(packet.ssrc, lost)
         if self.on_rtp is not None:

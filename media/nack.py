@@ -14,7 +14,7 @@ from __future__ import annotations
 
 SEQ_MOD = 1 << 16
 MAX_AGE = 1.0  # seconds after it went missing, a packet is given up
-MAX_TRIES = 3
+MAX_TRIES = 5
 MIN_INTERVAL = 0.02  # seconds between two asks for one packet, whatever the round trip
 MAX_MISSING = 512  # a jump larger than this is a new sequence, not a loss
 
@@ -67,11 +67,14 @@ class UpstreamNacks:
             if entry[2] == 1:  # asked once: this is that ask's round trip
                 self.rtt = 0.875 * self.rtt + 0.125 * max(now - entry[1], 0.0)
 
-    def due(self, now: float) -> list[int]:
-        """The packets to ask for now (and note that they were)."""
+    def due(self, now: float, queued: float = 0.0) -> list[int]:
+        """The packets to ask for now (and note that they were). `queued`: seconds the
+        uplink is known to hold now, which a retransmission waits behind too."""
         if not self._missing:
             return []
-        interval = max(MIN_INTERVAL, 1.5 * self.rtt)
+        # The measured round trip already holds the queue of its time; a queue that
+        # has grown since is the better guess.
+        interval = max(MIN_INTERVAL, 1.5 * max(self.rtt, queued))
         asking: list[int] = []
         for seq, entry in list(self._missing.items()):
             went, last, tries = entry

@@ -11,10 +11,11 @@ rate, while the audio and retransmissions share the same link.
 So the relay also measures the standing queue itself: each packet's one-way delay
 (arrival time minus the sender's abs-send-time) above the lowest seen lately is
 time spent queued on the way. While that queue is above QUEUE_LIMIT, the estimate is
-cut to CUT times the video actually arriving (at most every CUT_INTERVAL), so the
-sender goes under the link's rate and the queue drains; once it has drained the cap
-rises again slowly (RISE a second), probing, and the delay-based estimate, when lower,
-still wins. The figure sent is the lower of the two.
+cut to CUT times the video actually arriving, divided by (1 + the queue in seconds),
+at most every CUT_INTERVAL, so the sender goes under the link's rate and the queue
+drains; once it has drained the cap rises again slowly (RISE a second), probing, and
+the delay-based estimate, when lower, still wins. The figure sent is the lower of the
+two.
 """
 
 from __future__ import annotations
@@ -124,7 +125,10 @@ class UplinkEstimator:
                 arriving = self.arriving_rate(now)
                 if arriving > 0:
                     base = arriving if self.cap is None else min(self.cap, arriving)
-                    self.cap = max(FLOOR, base * CUT)
+                    # The deeper the queue, the deeper the cut: one step that drains it
+                    # beats several small ones (each makes the sender's encoder restart,
+                    # and a restart is a keyframe, the biggest thing it sends).
+                    self.cap = max(FLOOR, base * CUT / (1 + self.queue))
                     self._last_cut = now
                     self.cuts += 1
                     changed = True
