@@ -440,3 +440,44 @@ async def test_the_next_show_and_a_products_replays_on_the_shop_page(
             assert problems == []
         finally:
             await browser.close()
+
+
+async def test_the_settings_page_previews_the_button_under_vitrines_csp(
+    vitrine: LiveServer, shop: Shop
+) -> None:
+    from playwright.async_api import async_playwright
+
+    from tests.conftest import PASSWORD
+    from tests.test_browser_live import create_host
+
+    email = create_host(vitrine)
+    soon = time.strftime("%Y-%m-%dT%H:%M", time.localtime(time.time() + 2 * 3600))
+    vitrine.cli("shows", "create", "--title", "Summer hats", "--starts-at", soon)
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = await browser.new_page()
+            problems: list[str] = []
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.on(  # the browser's own /favicon.ico (Vitrine has none) is no one's doing
+                "response",
+                lambda r: (
+                    problems.append(r.url)
+                    if r.status >= 400 and not r.url.endswith("/favicon.ico")
+                    else None
+                ),
+            )
+            await page.goto(f"{vitrine.url}/login?next=/admin/settings")
+            await page.fill("#f-email", email)
+            await page.fill("#f-password", PASSWORD)
+            await page.click("button[type=submit]")
+            await page.wait_for_url("**/admin/settings")
+            launcher = page.locator("[data-vitrine-embed] >> .launcher")
+            await launcher.wait_for(state="visible", timeout=10000)
+            # Styled (the shadow root's sheet is not refused by the strict CSP): fixed.
+            position = await launcher.evaluate("(e) => getComputedStyle(e).position")
+            assert position == "fixed"
+            assert "Summer hats" in (await launcher.text_content() or "")
+            assert problems == []
+        finally:
+            await browser.close()

@@ -245,3 +245,4 @@ async def test_the_settings_page_shows_the_snippet(
     page = await (await client.get("/admin/settings")).get_data(as_text=True)
     assert "&lt;script src=&#34;http://127.0.0.1:8080/embed.js&#34; async&gt;" in page
     assert f"{SHOP} http://localhost:8000" in page
+    assert '<script src="/static/embed.js" async></script>' in page  # the button's preview
