@@ -257,6 +257,9 @@ async def test_phone_player_overlay_and_in_show_cart(
             video = await view.locator("#player").bounding_box()
             chat = await view.locator("#chat").bounding_box()
             assert video and chat and chat["x"] >= video["x"] + video["width"]
+            tools = await view.locator("#player-tools").bounding_box()
+            assert tools and video["y"] + video["height"] <= tools["y"] < video["y"] + 900
+            await view.screenshot(path=str(tmp_path / "player-1280x800.png"))
             await desk.close()
         finally:
             await browser.close()
