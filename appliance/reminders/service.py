@@ -52,6 +52,8 @@ class Reminders:
         email = config.email
         # "Notify me" is offered only when emails can be sent.
         self.enabled = bool(email.smtp_host and email.from_)
+        if email.smtp_host and not email.from_:
+            log.warning("email.smtp_host is set but email.from is empty: no reminder emails")
         self.base_url = config.base_url
         self._key = b""
         self.emails = EmailOutbox(
