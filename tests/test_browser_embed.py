@@ -78,6 +78,17 @@ class Shop:
         async def framed() -> str:
             return FRAMING.format(vitrine=vitrine, show=self.show)
 
+        @app.post("/")
+        async def woocommerce() -> Any:
+            if request.args.get("wc-ajax") != "add_to_cart":
+                return "", 404
+            self.received.append(dict(await request.form))
+            return {"fragments": {}, "cart_hash": "abc"}
+
+        @app.get("/cart/")
+        async def cart_page() -> str:
+            return PAGE.format(title="Your cart", vitrine=vitrine)
+
         @app.post("/cart/add.js")
         async def add() -> Any:
             body = await request.get_json()
@@ -118,7 +129,12 @@ def shop_port() -> int:
 
 
 @pytest.fixture
-def vitrine(tmp_path: Path, shop_port: int) -> Iterator[LiveServer]:
+def platform() -> str:
+    return "shopify"
+
+
+@pytest.fixture
+def vitrine(tmp_path: Path, shop_port: int, platform: str) -> Iterator[LiveServer]:
     data = tmp_path / "data"
     env = {**os.environ, "VITRINE_STORAGE_DATA_DIR": str(data)}
     subprocess.run(
@@ -129,7 +145,7 @@ def vitrine(tmp_path: Path, shop_port: int) -> Iterator[LiveServer]:
         capture_output=True,
     )
     with sqlite3.connect(data / "vitrine.sqlite3") as db:
-        db.execute("UPDATE shop_settings SET cart_platform = 'shopify'")
+        db.execute("UPDATE shop_settings SET cart_platform = ?", (platform,))
         now = int(time.time())
         db.execute(
             "INSERT INTO products (name, description, sku, price_minor, currency, stock_status, "
@@ -179,6 +195,13 @@ async def go_live(server: LiveServer) -> tuple[int, Any]:
     )
     reply = await asyncio.to_thread(urllib.request.urlopen, req, None, 30)
     await answer(pc, reply.read().decode())
+    deadline = time.monotonic() + 30  # the show is live once the publisher's media flows
+    while time.monotonic() < deadline:
+        url = f"{server.url}/api/shows/{created['id']}/status"
+        status = await asyncio.to_thread(urllib.request.urlopen, url, None, 5)
+        if json.loads(status.read())["status"] == "live":
+            break
+        await asyncio.sleep(0.2)
     return int(created["id"]), pc
 
 
@@ -268,7 +291,7 @@ async def test_the_shop_page_shows_the_live_player_and_fills_its_own_cart(
                     await page.wait_for_selector("[data-vitrine-embed] >> iframe")
                 ).content_frame()
                 await frame.wait_for_function(
-                    "() => document.body.dataset.embedHost !== undefined", timeout=5000
+                    "() => document.body.dataset.embedProducts === '1'", timeout=5000
                 )
                 await frame.locator('.lineup [data-kpi="add_to_cart"]').first.click()
                 await frame.wait_for_function(
@@ -479,5 +502,53 @@ async def test_the_settings_page_previews_the_button_under_vitrines_csp(
             assert position == "fixed"
             assert "Summer hats" in (await launcher.text_content() or "")
             assert problems == []
+        finally:
+            await browser.close()
+
+
+@pytest.mark.parametrize("platform", ["woocommerce"])
+async def test_woocommerce_cart_and_checkout_from_the_player(
+    vitrine: LiveServer, shop: Shop
+) -> None:
+    from playwright.async_api import async_playwright
+
+    created = json.loads(
+        vitrine.cli("shows", "create", "--title", "Straw hats", "--starts-at", "2030-01-01T10:00")
+    )
+    with sqlite3.connect(vitrine.data_dir / "vitrine.sqlite3") as db:
+        db.execute(
+            "INSERT INTO show_products (show_id, product_id, position) "
+            "SELECT ?, id, 0 FROM products WHERE sku = 'HAT-1'",
+            (created["id"],),
+        )
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = await browser.new_page()
+            await page.goto(shop.origin + "/")
+            await page.wait_for_function("() => window.VitrineEmbed")
+            await page.evaluate(f"() => VitrineEmbed.open({created['id']})")
+            frame = await (
+                await page.wait_for_selector("[data-vitrine-embed] >> iframe")
+            ).content_frame()
+            await frame.wait_for_function(
+                "() => document.body.dataset.embedProducts === '1'", timeout=10000
+            )
+            await frame.locator('.lineup [data-kpi="add_to_cart"]').first.click()
+            await frame.wait_for_function(
+                "() => document.body.dataset.embedCart === 'added'", timeout=10000
+            )
+            assert shop.received == [{"product_id": "4411", "quantity": "1"}]
+
+            # Checkout in the player takes the whole page to the shop's cart.
+            await frame.evaluate(
+                """() => {
+                    const a = document.createElement("a");
+                    a.href = "#"; a.dataset.checkout = ""; a.textContent = "Checkout";
+                    document.body.appendChild(a);
+                    a.click();
+                }"""
+            )
+            await page.wait_for_url(shop.origin + "/cart/", timeout=10000)
         finally:
             await browser.close()

@@ -68,6 +68,7 @@ function loadProducts() {
       (data.products || []).forEach(function (p) {
         products[p.product_id] = p;
       });
+      document.body.dataset.embedProducts = String((data.products || []).length); // tests
     })
     .catch(function () {});
 }
