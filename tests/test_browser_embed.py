@@ -150,8 +150,13 @@ def vitrine(tmp_path: Path, shop_port: int, platform: str) -> Iterator[LiveServe
         db.execute(
             "INSERT INTO products (name, description, sku, price_minor, currency, stock_status, "
             "product_url, cart_url, variant_id, created_at, updated_at) VALUES ('Straw hat', '', "
-            "'HAT-1', 1990, 'EUR', 'in_stock', '', ?, '4411', ?, ?)",
-            (f"http://localhost:{shop_port}/cart/4411:1", now, now),
+            "'HAT-1', 1990, 'EUR', 'in_stock', ?, ?, '4411', ?, ?)",
+            (
+                f"http://localhost:{shop_port}/products/straw-hat",
+                f"http://localhost:{shop_port}/cart/4411:1",
+                now,
+                now,
+            ),
         )
     server = launch(
         data,
@@ -539,6 +544,18 @@ async def test_woocommerce_cart_and_checkout_from_the_player(
                 "() => document.body.dataset.embedCart === 'added'", timeout=10000
             )
             assert shop.received == [{"product_id": "4411", "quantity": "1"}]
+
+            # "Add to cart" in the product's sheet goes to the shop's cart too, and the
+            # in-show cart's button is not offered inside the shop's site.
+            await frame.locator('.lineup [data-kpi="product_click"]').first.click()
+            await frame.evaluate("() => { document.body.dataset.embedCart = ''; }")
+            await frame.locator("#product-sheet-add").click()
+            await frame.wait_for_function(
+                "() => document.body.dataset.embedCart === 'added'", timeout=10000
+            )
+            assert len(shop.received) == 2
+            assert await frame.evaluate("() => document.body.dataset.cartCount || '0'") == "0"
+            assert not await frame.locator("#cart-open").is_visible()
 
             # Checkout in the player takes the whole page to the shop's cart.
             await frame.evaluate(

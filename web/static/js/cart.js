@@ -178,6 +178,7 @@ function start(holder) {
   var shown = null; // the product in the details sheet
   function openDetails(p, from) {
     shown = p;
+    productSheet.dataset.productId = String(p.id); // the shop's cart in the embed (embed_bridge.js)
     text($("product-sheet-name"), p.name);
     text($("product-sheet-price"), p.priceText);
     text($("product-sheet-description"), p.description);

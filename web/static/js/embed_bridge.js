@@ -83,7 +83,11 @@ function addToCart(event) {
   // Never leave the show: the shop's page adds the item (kpi.js has reported the tap).
   event.preventDefault();
   event.stopPropagation();
-  if (!p) return true;
+  if (p) ask(p);
+  return true;
+}
+
+function ask(p) {
   var id = nextId++;
   pending[id] = true;
   document.body.dataset.embedAsked = String(id);
@@ -100,7 +104,21 @@ function addToCart(event) {
       show_id: showId
     }
   });
-  return true;
+}
+
+// "Add to cart" in the product sheet (cart.js): its own listener would put the product in
+// the in-show cart, so the click is taken before it reaches the button; reported here.
+function sheetAdd(event) {
+  var el = event.target.closest ? event.target.closest("#product-sheet-add") : null;
+  var sheet = el && el.closest("[data-product-id]");
+  var p = sheet ? products[Number(sheet.dataset.productId)] : null;
+  if (!p) return;
+  event.preventDefault();
+  event.stopPropagation();
+  import("./kpi.js").then(function (kpi) {
+    kpi.send("add_to_cart", { product: p.product_id, quantity: 1, price: p.price_minor });
+  });
+  ask(p);
 }
 
 function checkout(event) {
@@ -141,6 +159,7 @@ if (linked) {
     // no host to report
   }
   document.documentElement.addEventListener("click", onClick);
+  window.addEventListener("click", sheetAdd, true);
   window.addEventListener("message", onMessage);
   loadProducts();
   reportTime();
