@@ -25,6 +25,8 @@ from collections import deque
 from aiortc.rate import RemoteBitrateEstimator
 
 QUEUE_LIMIT = 0.15  # seconds of standing queue that call for a cut
+PERSIST = 0.3  # seconds the queue must stay above the limit: a stall of the server's
+# own loop (packets waiting in its socket) looks like a queue, but only while it lasts
 CUT = 0.85
 CUT_INTERVAL = 0.5  # seconds between two cuts: let the last one take effect
 RISE = 1.05  # per second, while the queue is low
@@ -45,6 +47,7 @@ class UplinkEstimator:
         self.queue = 0.0  # seconds, the last packet's standing queue
         self.cuts = 0
         self._last_cut = float("-inf")
+        self._queued_since: float | None = None
         self._last_rise: float | None = None
         self._last_report = float("-inf")
         self._send_base: float | None = None  # unwrapped abs-send-time, seconds
@@ -121,7 +124,9 @@ class UplinkEstimator:
         changed = False
         if self.queue > QUEUE_LIMIT:
             self._last_rise = None
-            if now - self._last_cut >= CUT_INTERVAL:
+            if self._queued_since is None:
+                self._queued_since = now
+            if now - self._queued_since >= PERSIST and now - self._last_cut >= CUT_INTERVAL:
                 arriving = self.arriving_rate(now)
                 if arriving > 0:
                     base = arriving if self.cap is None else min(self.cap, arriving)
@@ -132,7 +137,9 @@ class UplinkEstimator:
                     self._last_cut = now
                     self.cuts += 1
                     changed = True
-        elif self.cap is not None and self.queue < QUEUE_LIMIT / 2:
+        else:
+            self._queued_since = None
+        if self.cap is not None and self.queue < QUEUE_LIMIT / 2:
             if self._last_rise is None:
                 self._last_rise = now
             elif now - self._last_rise >= 1.0:

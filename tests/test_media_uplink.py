@@ -120,3 +120,15 @@ def test_retransmissions_count_as_load_but_not_as_delay() -> None:
         estimator.add(1000 + i * 10, 0, 1000, 99, retransmission=True)
     assert estimator.queue == 0.0 and estimator.estimate is None
     assert estimator.arriving_rate(1.99) > 0
+
+
+def test_a_short_stall_is_not_a_standing_queue() -> None:
+    """The server's own loop stalled 250 ms: the packets waiting in its socket arrive
+    late all at once. That is not the link; no cut."""
+    estimator = UplinkEstimator()
+    feed(estimator, 3.0, 1_000_000, 2_000_000)
+    for i in range(25):  # sent every 10 ms during the stall, all read at its end
+        sent = 3.0 + i * 0.01
+        estimator.add(int((3.25 + i * 0.0001) * 1000), int(sent * (1 << 18)) & 0xFFFFFF, 1000, 1234)
+    feed(estimator, 2.0, 1_000_000, 2_000_000, start=3.25)
+    assert estimator.cuts == 0 and estimator.cap is None
