@@ -167,6 +167,12 @@ async def test_phone_player_overlay_and_in_show_cart(
             await page.focus("#chat-input")
             await page.set_viewport_size({"width": 390, "height": 480})
             await page.wait_for_function("innerHeight === 480")
+            # The player follows on the visual viewport's resize event, a frame or so later.
+            await page.wait_for_function(
+                "() => document.querySelector('#player').getBoundingClientRect().bottom"
+                " <= innerHeight + 1",
+                timeout=5000,
+            )
             assert await page.evaluate(ON_SCREEN, ["#chat-input", "#player"]) == {}
             player = await page.locator("#player").bounding_box()
             chat_input = await page.locator("#chat-input").bounding_box()

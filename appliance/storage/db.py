@@ -214,13 +214,16 @@ class Database:
         return self._reader
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        async with self.reader.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+        # Executed and read to the end in one call on the connection's thread: a caller
+        # cancelled between `execute` and the read (a request dropped, a task stopped)
+        # would otherwise leave a stepped statement behind, and its read transaction
+        # would show this connection an old snapshot of the database until the cursor
+        # happened to be collected.
+        return list(await self.reader.execute_fetchall(sql, params))
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        async with self.reader.execute(sql, params) as cur:
-            row: Row | None = await cur.fetchone()
-            return row
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
 
     async def fetchval(self, sql: str, params: Sequence[Any] = ()) -> Any:
         row = await self.fetchone(sql, params)
