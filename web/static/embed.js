@@ -46,8 +46,10 @@
     ".strip button{flex:0 0 160px;text-align:left;color:#111}" +
     ".strip img{width:160px;height:90px;object-fit:cover;border-radius:6px;background:#ddd}";
 
+  // "no-cache": each poll asks the server (or a CDN's short copy) again, so a show that has
+  // just gone live is not hidden behind the browser's own cached answer.
   function load(url) {
-    return fetch(url, { credentials: "omit" }).then(function (r) {
+    return fetch(url, { credentials: "omit", cache: "no-cache" }).then(function (r) {
       if (!r.ok) throw new Error("HTTP " + r.status);
       return r.json();
     });
