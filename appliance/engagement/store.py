@@ -20,6 +20,7 @@ from typing import Any
 
 from appliance.engagement.giveaways import Draw, Giveaway
 from appliance.engagement.polls import Poll
+from appliance.storage.batches import flush_forever
 from appliance.storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,16 @@ class EngagementStore:
             int(await self.db.fetchval("SELECT COALESCE(MAX(id), 0) FROM giveaways")) + 1
         )
         await self.forget_contacts()
-        self._task = asyncio.create_task(self._flush_forever())
+        self._task = asyncio.create_task(
+            flush_forever(
+                self.flush,
+                self.forget_contacts,
+                every=FLUSH_SECONDS,
+                tidy_every=FORGET_EVERY,
+                log=log,
+                what="polls and giveaways",
+            )
+        )
 
     async def close(self) -> None:
         if self._task is not None:
@@ -197,18 +207,6 @@ class EngagementStore:
         return {r["viewer"] for r in rows}
 
     # -- writing -------------------------------------------------------------------------
-
-    async def _flush_forever(self) -> None:
-        forgotten_at = time.monotonic()
-        while True:
-            await asyncio.sleep(FLUSH_SECONDS)
-            try:
-                await self.flush()
-                if time.monotonic() - forgotten_at >= FORGET_EVERY:
-                    forgotten_at = time.monotonic()
-                    await self.forget_contacts()
-            except Exception:
-                log.exception("writing polls and giveaways failed; will retry")
 
     async def flush(self) -> None:
         batch, self._pending = self._pending, []

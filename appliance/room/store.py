@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from appliance.room.sanctions import Sanction
+from appliance.storage.batches import flush_forever
 from appliance.storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,16 @@ class RoomStore:
             int(await self.db.fetchval("SELECT COALESCE(MAX(id), 0) FROM chat_messages")) + 1
         )
         await self.forget_addresses()
-        self._task = asyncio.create_task(self._flush_forever())
+        self._task = asyncio.create_task(
+            flush_forever(
+                self.flush,
+                self.forget_addresses,
+                every=FLUSH_SECONDS,
+                tidy_every=FORGET_EVERY,
+                log=log,
+                what="the live room's records",
+            )
+        )
 
     async def close(self) -> None:
         if self._task is not None:
@@ -106,18 +116,6 @@ class RoomStore:
         )
 
     # -- writing -----------------------------------------------------------------
-
-    async def _flush_forever(self) -> None:
-        forgotten_at = time.monotonic()
-        while True:
-            await asyncio.sleep(FLUSH_SECONDS)
-            try:
-                await self.flush()
-                if time.monotonic() - forgotten_at >= FORGET_EVERY:
-                    forgotten_at = time.monotonic()
-                    await self.forget_addresses()
-            except Exception:
-                log.exception("writing the live room's records failed; will retry")
 
     async def flush(self) -> None:
         batch, self._pending = self._pending, Pending()
