@@ -5,12 +5,15 @@ LL-HLS clients follow the show through nginx (plain playlist, init segment, then
 playlist reloads and the preload hint's part, round after round, as hls.js does), and
 Vitrine sees about one request per part: nginx's upstream log says which requests went to
 Vitrine, and Vitrine's own /metrics counter of HLS answers agrees. Every client got the
-same bytes as a direct fetch from Vitrine."""
+same bytes as a direct fetch from Vitrine. The same block's feed location: two hundred
+readers long-poll the live room's feed through nginx while a socket viewer chats; each
+reads every message in order, and Vitrine sees about one request per tick."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -27,6 +30,7 @@ import pytest
 
 from tests.conftest import ROOT, LiveServer, free_port, launch, stop
 from tests.test_hls_http import HINT, MAP, MSN, aget, first_playlist, go_live
+from tests.test_room import Room
 
 NGINX = shutil.which("nginx") or next(
     (p for p in ("/usr/sbin/nginx", "/sbin/nginx") if os.access(p, os.X_OK)), None
@@ -63,8 +67,18 @@ def replace(text: str, pattern: str, replacement: str, once: bool = True) -> str
     return result
 
 
-def nginx_conf(tmp: Path, port: int, upstream: str) -> str:
-    """The documented block, made to run here, inside a minimal main configuration."""
+def nginx_conf(
+    tmp: Path,
+    port: int,
+    upstream: str,
+    *,
+    workers: int = 1,
+    connections: int = 4096,
+    log_hits: bool = True,
+) -> str:
+    """The documented block, made to run here, inside a minimal main configuration.
+    `log_hits` False: the access log has only the requests that went to Vitrine (the
+    benchmark's tens of thousands of requests a second are not all written down)."""
     block = documented_block()
     block = replace(block, r"(proxy_cache_path\s+)/\S+", rf"\g<1>{tmp}/cache")
     block = replace(block, r"^(\s*)listen\s+[^;]+;", rf"\g<1>listen 127.0.0.1:{port};")
@@ -78,15 +92,17 @@ def nginx_conf(tmp: Path, port: int, upstream: str) -> str:
     # Run as root (CI), the workers would otherwise be `nobody` and could not read the
     # private temporary directory.
     user = "user root;\n" if os.geteuid() == 0 else ""
-    return f"""{user}worker_processes 1;
+    only_origin = "" if log_hits else " if=$upstream_addr"
+    return f"""{user}worker_processes {workers};
+worker_rlimit_nofile {2 * connections + 100};
 pid {tmp}/nginx.pid;
 error_log {tmp}/error.log warn;
-events {{ worker_connections 4096; }}
+events {{ worker_connections {connections}; }}
 http {{
 {temp}
     log_format upstream '$request_uri $status $upstream_cache_status "$upstream_addr" '
                         '$msec $request_time';
-    access_log {tmp}/access.log upstream;
+    access_log {tmp}/access.log upstream{only_origin};
 {block}
 }}
 """
@@ -284,3 +300,80 @@ async def test_nginx_collapses_many_viewers_of_the_newest_parts_into_one_request
         f"{waits[len(waits) // 2]:.2f} s, p95 {waits[len(waits) * 95 // 100]:.2f} s; {took:.1f} s"
     )
     assert "[alert]" not in front.errors.read_text() and "[emerg]" not in front.errors.read_text()
+
+
+READERS = 200
+MESSAGES = 3
+FEED_URI = re.compile(r"^/rooms/\d+/feed\?after=(\d+)$")
+
+
+async def read_feed(port: int, show_id: int, seen: list[str]) -> None:
+    """A reader of the room's feed through nginx: the state, then long polls from the last
+    number seen, collecting the chat, until it has MESSAGES of them."""
+    status, _, body = await fetch(port, f"/rooms/{show_id}/feed")
+    assert status == 200, body
+    seq = json.loads(body)["seq"]
+    while len(seen) < MESSAGES:
+        status, _, body = await fetch(port, f"/rooms/{show_id}/feed?after={seq}")
+        assert status == 200, body
+        got = json.loads(body)
+        assert not got.get("reset"), got
+        assert got["seq"] >= seq
+        seq = got["seq"]
+        seen += [m["text"] for frame in got["frames"] for m in frame if m["type"] == "chat"]
+
+
+async def test_nginx_collapses_many_feed_readers_into_one_request_per_tick(
+    front: Front,
+) -> None:
+    show_id = int(
+        json.loads(
+            front.vitrine.cli("shows", "create", "--title", "Feed", "--starts-at", "2030-01-01")
+        )["id"]
+    )
+    room = Room(front.vitrine, show_id)
+    ana = await room.join("Ana")  # on a socket, straight to Vitrine
+    try:
+        await asyncio.sleep(2.5)  # the viewer count's frame has gone by
+        logged = front.log.stat().st_size
+        seen: list[list[str]] = [[] for _ in range(READERS)]
+        readers = asyncio.gather(*(read_feed(front.port, show_id, s) for s in seen))
+        await asyncio.sleep(1.0)  # every reader waits in a long poll
+        for i in range(MESSAGES):
+            await ana.send(type="chat", text=f"feed {i}")
+            await asyncio.sleep(2.1)  # the chat's rate limit
+        try:
+            async with asyncio.timeout(10):
+                await readers
+        except TimeoutError:
+            pytest.fail(f"readers did not all get the chat through nginx: {seen[:3]}")
+    finally:
+        await room.close()
+
+    # Every reader saw every message, in order, once.
+    for got in seen:
+        assert got == [f"feed {i}" for i in range(MESSAGES)], got
+    with front.log.open() as log:
+        log.seek(logged)
+        lines = [line.split() for line in log.read().splitlines()]
+    asked: Counter[str] = Counter()
+    origin: Counter[str] = Counter()
+    for uri, _status, _cache, upstream, *_times in lines:
+        if FEED_URI.match(uri):
+            asked[uri] += 1
+            if upstream != '"-"':
+                origin[uri] += 1
+    # One `after` per tick that had a frame: every reader asked for it, and Vitrine saw it
+    # about once (the lock's holder, held until the frame came).
+    assert len(asked) >= MESSAGES, asked
+    busy = [uri for uri in asked if asked[uri] >= READERS // 2]
+    assert len(busy) >= MESSAGES, asked
+    for uri in busy:
+        assert origin[uri] <= 3, (uri, origin[uri], asked[uri])
+    assert sum(origin.values()) <= 3 * len(asked), (origin, asked)
+    print(
+        f"{READERS} feed readers, {sum(asked.values())} long polls through nginx, "
+        f"{sum(origin.values())} at Vitrine, {len(asked)} ticks"
+    )
+    errors = front.errors.read_text()
+    assert "[alert]" not in errors and "[emerg]" not in errors
