@@ -64,6 +64,9 @@ class Client:
     last_notice: float = 0.0
     last_message: float = 0.0
     said_hello: bool = False
+    # On no socket: it reads the feed and sends with POSTs (appliance/room/polled.py);
+    # broadcast frames are not passed to it, only what is meant for this client alone.
+    polled: bool = False
     heard: float = field(default_factory=time.monotonic)  # when it last sent anything
 
     @property
@@ -126,6 +129,7 @@ class Room:
         self._viewers_sent = -1
         self._viewers_at = 0.0
         self.feed = RoomFeed()  # the same frames, numbered, for readers over HTTP
+        self.polled: dict[str, Client] = {}  # viewers on the feed, by viewer id
 
     # -- membership ----------------------------------------------------------------
 
@@ -158,7 +162,9 @@ class Room:
         return self.sanctions.find("mute", client.viewer, client.address) is not None
 
     def names_in_use(self, exclude: Client) -> set[str]:
-        return {fold(c.name) for c in self.clients if c.name and c is not exclude}
+        """Names of the others: not this viewer's own, on another tab or on the feed."""
+        viewer = exclude.viewer
+        return {fold(c.name) for c in self.clients if c.name and c.viewer != viewer}
 
     def show_offset(self, now: float | None = None) -> float | None:
         if self.status != "live" or self.live_started_at is None:
@@ -170,6 +176,7 @@ class Room:
     def state(self) -> dict[str, Any]:
         return {
             "type": "state",
+            "seq": self.feed.seq,  # the newest broadcast frame this state includes
             "show": {"id": self.show_id, "status": self.status},
             "messages": list(self.recent),
             "questions": [m for m in self.recent if m["question"] and not m["answered"]],
@@ -214,6 +221,15 @@ class Room:
         for client in self.clients:
             if now - client.heard > IDLE_SECONDS:
                 client.close(1001)  # silent for a minute: gone
+        for viewer, client in list(self.polled.items()):
+            if client.close_code is not None:  # idle, banned: no socket's end to wait for
+                self.drop_polled(viewer, client)
+
+    def drop_polled(self, viewer: str, client: Client) -> None:
+        if self.polled.get(viewer) is client:
+            del self.polled[viewer]
+            self.clients.discard(client)
+            self.release(client.address)
 
     def tick(self, now: float) -> None:
         """Turn what happened since the last tick into one frame for everyone."""
@@ -237,11 +253,14 @@ class Room:
         self.engagement.tick(now, self)
         if not self.outbox:
             return
-        frame = Frame(json.dumps(self.outbox))
+        # Each broadcast frame starts with its number, the same on the sockets and in the
+        # feed: a client moving between them skips what it has already seen.
+        seq = self.feed.seq + 1
+        frame = Frame(json.dumps([{"type": "seq", "seq": seq}, *self.outbox]))
         self.outbox = []
         self.feed.push(frame.text)
         for client in list(self.clients):
-            if client.said_hello:
+            if client.said_hello and not client.polled:
                 client.send(frame)
 
 

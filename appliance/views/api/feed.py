@@ -6,7 +6,7 @@ messages a socket got in one tick), held up to HOLD_SECONDS until there is one (
 poll); `{"reset": true}` when some were no longer kept and the reader starts again.
 Frames are the same bytes for every reader and the answers carry no cookie and no
 `Vary: Cookie`, so a cache in front collapses readers into about one request per tick.
-Reading only: sending chat, hearts and cart events over HTTP is not done yet.
+Sending is `POST /api/rooms/<show>/say` (appliance/views/api/say.py), on the same blueprint.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from quart.typing import ResponseReturnValue
 
 from appliance.room.handlers import RoomService
 from appliance.services import Services
+from appliance.views.api import say
 
 HOLD_SECONDS = 15.0
 HEADERS = {
@@ -34,7 +35,7 @@ def _json(text: str, status: int = 200) -> Response:
 
 def blueprint(svc: Services, rooms: RoomService) -> Blueprint:
     bp = Blueprint("room_feed", __name__)
-    del svc
+    say.routes(bp, svc, rooms)
 
     @bp.get("/rooms/<int:show_id>/feed")
     async def feed(show_id: int) -> ResponseReturnValue:
