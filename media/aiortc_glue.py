@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 _RECEIVER = "_RTCRtpReceiver__"  # prefix of RTCRtpReceiver's name-mangled attributes
 RtpSink = Callable[["ForwardingReceiver", RtpPacket, int], None]
 SrSink = Callable[["ForwardingReceiver", int, int, int], None]
+MAX_SSRCS = 8  # incoming SSRCs one receiver keeps state for (3 layers and their RTX)
 
 
 def set_host_addresses(addresses: Sequence[str]) -> None:
@@ -89,7 +90,13 @@ class ForwardingReceiver(RTCRtpReceiver):
         self.on_rtp: RtpSink | None = None
         self.on_sr: SrSink | None = None
         self.codecs: dict[int, Any] = {}
+        # NACK state per incoming SSRC (a simulcast publisher sends one per layer);
+        # `nacks` is the first one's, for the uplink's figures.
         self.nacks = UpstreamNacks()
+        self.upstream: dict[int, UpstreamNacks] = {}
+        # Simulcast: each layer's SSRC -> its rid (rtp-stream-id), learned from the
+        # packets, which name it (media/simulcast.py).
+        self.rids: dict[int, str] = {}
         # The REMB to the publisher follows the standing queue too (media/uplink.py).
         self.uplink = UplinkEstimator() if kind == "video" else None
 
@@ -147,17 +154,30 @@ class ForwardingReceiver(RTCRtpReceiver):
 
             stats = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
         stats.add(packet)
+        rid = packet.extensions.rtp_stream_id
+        if rid is not None and packet.ssrc not in self.rids and len(self.rids) < MAX_SSRCS:
+            self.rids[packet.ssrc] = rid
         if is_rtx(codec):
             original = self._private("rtx_ssrc").get(packet.ssrc)
+            repaired = packet.extensions.repaired_rtp_stream_id
+            if original is None and repaired is not None:
+                # A simulcast layer's RTX stream names the layer it repairs.
+                original = next((s for s, r in self.rids.items() if r == repaired), None)
+                if original is not None:
+                    self._private("rtx_ssrc")[packet.ssrc] = original
             apt = codec.parameters.get("apt")
             if original is None or len(packet.payload) < 2 or apt not in self.codecs:
                 return
             packet = unwrap_rtx(packet, payload_type=apt, ssrc=original)
         if self.kind == "video":
             # Our own NACK pacing, not aiortc's generator (media/nack.py says why).
-            nacks = self.nacks
-            if nacks.ssrc != packet.ssrc:
-                nacks = self.nacks = UpstreamNacks(packet.ssrc)
+            nacks = self.upstream.get(packet.ssrc)
+            if nacks is None:
+                if len(self.upstream) >= MAX_SSRCS:
+                    del self.upstream[next(iter(self.upstream))]
+                nacks = self.upstream[packet.ssrc] = UpstreamNacks(packet.ssrc)
+                if self.nacks.ssrc == 0:
+                    self.nacks = nacks
             now = time.monotonic()
             nacks.received(packet.sequence_number, now)
             lost = nacks.due(now, self.uplink.queue if self.uplink else 0.0)

@@ -13,11 +13,15 @@ Per-viewer decisions (the "selective" part), all in `DownTrack.write`:
   see media.aiortc_glue.FastPath) loses packets until the next keyframe; nobody else
   waits for it;
 - a viewer can be switched to audio only (its bandwidth estimate is far below the
-  video's bitrate, or the page is hidden) and back, with a fresh keyframe.
+  video's bitrate, or the page is hidden) and back, with a fresh keyframe;
+- with a simulcast publisher each layer is a Stream of its own; a viewer moves to
+  another layer (`DownTrack.switch_to`) at that layer's next keyframe, and keeps the
+  layer it has until then.
 """
 
 from __future__ import annotations
 
+import itertools
 import struct
 import time
 from array import array
@@ -53,6 +57,9 @@ KEYFRAME_INTERVAL = 0.5  # seconds between two keyframe requests to the publishe
 NTP_EPOCH = 2208988800
 FANOUT_RING = 1024
 _HEADER = struct.Struct("!HII")
+# Generations are unique across streams: a viewer's NACK for a packet of the layer it
+# had before a switch can never be answered with another layer's packet.
+_GENERATIONS = itertools.count(1)
 
 
 def ntp_now() -> int:
@@ -86,6 +93,8 @@ class Stream:
     def __init__(self, kind: str, request_keyframe: Callable[[], None]) -> None:
         self.kind = kind
         self.downtracks: list[DownTrack] = []
+        # Viewers moving to this stream (another simulcast layer) at its next keyframe.
+        self.pending: list[DownTrack] = []
         self.cache: PacketCache[SourcePacket] = PacketCache(2048 if kind == "video" else 256)
         self.generation = 0
         self.codec = ""
@@ -111,7 +120,7 @@ class Stream:
 
     def new_source(self, codec: str, clock_rate: int) -> None:
         """A (new) publisher starts sending this stream."""
-        self.generation += 1
+        self.generation = next(_GENERATIONS)
         self.codec = codec
         self.clock_rate = clock_rate
         self.cache.clear()
@@ -124,7 +133,9 @@ class Stream:
             self._request_keyframe()
 
     def waiting_viewers(self) -> int:
-        return sum(1 for d in self.downtracks if d.need_keyframe and not d.paused)
+        return sum(1 for d in self.downtracks if d.need_keyframe and not d.paused) + len(
+            self.pending
+        )
 
     def on_packet(self, packet: RtpPacket, now: float) -> None:
         payload = packet.payload
@@ -148,6 +159,9 @@ class Stream:
         if now - started >= 1.0:
             self.bitrate = (self.bytes_in - counted) * 8 / (now - started)
             self._bitrate_window = (now, self.bytes_in)
+        if self.pending and source.keyframe:
+            for down in list(self.pending):
+                down.arrive(self)
         downtracks = self.downtracks
         if not downtracks:
             return
@@ -227,6 +241,10 @@ class DownTrack:
         self.path: Any = None  # media.aiortc_glue.FastPath once connected
         self.rewriter: SequenceRewriter | None = None
         self.need_keyframe = self.kind == "video"
+        self.target: Stream | None = None  # the layer it moves to at its next keyframe
+        self.choice: Any = None  # media.simulcast.LayerChoice, with a simulcast publisher
+        self.previous: Stream | None = None  # the layer before the last switch (NACKs)
+        self._previous_ts_offset = 0  # ... and its timestamp offset
         self.paused = False
         self.generation = -1
         self.packets_sent = 0
@@ -273,7 +291,37 @@ class DownTrack:
         if self.kind == "video":
             self.stream.want_keyframe(time.monotonic())
 
+    def switch_to(self, stream: Stream) -> None:
+        """Move to another layer of the same video at that layer's next keyframe; until
+        then the viewer keeps getting the layer it has. The viewer sees one stream:
+        sequence numbers go on, timestamps go on with the time elapsed (SequenceRewriter)
+        and sender reports follow the new layer's clock."""
+        if self.target is not None and self in self.target.pending:
+            self.target.pending.remove(self)
+        self.target = None
+        if stream is self.stream:
+            return
+        self.target = stream
+        stream.pending.append(self)
+        stream.want_keyframe(time.monotonic())
+
+    def arrive(self, stream: Stream) -> None:
+        """`stream`, this viewer's target, has a keyframe: the viewer is on it from now."""
+        if self in stream.pending:
+            stream.pending.remove(self)
+        self.target = None
+        if self in self.stream.downtracks:
+            self.stream.downtracks.remove(self)
+            stream.downtracks.append(self)
+        self.previous, self.stream = self.stream, stream
+        if self.rewriter is not None:
+            self._previous_ts_offset = self.rewriter.timestamp_for(0)
+        self.need_keyframe = True  # this keyframe: write() re-anchors the numbering on it
+
     def stop(self) -> None:
+        if self.target is not None and self in self.target.pending:
+            self.target.pending.remove(self)
+        self.target = None
         if self in self.stream.downtracks:
             self.stream.downtracks.remove(self)
             self.stream.dropped_by_gone += self.dropped
@@ -384,7 +432,10 @@ class DownTrack:
             if found is None:
                 continue
             in_seq, generation = found
-            packet = self.stream.cache.get(in_seq)
+            stream, before = self.stream, False
+            if generation != stream.generation and self.previous is not None:
+                stream, before = self.previous, True  # sent before the last switch of layer
+            packet = stream.cache.get(in_seq)
             if packet is None or packet.generation != generation:
                 continue
             # A resend with the same sequence number would be a replay to the viewer's
@@ -394,9 +445,11 @@ class DownTrack:
                 continue
             self._nack_budget -= 1
             self.retransmitted += 1
-            path.send_rtp(
-                self._serialise_rtx(packet, rtx_pt, out_seq, rewriter.timestamp_for(packet.ts))
-            )
+            if before:
+                ts = (packet.ts + self._previous_ts_offset) % (1 << 32)
+            else:
+                ts = rewriter.timestamp_for(packet.ts)
+            path.send_rtp(self._serialise_rtx(packet, rtx_pt, out_seq, ts))
 
     def sender_report(self, now: float) -> bytes | None:
         """SR + SDES for this viewer, with the publisher's clock mapping, or None."""

@@ -166,3 +166,18 @@ export function preferCodec(transceiver, mimeType) {
     }
   }
 }
+
+// Simulcast (RFC 8853; WHIP: RFC 9725): the camera sent at full, half and quarter size at
+// once, so the server can give a viewer on a weak link a smaller picture instead of freezes.
+// `maxBitrate` is the full size's; `height` the camera's. No layer under 180 lines (browsers
+// drop those anyway). The server answers which layers it takes (a=simulcast:recv).
+export function simulcastEncodings(maxBitrate, height) {
+  var layers = [{ rid: "h", scaleResolutionDownBy: 1, maxBitrate: maxBitrate }];
+  if (height / 2 >= 180) {
+    layers.push({ rid: "m", scaleResolutionDownBy: 2, maxBitrate: Math.round(maxBitrate / 3) });
+  }
+  if (height / 4 >= 180) {
+    layers.push({ rid: "l", scaleResolutionDownBy: 4, maxBitrate: Math.round(maxBitrate / 10) });
+  }
+  return layers.length > 1 ? layers : [{ maxBitrate: maxBitrate }];
+}

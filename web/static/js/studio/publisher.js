@@ -1,6 +1,13 @@
 // The studio's publisher: the camera sent with WHIP, published again when the connection drops.
 import { $, show } from "../dom.js";
-import { connectionState, deleteSession, postSdp, preferCodec, waitForIce } from "../whip.js";
+import {
+  connectionState,
+  deleteSession,
+  postSdp,
+  preferCodec,
+  simulcastEncodings,
+  waitForIce
+} from "../whip.js";
 import { QUALITY, setBitrate } from "./quality.js";
 
 var ICE_WAIT_MS = 2000;
@@ -62,9 +69,14 @@ export function publisher(s) {
       conn = new RTCPeerConnection({ iceServers: s.iceServers });
       s.pc = conn;
       s.audioTx = addTransceiver(conn, s.camera.audioTrack() || "audio", null);
-      s.videoTx = addTransceiver(conn, s.camera.videoTrack() || "video", [
-        { maxBitrate: QUALITY[s.qualityKey].bitrate }
-      ]);
+      // Simulcast layers (a browser that refuses several encodings gets one: the
+      // fallback in addTransceiver).
+      var q = QUALITY[s.qualityKey];
+      s.videoTx = addTransceiver(
+        conn,
+        s.camera.videoTrack() || "video",
+        simulcastEncodings(q.bitrate, q.height)
+      );
       preferCodec(s.videoTx, "video/H264");
       var onChange = function () { onPcState(conn, my); };
       conn.addEventListener("connectionstatechange", onChange);
