@@ -215,10 +215,20 @@ class MediaSettings:
         60, "How long a live show waits for its publisher to come back after a drop.", _positive
     )
     max_viewers: int = _setting(
-        500,
-        "Most concurrent video viewers of one show. A viewer counts once its connection is "
-        "up; sessions still connecting (at most twice this many) do not take a place.",
-        _positive,
+        0,
+        "Most concurrent video viewers of one show; past it viewers get the HLS rendition. "
+        "A viewer counts once its connection is up; sessions still connecting (at most "
+        "twice this many) do not take a place. 0: computed at start from the relay's "
+        "measured CPU per forwarded packet, a 1.2 Mbit/s show and the cores the relay has "
+        "(docs/media.md gives the formula).",
+        _cap,
+    )
+    workers: int = _setting(
+        0,
+        "Relay worker processes owning the viewers' video connections, each on its own "
+        "core; the publisher's packets reach each worker once. 0: the viewers are served by "
+        "the main process (small machines, one core).",
+        _cap,
     )
     ice_connect_seconds: int = _setting(
         10,

@@ -13,10 +13,10 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcrtpsender import RTCRtpSender
@@ -28,6 +28,9 @@ from media.hls import HlsWriter, Rendition
 from media.offers import BadOffer, check_offer
 from media.recorder import Recorder
 from media.relay import DownTrack, Stream, codec_key
+
+if TYPE_CHECKING:
+    from media.workers.pool import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,8 @@ class MediaSettings:
     ice_connect_seconds: float = 10.0
     record_dir: Path | None = None  # None: shows are not recorded
     hls: bool = False  # write each live show's low-latency HLS rendition (media.hls)
+    # Relay worker processes owning the viewers (media.workers); 0: viewers in-process.
+    workers: int = 0
 
 
 @dataclass
@@ -131,6 +136,9 @@ class ShowRelay:
             publisher.sources[kind] = f"{publisher.id}/{packet.ssrc}"
             stream.new_source(codec_key(codec.mimeType), codec.clockRate)
         stream.on_packet(packet, time.monotonic())
+        pool = self.plane.pool
+        if pool is not None:
+            pool.feed_packet(self.show, kind, stream, packet)
         recorder = self.plane.recorders.get(self.show)
         if recorder is not None:
             recorder.packet(
@@ -144,7 +152,10 @@ class ShowRelay:
 
     def on_sr(self, publisher: Publisher, kind: str, ssrc: int, ntp: int, rtp_ts: int) -> None:
         if publisher is self.publisher and publisher.media_ssrc.get(kind) == ssrc:
-            self.streams[kind].on_sender_report(ntp, rtp_ts, time.monotonic())
+            stream = self.streams[kind]
+            stream.on_sender_report(ntp, rtp_ts, time.monotonic())
+            if self.plane.pool is not None:
+                self.plane.pool.feed_sender_report(self.show, kind, stream, ntp, rtp_ts)
 
     @property
     def idle(self) -> bool:
@@ -162,11 +173,29 @@ class MediaPlane:
         self._ticker: asyncio.Task[None] | None = None
         self._closed = False
         glue.set_host_addresses(settings.host_addresses)
+        self.pool: WorkerPool | None = None
+        if settings.workers > 0:
+            from media.workers.pool import WorkerPool  # the pool imports this module
+
+            self.pool = WorkerPool(
+                settings.workers,
+                {
+                    "ice_servers": [vars(s) for s in settings.ice_servers],
+                    "host_addresses": settings.host_addresses,
+                    "public_ip": settings.public_ip,
+                    "ice_connect_seconds": settings.ice_connect_seconds,
+                },
+                max_viewers=settings.max_viewers,
+                max_viewers_per_key=settings.max_viewers_per_key,
+                on_keyframe=self._worker_wants_keyframe,
+            )
 
     # -- lifecycle -----------------------------------------------------------------
 
     async def start(self) -> None:
         self._ticker = asyncio.create_task(self._tick_forever())
+        if self.pool is not None:
+            await self.pool.start()
 
     async def close(self) -> None:
         self._closed = True
@@ -178,6 +207,15 @@ class MediaPlane:
             await self.end_show(show)
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.pool is not None:
+            await self.pool.close()
+
+    def _worker_wants_keyframe(self, show: str, kind: str) -> None:
+        """A relay worker's viewer waits for a keyframe: asked through the show's stream,
+        so that the requests of every worker are coalesced (KEYFRAME_INTERVAL)."""
+        relay = self.relays.get(show)
+        if relay is not None and kind in relay.streams:
+            relay.streams[kind].want_keyframe(time.monotonic())
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -210,8 +248,23 @@ class MediaPlane:
 
     def viewer_count(self, show: str) -> int:
         """Connected viewers: a session still connecting is not watching yet."""
+        if self.pool is not None:
+            return self.pool.viewer_count(show)
         relay = self.relays.get(show)
         return _connected(relay) if relay else 0
+
+    def connecting_count(self, show: str) -> int:
+        """Video sessions of the show still connecting."""
+        if self.pool is not None:
+            return self.pool.connecting_count(show)
+        relay = self.relays.get(show)
+        return len(relay.viewers) - _connected(relay) if relay else 0
+
+    def stream_totals(self, show: str, kind: str) -> dict[str, int]:
+        """A stream's counters since it began (Stream.totals), across relay workers."""
+        relay = self.relays.get(show)
+        totals = relay.streams[kind].totals() if relay is not None else {}
+        return self.pool.totals(show, kind, totals) if self.pool is not None else totals
 
     def publisher_session(self, show: str) -> str | None:
         relay = self.relays.get(show)
@@ -223,7 +276,7 @@ class MediaPlane:
         if relay is None:
             return {"publishing": False, "viewers": 0, "streams": {}}
         rendition = self.renditions.get(show)
-        return {
+        stats = {
             "publishing": self.is_publishing(show),
             "viewers": _connected(relay),
             "connecting": len(relay.viewers) - _connected(relay),
@@ -231,8 +284,13 @@ class MediaPlane:
             "streams": {kind: stream.stats() for kind, stream in relay.streams.items()},
             "uplink": _uplink_stats(relay.publisher),
         }
+        if self.pool is not None:
+            self.pool.merge_stats(show, stats)
+        return stats
 
     def has_viewer(self, show: str, session: str) -> bool:
+        if self.pool is not None:
+            return self.pool.has_viewer(show, session)
         relay = self.relays.get(show)
         return bool(relay and session in relay.viewers)
 
@@ -310,8 +368,12 @@ class MediaPlane:
         it watch the HLS rendition instead."""
         description = check_offer(offer, "play")
         relay = self.relays.get(show)
-        if relay is None or relay.publisher is None:
+        published = self._published(relay)
+        if relay is None or published is None:
             raise NotLive(show)
+        if self.pool is not None:  # a relay worker owns the viewer
+            codecs = {kind: relay.streams[kind].codec for kind in published}
+            return await self.pool.watch(show, offer, list(published), codecs, key, reserved)
         if not reserved:
             self._check_room(relay, key)
         pc = self._new_pc()
@@ -319,7 +381,6 @@ class MediaPlane:
         # Its place is taken now, not after the negotiation's awaits: requests arriving
         # together are counted against each other.
         relay.viewers[viewer.id] = viewer
-        published = relay.publisher.receivers
         try:
             for kind in (m.kind for m in description.media):
                 if kind not in published:
@@ -365,6 +426,10 @@ class MediaPlane:
 
         return viewer.id, announce_public_ip(pc.localDescription.sdp, self.settings.public_ip)
 
+    def _published(self, relay: ShowRelay | None) -> Collection[str] | None:
+        """The kinds the show's publisher sends; None: nobody publishes it."""
+        return relay.publisher.receivers if relay is not None and relay.publisher else None
+
     def _check_room(self, relay: ShowRelay, key: str) -> None:
         """Refuse a new session when the show is full or `key` has its share.
 
@@ -382,6 +447,8 @@ class MediaPlane:
             raise TooManyFromOne(relay.show)
 
     async def leave(self, show: str, session: str) -> bool:
+        if self.pool is not None:
+            return await self.pool.leave(show, session)
         relay = self.relays.get(show)
         viewer = relay.viewers.pop(session, None) if relay else None
         if viewer is None:
@@ -425,6 +492,8 @@ class MediaPlane:
         relay = self.relays.get(show)
         if relay is not None:
             await self._close_relay(show, relay)
+        if self.pool is not None:
+            await self.pool.end_show(show)
         if recorder is not None:
             await asyncio.to_thread(recorder.close)
         if rendition is not None:
@@ -440,6 +509,8 @@ class MediaPlane:
 
     def set_video(self, show: str, session: str, enabled: bool) -> bool:
         """Pause (audio only) or resume a viewer's video, e.g. while their tab is hidden."""
+        if self.pool is not None:
+            return self.pool.set_video(show, session, enabled)
         relay = self.relays.get(show)
         viewer = relay.viewers.get(session) if relay else None
         if viewer is None or "video" not in viewer.downtracks:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from appliance.replays.store import ReplayStore
 from appliance.storage.db import Database
 from appliance.turn import rest_credentials
 from media.plane import MediaPlane, MediaSettings
+from media.workers.capacity import default_max_viewers
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,22 @@ def ice_servers(config: Config, for_server: bool = False) -> list[dict[str, Any]
     return servers
 
 
+def max_viewers(config: Config) -> int:
+    """media.max_viewers, or when it is 0 the figure the relay holds on this machine
+    (media.workers.capacity)."""
+    if config.media.max_viewers > 0:
+        return config.media.max_viewers
+    cpus = os.cpu_count() or 1
+    figure = default_max_viewers(config.media.workers, cpus)
+    log.info(
+        "media.max_viewers: %d per show (%d relay workers, %d cores)",
+        figure,
+        config.media.workers,
+        cpus,
+    )
+    return figure
+
+
 class LiveShows:
     def __init__(self, config: Config, db: Database, replays: ReplayStore) -> None:
         self.config = config
@@ -63,11 +81,12 @@ class LiveShows:
                     a.strip() for a in config.media.host_addresses.split(",") if a.strip()
                 ],
                 public_ip=config.media.public_ip,
-                max_viewers=config.media.max_viewers,
+                max_viewers=max_viewers(config),
                 max_viewers_per_key=config.limits.whep_sessions_per_address,
                 ice_connect_seconds=float(config.media.ice_connect_seconds),
                 record_dir=config.data_dir / "recordings" if config.media.record else None,
                 hls=config.media.hls,
+                workers=config.media.workers,
             ),
             on_event=self._on_event,
         )

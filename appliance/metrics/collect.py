@@ -153,16 +153,15 @@ class VitrineCollector(Collector):
             labels=show,
         )
         for name, relay in list(plane.relays.items()):
-            connected = sum(1 for v in relay.viewers.values() if v.connected)
-            viewers.add_metric([name, "webrtc"], connected)
+            viewers.add_metric([name, "webrtc"], plane.viewer_count(name))
             rendition = plane.rendition(name)
             if rendition is not None:
                 # Players that asked for the playlist lately (a cache in front: one).
                 viewers.add_metric([name, "hls"], rendition.client_count(time.monotonic()))
-            connecting.add_metric([name], len(relay.viewers) - connected)
+            connecting.add_metric([name], plane.connecting_count(name))
             publishers.add_metric([name], 1 if plane.is_publishing(name) else 0)
-            for kind, stream in relay.streams.items():
-                totals = stream.totals()
+            for kind in relay.streams:
+                totals = plane.stream_totals(name, kind)
                 for metric, key in keys.items():
                     made[metric].add_metric([name, kind], totals[key])
         for name, recorder in list(plane.recorders.items()):

@@ -1,0 +1,233 @@
+"""A relay worker process: `python -m media.workers.worker` (started by the pool).
+
+It owns the viewers' peer connections placed on it. Its `WorkerPlane` is the media
+plane with no publisher of its own: each show's streams are fed by the main process
+(media.workers.feed), and the viewers are the plane's own (watch, leave, the audio-only
+switch, sender reports, the silence and connect timeouts, NACKs answered from its own
+packet cache). A keyframe request goes to the main process, which coalesces those of
+every worker before asking the publisher. The worker ends when its control channel
+closes (the main process has stopped or died).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import socket
+import time
+from collections.abc import Callable, Collection
+from typing import Any
+
+from aiortc import RTCIceServer
+
+from media.offers import BadOffer
+from media.plane import MediaPlane, MediaSettings, NotLive, ShowRelay
+from media.workers.feed import MAX_DATAGRAM, FedPacket, FedReport, decode
+from media.workers.protocol import frame, read_message
+
+log = logging.getLogger(__name__)
+
+STATS_EVERY = 1.0  # seconds between two pushes of the worker's figures to the main process
+FEED_BATCH = 256  # datagrams read in one go before the loop serves anything else
+
+Tell = Callable[[dict[str, Any]], None]
+
+
+class WorkerRelay(ShowRelay):
+    """A show's streams in a worker: fed packets, its keyframe requests told upwards."""
+
+    def __init__(self, show: str, plane: WorkerPlane) -> None:
+        super().__init__(show, plane)
+        self.tell = plane.tell
+        self.fed_generation: dict[str, int] = {}
+
+    def request_keyframe(self, kind: str) -> None:
+        self.tell({"ev": "keyframe", "show": self.show, "kind": kind})
+
+
+class WorkerPlane(MediaPlane):
+    def __init__(self, settings: MediaSettings, tell: Tell) -> None:
+        super().__init__(settings)
+        self.tell = tell
+        self.published: dict[str, Collection[str]] = {}
+
+    def _relay(self, show: str) -> ShowRelay:
+        relay = self.relays.get(show)
+        if relay is None:
+            relay = self.relays[show] = WorkerRelay(show, self)
+        return relay
+
+    def _published(self, relay: ShowRelay | None) -> Collection[str] | None:
+        return self.published.get(relay.show) if relay is not None else None
+
+    def fed(self, item: FedPacket | FedReport) -> None:
+        relay = self._relay(item.show)
+        assert isinstance(relay, WorkerRelay)
+        stream = relay.streams[item.kind]
+        if isinstance(item, FedReport):
+            if relay.fed_generation.get(item.kind) == item.generation:
+                stream.on_sender_report(item.ntp, item.rtp_ts, time.monotonic())
+            return
+        if relay.fed_generation.get(item.kind) != item.generation:
+            relay.fed_generation[item.kind] = item.generation
+            stream.new_source(item.codec, item.clock_rate)
+        stream.on_packet(item.packet, time.monotonic())
+
+    async def leave(self, show: str, session: str) -> bool:
+        left = await super().leave(show, session)
+        if left:
+            self.tell({"ev": "left", "show": show, "session": session})
+        return left
+
+    async def watch_for(
+        self, show: str, offer: str, kinds: list[str], codecs: dict[str, str]
+    ) -> tuple[str, str]:
+        """A viewer the main process placed here (and admitted: its place is counted
+        there, so the worker takes it as reserved)."""
+        self.published[show] = kinds
+        relay = self._relay(show)
+        for kind, codec in codecs.items():
+            if kind in relay.streams and not relay.streams[kind].codec:
+                relay.streams[kind].codec = codec  # before its first packet reaches us
+        session, answer = await self.watch(show, offer.encode(), reserved=True)
+        viewer = self.relays[show].viewers[session]
+
+        @viewer.pc.on("connectionstatechange")
+        def _state() -> None:
+            if viewer.pc.connectionState == "connected":
+                self.tell({"ev": "connected", "show": show, "session": session})
+
+        return session, answer
+
+    def figures(self) -> dict[str, Any]:
+        shows: dict[str, Any] = {}
+        for show, relay in list(self.relays.items()):
+            shows[show] = {
+                "viewers": sum(1 for v in relay.viewers.values() if v.connected),
+                "streams": {
+                    kind: {"stats": stream.stats(), "totals": stream.totals()}
+                    for kind, stream in relay.streams.items()
+                },
+            }
+        return shows
+
+
+class Worker:
+    def __init__(self, index: int, control: socket.socket, feed: socket.socket) -> None:
+        self.index = index
+        self.control = control
+        self.feed = feed
+        self.writer: asyncio.StreamWriter | None = None
+        self.plane: WorkerPlane | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def tell(self, message: dict[str, Any]) -> None:
+        if self.writer is not None and not self.writer.is_closing():
+            self.writer.write(frame(message))
+
+    async def run(self, settings: MediaSettings) -> None:
+        reader, self.writer = await asyncio.open_unix_connection(sock=self.control)
+        plane = self.plane = WorkerPlane(settings, self.tell)
+        await plane.start()
+        self.feed.setblocking(False)
+        loop = asyncio.get_running_loop()
+        loop.add_reader(self.feed.fileno(), self._read_feed)
+        pusher = asyncio.ensure_future(self._push_figures())
+        try:
+            while (message := await read_message(reader)) is not None:
+                task = asyncio.ensure_future(self._handle(message))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        finally:
+            loop.remove_reader(self.feed.fileno())
+            pusher.cancel()
+            await plane.close()
+
+    def _read_feed(self) -> None:
+        plane = self.plane
+        assert plane is not None
+        feed = self.feed
+        for _ in range(FEED_BATCH):
+            try:
+                data = feed.recv(MAX_DATAGRAM)
+            except BlockingIOError:
+                return
+            item = decode(data)
+            if item is None:
+                continue
+            try:
+                plane.fed(item)
+            except Exception:
+                log.exception("worker %d: forwarding a packet failed", self.index)
+
+    async def _push_figures(self) -> None:
+        while True:
+            await asyncio.sleep(STATS_EVERY)
+            assert self.plane is not None
+            self.tell({"ev": "stats", "shows": self.plane.figures()})
+
+    async def _handle(self, message: dict[str, Any]) -> None:
+        plane = self.plane
+        assert plane is not None
+        op, show = message.get("op"), str(message.get("show", ""))
+        reply: dict[str, Any] = {"ok": True}
+        try:
+            if op == "watch":
+                session, answer = await plane.watch_for(
+                    show, str(message["offer"]), list(message["kinds"]), dict(message["codecs"])
+                )
+                reply.update(session=session, answer=answer)
+            elif op == "leave":
+                reply["left"] = await plane.leave(show, str(message["session"]))
+            elif op == "set_video":
+                plane.set_video(show, str(message["session"]), bool(message["enabled"]))
+            elif op == "end_show":
+                await plane.end_show(show)
+                plane.published.pop(show, None)
+            else:
+                reply = {"error": "unknown", "message": f"unknown operation {op!r}"}
+        except BadOffer as exc:
+            reply = {"error": "bad_offer", "message": str(exc)}
+        except NotLive:
+            reply = {"error": "not_live", "message": show}
+        except Exception as exc:
+            log.exception("worker %d: %s failed", self.index, op)
+            reply = {"error": "failed", "message": repr(exc)}
+        if "id" in message:
+            self.tell({**reply, "id": message["id"]})
+
+
+def media_settings(raw: dict[str, Any]) -> MediaSettings:
+    return MediaSettings(
+        ice_servers=[RTCIceServer(**server) for server in raw.get("ice_servers", [])],
+        host_addresses=list(raw.get("host_addresses", [])),
+        public_ip=str(raw.get("public_ip", "")),
+        ice_connect_seconds=float(raw.get("ice_connect_seconds", 10.0)),
+        # Admission is the main process's: a worker takes every viewer it is given.
+        max_viewers=1 << 30,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="media.workers.worker")
+    parser.add_argument("--index", type=int, default=0)
+    parser.add_argument("--control-fd", type=int, required=True)
+    parser.add_argument("--feed-fd", type=int, required=True)
+    parser.add_argument("--settings", default="{}")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f"%(asctime)s %(levelname)s relay worker {args.index}: %(name)s: %(message)s",
+    )
+    control = socket.socket(fileno=args.control_fd)
+    feed = socket.socket(fileno=args.feed_fd)
+    worker = Worker(args.index, control, feed)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(worker.run(media_settings(json.loads(args.settings))))
+
+
+if __name__ == "__main__":
+    main()

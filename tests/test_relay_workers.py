@@ -1,0 +1,310 @@
+"""Relay workers (media.workers): the viewers' peer connections in worker processes.
+
+Against a real `vitrine serve` with two workers and real aiortc peers: viewers are placed
+across both workers and decode the publisher's frames in order, a DELETE closes the
+session in its worker, viewers past media.max_viewers are refused (their player plays
+HLS), /metrics and media-stats count the viewers, and a worker killed with SIGKILL is
+restarted while the other's viewers keep decoding. In-process, with a MediaPlane and its
+two worker processes: the keyframe requests of many viewers on both workers reach the
+publisher coalesced, and a NACK is answered from the worker's own packet cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import re
+import signal
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from http.cookiejar import CookieJar
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.rtp import RTCP_PSFB_PLI, RtcpPsfbPacket
+
+from media import aiortc_glue as glue
+from media.plane import MediaPlane, MediaSettings
+from tests.conftest import PASSWORD, LiveServer, launch, stop
+from tests.media_helpers import CounterVideoTrack, answer, make_viewer, read_counter
+from tests.test_media_http import Show, ahttp, http, publish, until
+from tests.test_media_plane import CountingViewer, wait_for
+from tests.test_metrics import TOKEN, samples, value
+
+pytestmark = pytest.mark.usefixtures("loopback_candidates")
+
+MAX_VIEWERS = 3
+
+
+class Staff:
+    """A signed-in admin, for the show's media-stats."""
+
+    def __init__(self, server: LiveServer) -> None:
+        self.server = server
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+        page = self.opener.open(server.url + "/login").read().decode()
+        found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        assert found
+        body = urllib.parse.urlencode(
+            {"email": "staff@example.com", "password": PASSWORD, "csrf_token": found.group(1)}
+        ).encode()
+        self.opener.open(server.url + "/login", data=body).read()
+
+    def stats(self, show: int) -> dict[str, Any]:
+        url = f"{self.server.url}/api/shows/{show}/media-stats"
+        result: dict[str, Any] = json.loads(self.opener.open(url, timeout=10).read())
+        return result
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[LiveServer]:
+    live = launch(
+        tmp_path / "data",
+        tmp_path / "server.log",
+        {
+            "VITRINE_MEDIA_WORKERS": "2",
+            "VITRINE_MEDIA_MAX_VIEWERS": str(MAX_VIEWERS),
+            "VITRINE_METRICS_TOKEN": TOKEN,
+            "VITRINE_LIMITS_WHEP_SESSIONS_PER_ADDRESS": "0",
+        },
+    )
+    live.cli_input(["create-admin", "--email", "staff@example.com", "--password-stdin"], PASSWORD)
+    yield live
+    stop(live)
+
+
+@pytest.fixture
+def show(server: LiveServer) -> Show:
+    created = json.loads(
+        server.cli("shows", "create", "--title", "Workers", "--starts-at", "2030-01-01T10:00")
+    )
+    return Show(server, created["id"], created["stream_key"])
+
+
+@pytest.fixture
+async def pcs() -> AsyncIterator[list[RTCPeerConnection]]:
+    made: list[RTCPeerConnection] = []
+    yield made
+    for pc in made:
+        await pc.close()
+
+
+async def watch_or_status(show: Show) -> tuple[int, RTCPeerConnection, str, list[Any]]:
+    pc, offer, tracks = await make_viewer()
+    reply = await ahttp("POST", show.whep, offer.encode(), {"Content-Type": "application/sdp"})
+    if reply.status == 201:
+        await answer(pc, reply.body)
+        return 201, pc, reply.headers["Location"], tracks
+    await pc.close()
+    return reply.status, pc, "", []
+
+
+async def counters(tracks: list[Any], n: int) -> list[int]:
+    video = next(t for t in tracks if t.kind == "video")
+    return [read_counter(await asyncio.wait_for(video.recv(), 10)) for _ in range(n)]
+
+
+async def reaches(tracks: list[Any], target: int, limit: float = 20.0) -> bool:
+    """Whether the viewer decodes the frame numbered `target` (or a later one) in time,
+    frames buffered before it read and passed over."""
+    video = next(t for t in tracks if t.kind == "video")
+    deadline = time.monotonic() + limit
+    try:
+        while True:
+            frame = await asyncio.wait_for(video.recv(), max(0.1, deadline - time.monotonic()))
+            if read_counter(frame) >= target:
+                return True
+    except TimeoutError:
+        return False
+
+
+def in_order(seen: list[int]) -> bool:
+    return all(b > a for a, b in itertools.pairwise(seen))
+
+
+def scrape(server: LiveServer) -> dict[str, Any]:
+    reply = http("GET", server.url + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert reply.status == 200, reply.body
+    return samples(reply.body)
+
+
+def placement(stats: dict[str, Any]) -> list[int]:
+    return [w["viewers"] for w in stats["workers"]]
+
+
+async def test_viewers_across_workers_decode_in_order_and_a_full_show_refuses(
+    server: LiveServer, show: Show, pcs: list[RTCPeerConnection]
+) -> None:
+    staff = Staff(server)
+    publisher, _ = await publish(show, CounterVideoTrack(320, 180, 30))
+    pcs.append(publisher)
+    await until(lambda: show.status()["publishing"])
+    viewers = []
+    for _ in range(MAX_VIEWERS):
+        status, pc, location, tracks = await watch_or_status(show)
+        assert status == 201
+        pcs.append(pc)
+        viewers.append((pc, location, tracks))
+    for _, _, tracks in viewers:
+        seen = await counters(tracks, 20)
+        assert in_order(seen), seen
+    await until(lambda: staff.stats(show.id)["viewers"] == MAX_VIEWERS)
+    stats = staff.stats(show.id)
+    # Least loaded first: both workers hold viewers.
+    assert sorted(placement(stats)) == [1, 2], stats["workers"]
+    assert all(w["alive"] and w["fed"] > 0 for w in stats["workers"])
+    await until(lambda: staff.stats(show.id)["streams"]["video"]["viewers"] == MAX_VIEWERS)
+    assert staff.stats(show.id)["streams"]["video"]["packets_out"] > 0
+
+    # Past media.max_viewers the show is full for WebRTC: the player plays HLS.
+    status, *_ = await watch_or_status(show)
+    assert status == 503
+    found = scrape(server)
+    assert value(found, "vitrine_viewers", show=str(show.id), path="webrtc") == MAX_VIEWERS
+    await until(
+        lambda: (
+            value(
+                scrape(server),
+                "vitrine_relay_packets_forwarded_total",
+                show=str(show.id),
+                kind="video",
+            )
+            > 0
+        )
+    )
+
+    # DELETE closes the session in its worker: the worker's stream loses the viewer.
+    reply = await ahttp("DELETE", server.url + viewers[0][1])
+    assert reply.status == 200
+    await until(lambda: staff.stats(show.id)["viewers"] == MAX_VIEWERS - 1)
+    await until(lambda: staff.stats(show.id)["streams"]["video"]["viewers"] == MAX_VIEWERS - 1)
+    assert (await ahttp("DELETE", server.url + viewers[0][1])).status == 404
+    # Its place is free again.
+    status, pc, _, tracks = await watch_or_status(show)
+    pcs.append(pc)
+    assert status == 201
+    assert in_order(await counters(tracks, 10))
+
+
+async def test_a_killed_worker_is_restarted_and_the_others_keep_watching(
+    server: LiveServer, show: Show, pcs: list[RTCPeerConnection]
+) -> None:
+    staff = Staff(server)
+    track = CounterVideoTrack(320, 180, 30)
+    publisher, _ = await publish(show, track)
+    pcs.append(publisher)
+    await until(lambda: show.status()["publishing"])
+    viewers = []
+    for _ in range(2):
+        status, pc, _, tracks = await watch_or_status(show)
+        assert status == 201
+        pcs.append(pc)
+        viewers.append(tracks)
+    for tracks in viewers:
+        await counters(tracks, 5)
+    await until(lambda: staff.stats(show.id)["viewers"] == 2)
+    workers = staff.stats(show.id)["workers"]
+    assert placement(staff.stats(show.id)) == [1, 1]
+    victim = workers[0]
+    # Which of the two viewers is on worker 0 is not known here: both keep being read,
+    # and exactly one of them must go on decoding.
+    os.kill(victim["pid"], signal.SIGKILL)
+    await until(lambda: staff.stats(show.id)["viewers"] == 1)
+
+    # Frames drawn a second after the kill reach the viewer still connected, only.
+    target = track.count + 30
+    results = await asyncio.gather(*(reaches(t, target) for t in viewers))
+    assert sorted(results) == [False, True], results
+    await until(lambda: staff.stats(show.id)["workers"][0]["alive"], 20)
+    again = staff.stats(show.id)["workers"][0]
+    assert again["restarts"] == 1 and again["pid"] != victim["pid"]
+    assert "relay worker 0" in server.output() and "restarting it" in server.output()
+    # The restarted worker, now the least loaded, takes the next viewer, who watches.
+    status, pc, _, tracks = await watch_or_status(show)
+    pcs.append(pc)
+    assert status == 201
+    assert in_order(await counters(tracks, 20))
+    await until(lambda: placement(staff.stats(show.id)) == [1, 1])
+
+
+# -- in-process: a MediaPlane and its worker processes ----------------------------------
+
+
+@pytest.fixture
+async def plane() -> AsyncIterator[MediaPlane]:
+    plane = MediaPlane(MediaSettings(host_addresses=["127.0.0.1"], workers=2))
+    await plane.start()
+    yield plane
+    await plane.close()
+    glue.set_host_addresses([])
+
+
+def count_plis(publisher: RTCPeerConnection) -> list[float]:
+    """Times the publisher's video sender got a PLI."""
+    plis: list[float] = []
+    sender = next(s for s in publisher.getSenders() if s.track and s.track.kind == "video")
+    original = sender._handle_rtcp_packet
+
+    async def counting(packet: Any) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_PLI:
+            plis.append(time.monotonic())
+        await original(packet)
+
+    sender._handle_rtcp_packet = counting  # type: ignore[method-assign]
+    return plis
+
+
+async def test_keyframe_requests_are_coalesced_and_nacks_answered_by_the_worker(
+    plane: MediaPlane,
+) -> None:
+    from tests.media_helpers import make_publisher
+
+    publisher, offer = await make_publisher(CounterVideoTrack(320, 180, 30))
+    plis = count_plis(publisher)
+    viewers = [CountingViewer() for _ in range(4)]
+    try:
+        _, sdp = await plane.publish("9", offer.encode())
+        await answer(publisher, sdp)
+        await wait_for(lambda: plane.is_publishing("9"))
+        for viewer in viewers:
+            _, sdp = await plane.watch("9", (await viewer.offer()).encode())
+            await viewer.pc.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
+        await wait_for(lambda: all(len(v.video) > 30 for v in viewers), 15)
+        assert placement(plane.stats("9")) == [2, 2]
+        assert plis, "the viewers' first keyframes were asked of the publisher"
+
+        # Every viewer asks for a keyframe 20 times a second for 3 s: 240 requests on
+        # two workers reach the publisher as at most one per KEYFRAME_INTERVAL (0.5 s).
+        start = time.monotonic()
+        asked = 0
+        while time.monotonic() - start < 3.0:
+            for viewer in viewers:
+                ssrc = viewer.video[-1][3]
+                await viewer.receivers["video"]._send_rtcp_pli(ssrc)
+                asked += 1
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        during = [t for t in plis if t >= start]
+        assert asked >= 200
+        assert 3 <= len(during) <= 8, len(during)
+
+        # A NACK (the viewer lost a packet) is answered by the viewer's worker, on RTX,
+        # from the worker's own packet cache.
+        viewer = viewers[0]
+        seqs = [s for _, s, _, _ in viewer.video]
+        target, ssrc = seqs[-5], viewer.video[-1][3]
+        before = sum(1 for s in seqs if s == target)
+        await viewer.receivers["video"]._send_rtcp_nack(ssrc, [target])
+        await wait_for(lambda: sum(1 for _, s, _, _ in viewer.video if s == target) > before, 3)
+        await wait_for(lambda: plane.stream_totals("9", "video")["retransmitted"] >= 1, 3)
+        assert plane.stream_totals("9", "video")["packets_out"] > 100
+    finally:
+        for viewer in viewers:
+            await viewer.pc.close()
+        await publisher.close()
