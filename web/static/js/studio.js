@@ -1,16 +1,21 @@
 // The studio: the seller's phone camera, published to Vitrine with WHIP, with the show's controls.
 // This module holds the studio's shared state and wires its parts: studio/camera.js,
-// studio/quality.js, studio/publisher.js (WHIP), studio/ending.js (status and end),
-// studio/wakelock.js. Everything it needs (endpoints, stream key, ICE servers, translated
-// texts) comes from the data-* attributes of #studio. For browser tests,
+// studio/quality.js, studio/orientation.js, studio/publisher.js (WHIP), studio/ending.js
+// (status and end), studio/wakelock.js, studio/overlay.js (chat, hearts and the line-up over
+// the preview) and studio/sheet.js (the moderation sheet on a phone). Everything it needs
+// (endpoints, stream key, ICE servers, translated texts) comes from the data-* attributes
+// of #studio. For browser tests,
 // body[data-studio-state] always holds the state: offline, connecting, live, reconnecting
 // or ended.
 import { $, noticeLine, show } from "./dom.js";
 import { iceServersFrom } from "./whip.js";
 import { camera } from "./studio/camera.js";
 import { ending } from "./studio/ending.js";
+import { followOrientation } from "./studio/orientation.js";
+import { overlay } from "./studio/overlay.js";
 import { FIRST_BACKOFF_MS, publisher } from "./studio/publisher.js";
 import { changeQuality, savedQuality } from "./studio/quality.js";
+import { moderationSheet } from "./studio/sheet.js";
 import { screenLock } from "./studio/wakelock.js";
 
 // The endpoints are used on this page's origin (the page's CSP only allows 'self'), even
@@ -109,6 +114,7 @@ function start(root) {
   s.camera = camera(s);
   s.publisher = publisher(s);
   s.ending = ending(s);
+  s.overlay = overlay(d);
 
   function wire() {
     if (els.goLive) {
@@ -151,6 +157,7 @@ function start(root) {
     });
   }
 
+  moderationSheet();
   if (d.showStatus === "ended") {
     s.ended = true;
     s.setState("ended");
@@ -161,6 +168,8 @@ function start(root) {
   s.setState("offline");
   s.camera.renderMute();
   wire();
+  s.overlay.start();
+  followOrientation(s);
   s.ending.poll();
   if (!window.isSecureContext || !navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
     show(els.insecure);

@@ -46,6 +46,7 @@ export function ending(s) {
     await s.publisher.leave(false);
     s.publisher.closePc();
     s.camera.stop();
+    if (s.overlay) s.overlay.stop();
     hide(els.controls);
     hide(els.quality);
     hide(els.viewers);

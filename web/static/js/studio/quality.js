@@ -20,13 +20,21 @@ export function savedQuality() {
   return "720";
 }
 
-// s: the studio's shared state (studio.js).
+// The phone is held upright (a desktop's screen is not).
+export function portrait() {
+  return !!(window.matchMedia && window.matchMedia("(orientation: portrait)").matches);
+}
+
+// s: the studio's shared state (studio.js). The format follows the way the phone is held:
+// upright, the camera is asked for a portrait picture (720x1280), so viewers get the show
+// the way the host sees it.
 export function videoConstraints(s) {
   var q = QUALITY[s.qualityKey];
+  var upright = portrait();
   return {
     facingMode: { ideal: s.facing },
-    width: { ideal: q.width },
-    height: { ideal: q.height },
+    width: { ideal: upright ? q.height : q.width },
+    height: { ideal: upright ? q.width : q.height },
     frameRate: { ideal: 30 }
   };
 }
