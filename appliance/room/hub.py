@@ -130,6 +130,7 @@ class Room:
         self._viewers_at = 0.0
         self.feed = RoomFeed()  # the same frames, numbered, for readers over HTTP
         self.polled: dict[str, Client] = {}  # viewers on the feed, by viewer id
+        self.polled_by_address: dict[str, int] = {}
 
     # -- membership ----------------------------------------------------------------
 
@@ -229,7 +230,11 @@ class Room:
         if self.polled.get(viewer) is client:
             del self.polled[viewer]
             self.clients.discard(client)
-            self.release(client.address)
+            held = self.polled_by_address.get(client.address, 0) - 1
+            if held > 0:
+                self.polled_by_address[client.address] = held
+            else:
+                self.polled_by_address.pop(client.address, None)
 
     def tick(self, now: float) -> None:
         """Turn what happened since the last tick into one frame for everyone."""

@@ -3,7 +3,8 @@
 Such a viewer is a `Client` like a socket's, kept in the room by viewer id between its
 requests (`Room.polled`), so the room's handlers treat its messages exactly as a socket's:
 its name, its chat and heart buckets, slow mode, mutes, bans, votes and entries. It counts
-as a viewer and holds one of its address's connections (`limits.room_sockets_per_address`).
+as a viewer; an address may have POLLED_FACTOR times `limits.room_sockets_per_address`
+of them in a room (they are what is left to viewers the socket cap refuses).
 
 Broadcast frames are not passed to it (it reads them from the feed); what is meant for it
 alone (`welcome`, `state`, `named`, notices, `offer_code`, `entered`, `prize_won`...) is
@@ -21,6 +22,7 @@ from typing import Any
 from appliance.room.hub import Client, Room
 from appliance.room.wire import Frame, Send, merge_frames
 
+POLLED_FACTOR = 4
 HELD_FRAMES = 32  # frames meant for one polled viewer, kept until its next request
 
 
@@ -52,10 +54,12 @@ class HeldOutlet:
 
 
 def join(room: Room, client: Client, cap: int) -> bool:
-    """Add a polled viewer's client to the room; False when its address already holds
-    `cap` connections (sockets and polled viewers) of this room."""
-    if not room.reserve(client.address, cap):
+    """Add a polled viewer's client to the room; False when its address already has
+    `cap` polled viewers in this room (0: no cap)."""
+    held = room.polled_by_address.get(client.address, 0)
+    if cap > 0 and held >= cap:
         return False
+    room.polled_by_address[client.address] = held + 1
     client.polled = True
     room.polled[client.viewer] = client
     room.clients.add(client)

@@ -105,7 +105,7 @@ def routes(bp: Blueprint, svc: Services, rooms: RoomService) -> None:
             if room.is_banned(client):
                 notice(client, "banned")
                 return _answer(403, error="not allowed in this room", messages=polled.held(client))
-            if not polled.join(room, client, cap):
+            if not polled.join(room, client, cap * polled.POLLED_FACTOR):
                 notice(client, "too_many_connections")
                 return _answer(
                     429, error="too many viewers from this address", messages=polled.held(client)

@@ -174,7 +174,12 @@ function start(root) {
   product.wire();
   list.updateCount();
   me.render();
-  room = connect(d.roomUrl, { name: me.name, onMessage: onMessage, onState: onState });
+  room = connect(d.roomUrl, {
+    name: me.name,
+    onMessage: onMessage,
+    onState: onState,
+    feed: true // no socket (refused, blocked, video over HLS): the room's HTTP feed
+  });
 }
 
 var root = document.querySelector("article.show[data-room-url]");

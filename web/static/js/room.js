@@ -4,20 +4,32 @@
 // (1 s, 2 s, 4 s... at most 15 s, plus jitter), except after a ban. It shows no text of
 // its own.
 //
+// With `feed: true` (the show page), a page the socket refuses (too many connections from
+// its address, two attempts in a row that never opened, no WebSocket at all), or whose
+// video plays over HLS, reads the room's feed and sends by POST instead (chat/feed.js),
+// and tries the socket again every minute. Broadcast frames are numbered (a `seq` message
+// first in each, and in `state`): the messages of a frame already seen are skipped, so
+// nothing is lost or shown twice across a switch. body[data-room-path] is "socket" or
+// "feed", for tests.
+//
 //   import { connect } from "./room.js";
 //   var room = connect("/ws/shows/7", {
 //     name: "Ana",                       // or a function returning the name (or null)
 //     onMessage: function (msg) {},      // each message object, in order
-//     onState: function (state) {}       // connecting, open, reconnecting, closed
+//     onState: function (state) {},      // connecting, open, reconnecting, closed
+//     feed: true                         // may fall back to the HTTP feed
 //   });
 //   room.send({type: "chat", text: "Hi"}); // false (and dropped) while not open
 //   room.close();
 import { clock, format, plural } from "./words.js";
+import { feedLink } from "./chat/feed.js";
 
 var PING_MS = 25000;
 var SILENT_MS = 60000; // nothing at all from the server this long: the connection is dead
 var FIRST_BACKOFF_MS = 1000;
 var MAX_BACKOFF_MS = 15000;
+var REFUSED_FOR_FEED = 2; // attempts in a row that never opened before reading the feed
+var SOCKET_AGAIN_MS = 60000; // on the feed: how often the socket is tried again
 
 export function connect(url, opts) {
   opts = opts || {};
@@ -31,6 +43,29 @@ export function connect(url, opts) {
   var retryTimer = null;
   var pingTimer = null;
   var lastHeard = 0;
+  var lastSeq = null; // the number of the last broadcast frame handed on
+  var path = "socket"; // or "feed"
+  var refused = 0; // attempts in a row that never opened
+  var crowded = false; // a "too_many_connections" notice on the current connection
+  var showId = (/^\/ws\/shows\/(\d+)$/.exec(url) || [])[1];
+  var feed = opts.feed && showId ? feedLink(showId, {
+    frame: deliverFrame,
+    last: function () {
+      return lastSeq;
+    },
+    name: currentName,
+    state: function (s) {
+      if (path === "feed") setState(s);
+    },
+    banned: function () {
+      stopped = true;
+      close();
+    }
+  }) : null;
+
+  function onHls() {
+    return document.body.dataset.playerPath === "hls";
+  }
 
   function setState(s) {
     if (state === s) return;
@@ -56,6 +91,45 @@ export function connect(url, opts) {
     } catch (err) {
       console.error("vitrine: room message handling failed", msg && msg.type, err);
     }
+  }
+
+  // One frame's messages (or a POST's answer), skipping those of frames already seen.
+  function deliverFrame(data) {
+    var skipping = false;
+    for (var i = 0; i < data.length; i++) {
+      var m = data[i];
+      if (m && m.type === "seq") {
+        skipping = lastSeq !== null && m.seq <= lastSeq;
+        if (!skipping) lastSeq = m.seq;
+        continue;
+      }
+      if (m && m.type === "state" && typeof m.seq === "number") {
+        lastSeq = m.seq; // the state includes every frame up to its number
+        skipping = false;
+      }
+      if (skipping) continue;
+      if (m && m.type === "notice" && m.code === "banned") banned = true;
+      if (m && m.type === "notice" && m.code === "too_many_connections") crowded = true;
+      deliver(m);
+    }
+  }
+
+  function setPath(p) {
+    path = p;
+    document.body.dataset.roomPath = p;
+  }
+
+  // Read the feed and send by POST; the socket is tried again later (not while on HLS).
+  function toFeed() {
+    setPath("feed");
+    if (stopped || suspended) return;
+    if (state === null) setState("connecting");
+    if (!feed.running()) feed.start();
+    clearTimeout(retryTimer);
+    retryTimer = onHls() ? null : setTimeout(function () {
+      retryTimer = null;
+      open();
+    }, SOCKET_AGAIN_MS);
   }
 
   function sendOn(sock, obj) {
@@ -87,6 +161,10 @@ export function connect(url, opts) {
 
   function scheduleRetry() {
     if (stopped || suspended || retryTimer) return;
+    if (feed && (path === "feed" || refused >= REFUSED_FOR_FEED || crowded || onHls())) {
+      toFeed();
+      return;
+    }
     var wait = backoff + Math.random() * Math.min(1000, backoff * 0.3);
     backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
     retryTimer = setTimeout(function () {
@@ -96,10 +174,11 @@ export function connect(url, opts) {
   }
 
   // The connection is gone: forget it and try again (unless banned or stopped).
-  function lost(sock, code) {
+  function lost(sock, code, opened) {
     if (sock !== ws) return;
     ws = null;
     stopPing();
+    if (!opened) refused++;
     try {
       sock.close();
     } catch (err) {
@@ -111,7 +190,7 @@ export function connect(url, opts) {
       return;
     }
     failedOnce = true;
-    setState("reconnecting");
+    if (path !== "feed") setState("reconnecting");
     scheduleRetry();
   }
 
@@ -120,7 +199,12 @@ export function connect(url, opts) {
     clearTimeout(retryTimer);
     retryTimer = null;
     banned = false;
-    setState(failedOnce ? "reconnecting" : "connecting");
+    crowded = false;
+    if (feed && (onHls() || typeof WebSocket !== "function")) {
+      toFeed();
+      return;
+    }
+    if (path !== "feed") setState(failedOnce ? "reconnecting" : "connecting");
     var proto = window.location.protocol === "https:" ? "wss://" : "ws://";
     var sock;
     try {
@@ -128,14 +212,20 @@ export function connect(url, opts) {
     } catch (err) {
       console.warn("vitrine: websocket refused", err);
       failedOnce = true;
-      setState("reconnecting");
+      refused++;
+      if (path !== "feed") setState("reconnecting");
       scheduleRetry();
       return;
     }
     ws = sock;
+    var opened = false;
     sock.addEventListener("open", function () {
       if (sock !== ws) return;
+      opened = true;
+      refused = 0;
       lastHeard = Date.now();
+      if (feed) feed.stop(); // back on the socket: its state follows the hello
+      setPath("socket");
       setState("open");
       sendOn(sock, { type: "hello", v: 1, name: currentName() });
       startPing(sock);
@@ -151,19 +241,14 @@ export function connect(url, opts) {
         console.warn("vitrine: bad frame from the room", err);
         return;
       }
-      if (!Array.isArray(data)) data = [data];
-      for (var i = 0; i < data.length; i++) {
-        var m = data[i];
-        if (m && m.type === "notice" && m.code === "banned") banned = true;
-        deliver(m);
-      }
+      deliverFrame(Array.isArray(data) ? data : [data]);
     });
     sock.addEventListener("error", function () {
       // A close event follows; some browsers are slow to send it for a refused handshake.
-      if (sock === ws && sock.readyState !== 1) lost(sock);
+      if (sock === ws && sock.readyState !== 1) lost(sock, undefined, opened);
     });
     sock.addEventListener("close", function (event) {
-      lost(sock, event.code);
+      lost(sock, event.code, opened);
     });
   }
 
@@ -187,6 +272,7 @@ export function connect(url, opts) {
     var sock = ws;
     ws = null;
     stopPing();
+    if (feed) feed.stop();
     if (sock) {
       try {
         sock.close(1000);
@@ -204,6 +290,22 @@ export function connect(url, opts) {
   window.addEventListener("online", onOnline);
   window.addEventListener("pagehide", onPageHide);
   window.addEventListener("pageshow", onPageShow);
+  // The video went over HLS: the room goes to the feed too (the socket is let go of).
+  function onPath() {
+    if (!feed || !onHls() || path === "feed" || stopped) return;
+    var sock = ws;
+    ws = null;
+    stopPing();
+    if (sock) {
+      try {
+        sock.close(1000);
+      } catch (err) {
+        /* already closed */
+      }
+    }
+    toFeed();
+  }
+  document.addEventListener("vitrine:path", onPath);
 
   function close() {
     stopped = true;
@@ -213,6 +315,8 @@ export function connect(url, opts) {
     window.removeEventListener("online", onOnline);
     window.removeEventListener("pagehide", onPageHide);
     window.removeEventListener("pageshow", onPageShow);
+    document.removeEventListener("vitrine:path", onPath);
+    if (feed) feed.stop();
     var sock = ws;
     ws = null;
     if (sock) {
@@ -225,10 +329,12 @@ export function connect(url, opts) {
     setState("closed");
   }
 
+  setPath("socket");
   open();
 
   return {
     send: function (obj) {
+      if (path === "feed" && feed && !(ws && ws.readyState === 1)) return feed.send(obj);
       return sendOn(ws, obj);
     },
     close: close,
