@@ -2,7 +2,8 @@
 the room's sockets: the server answers the upgrade with 429), and one in a browser
 without WebSocket, read the room's feed and send by POST by themselves (web/static/js/
 room.js, chat/feed.js), and still show and send chat and hearts: a socket viewer sees
-theirs and they see the socket viewer's, in order."""
+theirs and they see the socket viewer's, in order; a page goes back to its socket when it
+can, and to the feed again when its video goes over HLS, losing and repeating nothing."""
 
 from __future__ import annotations
 
@@ -106,6 +107,42 @@ async def test_refused_pages_chat_and_heart_over_the_feed(one_socket: LiveServer
                 )
                 assert texts == expected
                 assert await page.evaluate("document.body.dataset.roomPath") == "feed"
+
+            # The address's socket is free again: the first page goes back to a socket when
+            # it tries (the browser says it is online again), and loses nothing on the way.
+            await ana.close()
+            bo = await room.join("Bo", address="127.0.0.2")
+            await bo.send(type="chat", text="before the switch")
+            await pages[0].evaluate("window.dispatchEvent(new Event('online'))")
+            await pages[0].wait_for_function(
+                "document.body.dataset.roomPath === 'socket'"
+                " && document.body.dataset.roomState === 'open'",
+                timeout=10000,
+            )
+            await bo.send(type="chat", text="after the switch")
+            # Its video going over HLS takes it to the feed again.
+            await pages[0].evaluate(
+                "document.body.dataset.playerPath = 'hls';"
+                "document.dispatchEvent(new CustomEvent('vitrine:path'))"
+            )
+            await pages[0].wait_for_function(
+                "document.body.dataset.roomPath === 'feed'"
+                " && document.body.dataset.roomState === 'open'",
+                timeout=10000,
+            )
+            await bo.send(type="chat", text="over the feed again")
+            expected += ["before the switch", "after the switch", "over the feed again"]
+            for page in pages:
+                await page.wait_for_function(
+                    "[...document.querySelectorAll('#chat-messages li')]"
+                    ".some(li => li.textContent.includes('over the feed again'))",
+                    timeout=10000,
+                )
+                await asyncio.sleep(0.5)
+                texts = await page.eval_on_selector_all(
+                    "#chat-messages li .msg-text", "els => els.map(e => e.textContent)"
+                )
+                assert texts == expected
         finally:
             await browser.close()
             await room.close()

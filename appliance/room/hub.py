@@ -40,6 +40,9 @@ TICK = 0.1
 HEART_EVERY = 0.25
 VIEWERS_EVERY = 1.0
 IDLE_SECONDS = 60.0  # a client silent this long (no message, no ping) is gone
+# A viewer on the feed pings every 50 s: a request of its own each time, uncached, where
+# a socket's ping is a frame on a connection already open.
+POLLED_IDLE_SECONDS = 120.0
 RECENT = 50
 REMEMBERED = 2000  # messages whose authors staff can still mute or ban
 CLOSE_SLOW = 1013
@@ -220,8 +223,8 @@ class Room:
 
     def close_idle(self, now: float) -> None:
         for client in self.clients:
-            if now - client.heard > IDLE_SECONDS:
-                client.close(1001)  # silent for a minute: gone
+            if now - client.heard > (POLLED_IDLE_SECONDS if client.polled else IDLE_SECONDS):
+                client.close(1001)  # silent for a minute (two, on the feed): gone
         for viewer, client in list(self.polled.items()):
             if client.close_code is not None:  # idle, banned: no socket's end to wait for
                 self.drop_polled(viewer, client)

@@ -9,7 +9,7 @@ of them in a room (they are what is left to viewers the socket cap refuses).
 Broadcast frames are not passed to it (it reads them from the feed); what is meant for it
 alone (`welcome`, `state`, `named`, notices, `offer_code`, `entered`, `prize_won`...) is
 held by its outlet and answered with its next request. It leaves, as a silent socket does,
-after a minute without a request (`Room.close_idle`): the page pings every 25 s.
+after two minutes without a request (`Room.close_idle`): the page pings every 50 s.
 """
 
 from __future__ import annotations

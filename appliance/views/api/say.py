@@ -13,7 +13,7 @@ Only this site's pages may send (an `Origin` of this server and a JSON body: ano
 cannot make a browser send that without CORS, which is not offered); the viewer is the
 `vitrine_viewer` cookie. Requests are limited per viewer and per address (429), bodies to
 4 KiB like a socket's frames (413); a malformed body is a 400, a message before `hello`
-(or after the viewer's client left, idle for a minute) a 409, a banned viewer a 403.
+(or after the viewer's client left, idle for two minutes) a 409, a banned viewer a 403.
 Staff actions are refused here (`not_allowed`): the moderation panel uses the socket.
 """
 

@@ -13,7 +13,7 @@
 //   });
 //   link.start(); link.send({type: "chat", text: "Hi"}); link.stop();
 
-var PING_MS = 25000; // the room forgets a viewer silent for a minute
+var PING_MS = 50000; // the room forgets a viewer on the feed silent for two minutes
 var FIRST_BACKOFF_MS = 1000;
 var MAX_BACKOFF_MS = 15000;
 
