@@ -23,6 +23,7 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RtpPacket
 
 from media import aiortc_glue as glue
+from media import simulcast
 from media.candidates import announce_public_ip
 from media.hls import HlsWriter, Rendition
 from media.offers import BadOffer, check_offer
@@ -86,6 +87,7 @@ class Publisher:
     # stream starts, not per packet.
     sources: dict[str, str] = field(default_factory=dict)
     connected: bool = False
+    rids: list[str] = field(default_factory=list)  # its simulcast layers, largest first
 
 
 @dataclass
@@ -109,33 +111,46 @@ class ShowRelay:
         }
         self.publisher: Publisher | None = None
         self.viewers: dict[str, Viewer] = {}
+        self.layers = simulcast.VideoLayers(
+            self.streams["video"],
+            lambda rid: Stream("video", self._keyframe_requester(f"video:{rid}")),
+        )
 
-    def _keyframe_requester(self, kind: str) -> Callable[[], None]:
-        return lambda: self.request_keyframe(kind)
+    def _keyframe_requester(self, key: str) -> Callable[[], None]:
+        return lambda: self.request_keyframe(key)
 
-    def request_keyframe(self, kind: str) -> None:
+    def request_keyframe(self, key: str) -> None:
+        """PLI for one stream: 'audio', 'video' or a lower layer's 'video:<rid>'."""
         publisher = self.publisher
-        if publisher is None or kind not in publisher.receivers:
-            return
-        ssrc = publisher.media_ssrc.get(kind)
-        if ssrc is not None:
-            self.plane.spawn(publisher.receivers[kind].send_pli(ssrc))
+        receiver = publisher.receivers.get(key.split(":")[0]) if publisher else None
+        ssrc = publisher.media_ssrc.get(key) if publisher else None
+        if receiver is not None and ssrc is not None:
+            self.plane.spawn(receiver.send_pli(ssrc))
 
     def on_rtp(
         self, publisher: Publisher, receiver: glue.ForwardingReceiver, packet: RtpPacket
     ) -> None:
         if publisher is not self.publisher:
             return  # a replaced publisher's last packets
-        kind = receiver.kind
+        kind = key = receiver.kind
         stream = self.streams[kind]
-        if publisher.media_ssrc.get(kind) != packet.ssrc:
+        if kind == "video" and publisher.rids:
+            rid = receiver.rids.get(packet.ssrc)
+            layer = self.layers.by_rid.get(rid) if rid is not None else None
+            if layer is None:
+                return  # not a layer of the offer (or not named yet)
+            if layer is not stream:
+                stream, key = layer, f"video:{rid}"
+        if publisher.media_ssrc.get(key) != packet.ssrc:
             codec = receiver.codecs.get(packet.payload_type)
             if codec is None:
                 return
-            publisher.media_ssrc[kind] = packet.ssrc
-            publisher.sources[kind] = f"{publisher.id}/{packet.ssrc}"
+            publisher.media_ssrc[key] = packet.ssrc
+            publisher.sources[key] = f"{publisher.id}/{packet.ssrc}"
             stream.new_source(codec_key(codec.mimeType), codec.clockRate)
         stream.on_packet(packet, time.monotonic())
+        if key != kind:
+            return  # a lower layer is only forwarded: recorded and handed on is the top one
         pool = self.plane.pool
         if pool is not None:
             pool.feed_packet(self.show, kind, stream, packet)
@@ -151,7 +166,14 @@ class ShowRelay:
             )
 
     def on_sr(self, publisher: Publisher, kind: str, ssrc: int, ntp: int, rtp_ts: int) -> None:
-        if publisher is self.publisher and publisher.media_ssrc.get(kind) == ssrc:
+        if publisher is not self.publisher:
+            return
+        if kind == "video" and publisher.rids and publisher.media_ssrc.get(kind) != ssrc:
+            for rid, layer in self.layers.by_rid.items():
+                if publisher.media_ssrc.get(f"video:{rid}") == ssrc:
+                    layer.on_sender_report(ntp, rtp_ts, time.monotonic())
+            return
+        if publisher.media_ssrc.get(kind) == ssrc:
             stream = self.streams[kind]
             stream.on_sender_report(ntp, rtp_ts, time.monotonic())
             if self.plane.pool is not None:
@@ -283,6 +305,7 @@ class MediaPlane:
             "hls_viewers": rendition.client_count(time.monotonic()) if rendition else 0,
             "streams": {kind: stream.stats() for kind, stream in relay.streams.items()},
             "uplink": _uplink_stats(relay.publisher),
+            "layers": relay.layers.stats(),
         }
         if self.pool is not None:
             self.pool.merge_stats(show, stats)
@@ -302,6 +325,9 @@ class MediaPlane:
         relay = self._relay(show)
         pc = self._new_pc()
         publisher = Publisher(id=secrets.token_urlsafe(16), pc=pc, receivers={})
+        video = next((m for m in description.media if m.kind == "video"), None)
+        if video is not None:
+            publisher.rids = simulcast.offered_rids(video, offer.decode())
         try:
             # One receiver per kind the publisher sends, in the offer's order: a phone
             # whose microphone is denied sends video only, a radio-style show audio only.
@@ -315,6 +341,8 @@ class MediaPlane:
                 )
                 publisher.receivers[kind] = receiver
             await pc.setRemoteDescription(RTCSessionDescription(offer.decode(), "offer"))
+            if video is not None and publisher.rids:
+                simulcast.accept_extensions(_transceiver_of(pc, "video"), video)
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception as exc:  # aiortc refuses some offers that look fine on paper
             await _discard(pc)
@@ -323,6 +351,7 @@ class MediaPlane:
             raise BadOffer(REFUSED) from None
 
         previous, relay.publisher = relay.publisher, publisher
+        relay.layers.set_rids(publisher.rids)
         self._start_recording(show)
         recorder = self.recorders.get(show)
         if recorder is not None:
@@ -345,7 +374,10 @@ class MediaPlane:
 
         if previous is not None:
             self.spawn(previous.pc.close())
-        return publisher.id, announce_public_ip(pc.localDescription.sdp, self.settings.public_ip)
+        answer = pc.localDescription.sdp
+        if video is not None and publisher.rids:
+            answer = simulcast.accept_in_answer(answer, video.rtp.muxId, publisher.rids)
+        return publisher.id, announce_public_ip(answer, self.settings.public_ip)
 
     async def stop_publishing(self, show: str, session: str) -> bool:
         relay = self.relays.get(show)
@@ -531,11 +563,14 @@ class MediaPlane:
                 rendition = self.renditions.get(show)
                 if video.waiting_viewers() or (rendition is not None and rendition.want_keyframe):
                     video.want_keyframe(now)
+                for layer in relay.layers.lower():
+                    if layer.waiting_viewers():
+                        layer.want_keyframe(now)
                 if ticks % 4 == 0:
                     self._every_second(show, relay, now)
 
     def _every_second(self, show: str, relay: ShowRelay, now: float) -> None:
-        video_rate = relay.streams["video"].bitrate
+        video_rate = relay.layers.lowest_rate()
         for viewer in list(relay.viewers.values()):
             if not viewer.connected:
                 if now - viewer.joined_at > self.settings.ice_connect_seconds:
@@ -554,6 +589,7 @@ class MediaPlane:
             video = viewer.downtracks.get("video")
             if video is not None:
                 _decide_audio_only(viewer, video, video_rate, now)
+                relay.layers.steer(video, now)
 
 
 def _uplink_stats(publisher: Publisher | None) -> dict[str, Any]:
@@ -573,6 +609,10 @@ def _uplink_stats(publisher: Publisher | None) -> dict[str, Any]:
         "remb": estimator.estimate if estimator else None,
         "cuts": estimator.cuts if estimator else 0,
     }
+
+
+def _transceiver_of(pc: RTCPeerConnection, kind: str) -> Any:
+    return next(t for t in pc.getTransceivers() if t.kind == kind)
 
 
 def _connected(relay: ShowRelay) -> int:

@@ -228,3 +228,47 @@ def test_switch_back_before_the_keyframe_cancels() -> None:
     down.switch_to(low)
     down.stop()
     assert low.pending == [] and down not in high.downtracks
+
+
+async def test_whip_answer_accepts_a_simulcast_offer() -> None:
+    """RFC 9725: a WHIP offer with three rids is answered with them (a=rid recv,
+    a=simulcast:recv) and with the rid header extensions, so the browser sends all three;
+    an offer without simulcast is answered without."""
+    from aiortc import RTCPeerConnection
+
+    from media.aiortc_glue import set_host_addresses
+    from media.plane import MediaPlane, MediaSettings
+
+    plane = MediaPlane(MediaSettings(host_addresses=["127.0.0.1"]))
+    await plane.start()
+    client = RTCPeerConnection()
+    try:
+        client.addTransceiver("audio", direction="sendonly")
+        client.addTransceiver("video", direction="sendonly")
+        await client.setLocalDescription(await client.createOffer())
+        plain = client.localDescription.sdp
+        lines = plain.split("\r\n")
+        video_at = next(i for i, line in enumerate(lines) if line.startswith("m=video"))
+        extra = [
+            "a=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id",
+            "a=extmap:11 urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id",
+            "a=rid:h send",
+            "a=rid:m send",
+            "a=rid:l send",
+            "a=simulcast:send h;m;l",
+        ]
+        end = len(lines) - 1 if lines[-1] == "" else len(lines)
+        offer = "\r\n".join([*lines[: video_at + 1], *lines[video_at + 1 : end], *extra, ""])
+        _session, answer = await plane.publish("1", offer.encode())
+        video = answer.split("m=video")[1]
+        assert "a=rid:h recv\r\na=rid:m recv\r\na=rid:l recv\r\na=simulcast:recv h;m;l" in video
+        assert "a=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id" in video
+        assert "a=extmap:11 urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id" in video
+        assert sorted(plane.stats("1")["layers"]) == ["h", "l", "m"]
+        _session, answer = await plane.publish("2", plain.encode())
+        assert "a=simulcast" not in answer and "rtp-stream-id" not in answer
+        assert plane.stats("2")["layers"] == {}
+    finally:
+        await client.close()
+        await plane.close()
+        set_host_addresses([])
