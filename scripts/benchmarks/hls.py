@@ -9,7 +9,10 @@
    each part as the playlist's preload hint names it, decoded with PyAV as they come) run
    side by side. A frame's delay is the time it is decoded minus the time the publisher
    made it (frame counter / fps after the track's start, on the same clock).
-Writes the figures to docs/perf.md (section "hls").
+3. How many clients (hls_scale.py, hls_load.py): thousands of LL-HLS clients of one live
+   show following its live edge, straight from Vitrine and through docs/media.md's nginx,
+   and thousands of readers of its room feed through nginx while a socket viewer chats.
+Writes the figures to docs/perf.md (sections "hls", "hls-clients" and "hls-feed").
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import av
+import hls_scale
 from perfdoc import write_section
 from recording import NoisyCounterTrack
 
@@ -174,11 +178,110 @@ async def delays(seconds: float) -> dict[str, list[float]]:
     return {"hls": hls, "webrtc": webrtc}
 
 
+def numbers(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=30.0)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=30.0, help="writer CPU and delays")
+    parser.add_argument(
+        "--only",
+        default="delay,clients,feed",
+        help="what to measure: delay (writer CPU and delays), clients, feed",
+    )
+    parser.add_argument("--clients", default="200,1000,5000", help="HLS clients per step")
+    parser.add_argument("--feed-readers", default="10000", help="room feed readers per step")
+    parser.add_argument("--procs", type=int, default=2, help="load generator processes")
+    parser.add_argument("--window", type=float, default=15.0, help="seconds measured a step")
+    parser.add_argument("--nginx-workers", type=int, default=1)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
+    only = set(args.only.split(","))
+    if only & {"clients", "feed"}:
+        scale(args, only)
+    if "delay" in only:
+        writer_and_delays(args)
+
+
+def scale(args: argparse.Namespace, only: set[str]) -> None:
+    clients = numbers(args.clients) if "clients" in only else []
+    readers = numbers(args.feed_readers) if "feed" in only else []
+    hls_rows, feed_rows = hls_scale.sweep(
+        clients, readers, args.procs, args.window, args.nginx_workers
+    )
+    command = (
+        f"`scripts/bench hls --only {','.join(sorted(only & {'clients', 'feed'}))} "
+        f"--clients {args.clients} --feed-readers {args.feed_readers} --procs {args.procs} "
+        f"--window {args.window:.0f}`"
+    )
+    setup = (
+        "one `vitrine serve` (recording off) with a 640x360 WHIP publisher (the network "
+        "lab's, its own process), Debian's nginx running docs/media.md's block "
+        f"({args.nginx_workers} worker), and the clients of scripts/benchmarks/hls_load.py "
+        f"in {args.procs} processes (raw HTTP/1.1 keep-alive, uvloop), all on this machine's "
+        "2 cores, which other work shares (the load average is beside each step). CPU is "
+        "each program's own processes' CPU time over the step's window, in % of one core. "
+        "`limit`: `generator` when the generator used 85 % of its processes' cores, "
+        "`CPUs` when the three together used 90 % of the machine: there the figures say "
+        "what this machine could generate, not what the server could serve."
+    )
+    if hls_rows:
+        table = hls_scale.clients_table(hls_rows, args.procs)
+        print("\n".join(table))
+        if not args.no_write:
+            write_section(
+                "hls-clients",
+                "\n".join(
+                    [
+                        "## Low-latency HLS: concurrent clients, from Vitrine and through nginx",
+                        "",
+                        f"{command}: {setup}",
+                        "",
+                        "Each client follows the live edge as an LL-HLS player does: a "
+                        "blocking playlist reload of the next part and that part, pipelined "
+                        "on its keep-alive connection, or the listed parts one after the "
+                        "other when it is behind. Parts expected: the parts the show made "
+                        f"in the {args.window:.0f} s window times the clients; a part "
+                        "counts when a client got it (a client whose next part left the "
+                        "playlist starts again at the edge and misses some). *After the "
+                        "first client*: when each client got a part after the first one "
+                        "did (nginx's lock adds up to 0.5 s). Vitrine's answers a second "
+                        "come from its /metrics counter.",
+                        "",
+                        *table,
+                    ]
+                ),
+            )
+    if feed_rows:
+        table = hls_scale.feed_table(feed_rows, args.procs)
+        print("\n".join(table))
+        if not args.no_write:
+            write_section(
+                "hls-feed",
+                "\n".join(
+                    [
+                        "## The room feed through nginx: readers and chat delay",
+                        "",
+                        f"{command}: {setup}",
+                        "",
+                        "Each reader reads the room's state, then long-polls "
+                        "`/rooms/<show>/feed?after=<seq>` through nginx from the last number "
+                        "it saw; a socket viewer connected straight to Vitrine sends a chat "
+                        "message every 2.5 s carrying its send time, and the delay is when "
+                        "a reader got it after that (the same CLOCK_MONOTONIC). Vitrine's "
+                        "feed requests and ticks: nginx's log of what it passed to Vitrine, "
+                        "the ticks being the distinct `after` numbers asked.",
+                        "",
+                        *table,
+                    ]
+                ),
+            )
+
+
+def writer_and_delays(args: argparse.Namespace) -> None:
     cpu = asyncio.run(writer_cpu(args.seconds))
     d = asyncio.run(delays(args.seconds))
 
