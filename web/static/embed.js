@@ -142,7 +142,8 @@
     }
     var open = el("button", "open");
     open.type = "button";
-    open.setAttribute("aria-label", label("watch", "Watch the show") + ": " + show.title);
+    // Named by what it shows (the badge, the title): a hint, not another name.
+    open.title = label("watch", "Watch the show") + ": " + show.title;
     if (show.cover && status.state === "live") {
       var img = el("img");
       img.alt = "";
