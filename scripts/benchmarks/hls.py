@@ -241,10 +241,11 @@ def scale(args: argparse.Namespace, only: set[str]) -> None:
                         f"{command}: {setup}",
                         "",
                         "Each client follows the live edge as an LL-HLS player does: a "
-                        "blocking playlist reload of the next part and that part, pipelined "
-                        "on its keep-alive connection, or the listed parts one after the "
-                        "other when it is behind. Parts expected: the parts the show made "
-                        f"in the {args.window:.0f} s window times the clients; a part "
+                        "blocking playlist reload of the next part and that part at once, "
+                        "on its two keep-alive connections (playlists, media), or the listed "
+                        "parts one after the other when it is behind. Parts expected: the "
+                        f"parts the show made in the {args.window:.0f} s window times the "
+                        "clients; a part "
                         "counts when a client got it (a client whose next part left the "
                         "playlist starts again at the edge and misses some). *After the "
                         "first client*: when each client got a part after the first one "

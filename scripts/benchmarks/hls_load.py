@@ -5,11 +5,12 @@ server's).
 
 - An HLS client follows the live edge as an LL-HLS player does: the playlist, the init
   segment, then round after round the blocking reload of the next part
-  (`_HLS_msn`/`_HLS_part`) and that part as the preload hint names it, both sent at once
-  on its connection (pipelined), the part answered once it exists. A client behind the
-  edge fetches the parts the playlist already lists, one after the other, as a player
-  does; it notes when it got each part. One whose next part has left the playlist's
-  window starts again at the edge: the parts it missed count as not delivered.
+  (`_HLS_msn`/`_HLS_part`) and that part as the preload hint names it, sent at once on
+  its two keep-alive connections (playlists, media), the part answered once it exists.
+  A client behind the edge fetches the parts the playlist already lists, one after the
+  other, as a player does; it notes when it got each part. One whose next part has left
+  the playlist's window starts again at the edge: the parts it missed count as not
+  delivered.
 - A feed reader reads the room's state, then long-polls `?after=<seq>` from the last
   number it saw and notes, for each chat message `bench <monotonic time>`, how long after
   it was sent it arrived (CLOCK_MONOTONIC is the same for every process here).
@@ -142,6 +143,13 @@ def next_part(text: bytes) -> tuple[int, int, str]:
     return msn, len(PART_LINE.findall(open_segment)), HINT.findall(text)[0].decode()
 
 
+def listed(text: bytes, number: int) -> bool:
+    """Whether the playlist lists part `number` as made (an EXT-X-PART line, not the
+    preload hint of the part to come)."""
+    at = text.find(b'/p%d.m4s"' % number)
+    return at >= 0 and text.startswith(b"#EXT-X-PART:", text.rfind(b"\n", 0, at) + 1)
+
+
 class Tally:
     def __init__(self) -> None:
         self.arrivals: dict[int, list[float]] = collections.defaultdict(list)
@@ -152,13 +160,15 @@ class Tally:
 
 
 async def follow(port: int, base: str, n: int, until: float, tally: Tally) -> None:
-    conn = await connect(port, n)
+    # Two connections, as a player's playlist and media loaders have: a blocking reload
+    # does not hold up the part behind it (HTTP/1.1 answers in order).
+    lists, media = await connect(port, n), await connect(port, n)
     tally.running += 1
     try:
         text, want, pattern = b"", -1, ""
         while time.monotonic() < until:
             if not text:
-                ((status, text),) = [await f for f in conn.get(f"{base}/index.m3u8")]
+                ((status, text),) = [await f for f in lists.get(f"{base}/index.m3u8")]
                 init = MAP.findall(text)
                 tally.requests += 1
                 if status != 200 or not init:
@@ -166,21 +176,22 @@ async def follow(port: int, base: str, n: int, until: float, tally: Tally) -> No
                     text = b""
                     await asyncio.sleep(0.5)
                     continue
-                ((status, _),) = [await f for f in conn.get(f"{base}/{init[-1].decode()}")]
+                ((status, _),) = [await f for f in media.get(f"{base}/{init[-1].decode()}")]
                 tally.requests += 1
                 hint = next_part(text)[2]
                 want = int(PART_NUMBER.findall(hint)[0])
                 pattern = PART_NUMBER.sub("p{}.m4s", hint)
             uri = f"{base}/{pattern.format(want)}"
-            if re.search(rb'^#EXT-X-PART:.*[/"]p%d\.m4s"' % want, text, re.M):
-                # Listed as a part already: behind the edge, fetch it without a reload.
-                ((part_status, data),) = [await f for f in conn.get(uri)]
+            if listed(text, want):
+                # Made already (this client is behind the edge): the part, no reload.
+                ((part_status, data),) = [await f for f in media.get(uri)]
                 tally.requests += 1
                 status, body = 200, text
             else:
                 msn, part, _hint = next_part(text)
-                reload, media = conn.get(f"{base}/index.m3u8?_HLS_msn={msn}&_HLS_part={part}", uri)
-                (status, body), (part_status, data) = await reload, await media
+                (reload,) = lists.get(f"{base}/index.m3u8?_HLS_msn={msn}&_HLS_part={part}")
+                (fetch,) = media.get(uri)
+                (status, body), (part_status, data) = await reload, await fetch
                 tally.requests += 2
             if part_status == 200 and data:
                 tally.arrivals[want].append(time.monotonic())
@@ -193,7 +204,8 @@ async def follow(port: int, base: str, n: int, until: float, tally: Tally) -> No
         tally.errors[type(exc).__name__] += 1
     finally:
         tally.running -= 1
-        conn.close()
+        lists.close()
+        media.close()
 
 
 async def read_feed(port: int, show: int, n: int, until: float, tally: Tally) -> None:

@@ -368,7 +368,7 @@ def sweep(
     """Every HLS step straight from Vitrine (until one delivers under 90 %), then through
     nginx, then every feed step through nginx; one server, show and nginx for all."""
     most = max([*clients, *readers, 1])
-    stage = start(most + 1000, nginx_workers)
+    stage = start(2 * most + 1000, nginx_workers)  # two connections an HLS client
     hls_rows: list[dict[str, Any]] = []
     feed_rows: list[dict[str, Any]] = []
     try:
