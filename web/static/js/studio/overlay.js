@@ -50,7 +50,18 @@ export function overlay(d) {
       var on = b.dataset.productId === pinned;
       b.setAttribute("aria-pressed", on ? "true" : "false");
       text(b.querySelector(".strip-label"), on ? d.msgPinned : d.msgPin);
+      if (on) showInStrip(b.parentNode);
     });
+  }
+
+  // The pinned product is brought into the strip's view (the strip scrolls sideways).
+  function showInStrip(li) {
+    var strip = els.strip;
+    var left = li.offsetLeft - strip.offsetLeft;
+    if (left >= strip.scrollLeft && left + li.offsetWidth <= strip.scrollLeft + strip.clientWidth) return;
+    var target = Math.max(0, left - 12);
+    if (strip.scrollTo) strip.scrollTo({ left: target, behavior: still && still.matches ? "auto" : "smooth" });
+    else strip.scrollLeft = target;
   }
 
   function renderEnabled() {
