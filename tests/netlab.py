@@ -24,6 +24,12 @@ Glass-to-glass: the publisher draws a frame counter and its send time (the share
 CLOCK_MONOTONIC, in ms) into the picture; each viewer decodes every frame, reads both
 back and notes when it got it, so delay, freezes, frame rate and picture size are
 measured by what a viewer actually sees.
+
+Lip sync: the publisher's audio is silent but for a 10 ms tone burst once a second,
+captured at the same instant as every 30th frame (both tracks are paced from one
+origin). Each viewer maps the RTP timestamps of those frames and of the bursts it
+decodes to the sender's clock through the sender reports it gets (as a player
+aligns audio and video), and reports the offset of each burst from its frame.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ import ctypes
 import fractions
 import itertools
 import json
+import math
 import os
 import random
 import re
@@ -49,6 +56,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -838,6 +846,18 @@ def summarise(samples: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
     }
 
 
+def lip_sync(pairs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Audio/video offset figures (ms, audio after video positive) of a viewer's marker
+    pairs (`av` in its report)."""
+    offsets = sorted(abs(p["offset_ms"]) for p in pairs)
+    return {
+        "markers": len(offsets),
+        "av_abs_p50_ms": offsets[len(offsets) // 2] if offsets else None,
+        "av_abs_max_ms": offsets[-1] if offsets else None,
+        "av_mean_ms": round(sum(p["offset_ms"] for p in pairs) / len(pairs), 1) if pairs else None,
+    }
+
+
 # -- the processes: forwarder, publisher, viewer ------------------------------------------
 
 
@@ -1042,15 +1062,122 @@ def _stamped_track_class() -> Any:
     return StampedTrack
 
 
+AUDIO_RATE = 48000
+AUDIO_FRAME = 960  # 20 ms
+MARKER_EVERY = 30  # video frames (one second at 30 fps): a burst with every 30th frame
+BURST_SAMPLES = 480  # 10 ms of 1 kHz tone
+BURST = array(
+    "h", (int(16000 * math.sin(2 * math.pi * 1000 * i / AUDIO_RATE)) for i in range(BURST_SAMPLES))
+).tobytes() + bytes(2 * (AUDIO_FRAME - BURST_SAMPLES))
+SILENCE = bytes(2 * AUDIO_FRAME)
+LOUD = 8000  # a decoded sample above this is the burst
+
+
+def _marker_audio_class() -> Any:
+    import av
+    from aiortc import MediaStreamTrack
+
+    class MarkerAudioTrack(MediaStreamTrack):
+        """Silence but for a burst at the instant of every MARKER_EVERY-th video frame:
+        paced from the video track's origin, sample for sample."""
+
+        kind = "audio"
+
+        def __init__(self, video: Any) -> None:
+            super().__init__()
+            self.video = video
+            self.count = 0
+            self.last_capture = 0.0
+
+        async def recv(self) -> Any:
+            if self.video.start is None:  # one origin for both tracks, whichever starts
+                self.video.start = time.monotonic()
+            at = self.video.start + self.count * AUDIO_FRAME / AUDIO_RATE
+            wait = at - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            # Video frame k is captured at start + k/fps; audio frame n starts at
+            # start + n/50: the burst opens the audio frame of every marker frame.
+            per_marker = AUDIO_RATE * MARKER_EVERY // (self.video.fps * AUDIO_FRAME)
+            frame = av.AudioFrame(format="s16", layout="mono", samples=AUDIO_FRAME)
+            frame.planes[0].update(BURST if self.count % per_marker == 0 else SILENCE)
+            frame.pts = self.count * AUDIO_FRAME
+            frame.sample_rate = AUDIO_RATE
+            frame.time_base = fractions.Fraction(1, AUDIO_RATE)
+            self.count += 1
+            self.last_capture = at
+            return frame
+
+    return MarkerAudioTrack
+
+
+def _report_capture_times(pc: Any, video: Any, audio: Any) -> None:
+    """Make the publisher's sender reports pair each RTP timestamp with the instant its
+    frame was captured, as browsers do, not with when its packet left (aiortc's
+    choice, off by the encoding time, which differs between audio and video and grows
+    with the machine's load): lip sync is then measured against the true pairing."""
+    import struct
+
+    from aiortc import clock
+    from aiortc.rtp import RtcpSrPacket
+
+    senders = [t.sender for t in pc.getTransceivers()]
+    state: dict[int, dict[str, Any]] = {}
+    for sender in senders:
+        st = state[sender._ssrc] = {"e": 0, "captures": {}, "origin": None}
+        next_frame, send_rtcp = sender._next_encoded_frame, sender._send_rtcp
+
+        async def noted(
+            codec: Any, sender: Any = sender, st: Any = st, nf: Any = next_frame
+        ) -> Any:
+            encoded = await nf(codec)
+            if encoded is not None:
+                if sender.kind == "video":
+                    capture = (video.start or 0.0) + encoded.timestamp / 90000
+                else:
+                    capture = audio.last_capture
+                st["e"] = encoded.timestamp
+                st["captures"][encoded.timestamp] = capture
+                while len(st["captures"]) > 400:
+                    del st["captures"][next(iter(st["captures"]))]
+            return encoded
+
+        async def rewritten(packets: list[Any], st: Any = st, send: Any = send_rtcp) -> None:
+            for packet in packets:
+                if isinstance(packet, RtcpSrPacket) and st["origin"] is not None:
+                    info = packet.sender_info
+                    capture = st["captures"].get((info.rtp_timestamp - st["origin"]) % (1 << 32))
+                    if capture is not None:
+                        back = int((time.monotonic() - capture) * (1 << 32))
+                        info.ntp_timestamp = (clock.current_ntp_time() - back) % (1 << 64)
+            await send(packets)
+
+        sender._next_encoded_frame, sender._send_rtcp = noted, rewritten
+    transport = senders[0].transport  # bundled: one for both
+    send_rtp = transport._send_rtp
+
+    async def watched(data: bytes) -> None:
+        # The first RTP packet of a sender gives its timestamp origin (RTCP packet
+        # types, 200-206, are not RTP payload types here).
+        if len(data) >= 12 and not 200 <= data[1] <= 206:
+            ts, ssrc = struct.unpack("!II", data[4:12])
+            st = state.get(ssrc)
+            if st is not None and st["origin"] is None:
+                st["origin"] = (ts - st["e"]) % (1 << 32)
+        await send_rtp(data)
+
+    transport._send_rtp = watched
+
+
 async def run_publisher(args: argparse.Namespace) -> None:
     from aiortc import RTCPeerConnection, RTCSessionDescription
-    from aiortc.mediastreams import AudioStreamTrack
 
     from media import aiortc_glue as glue
 
     glue.set_host_addresses([args.bind])
     width, height = (int(x) for x in args.size.split("x"))
     track = _stamped_track_class()(width, height)
+    audio = _marker_audio_class()(track)
     samples: list[tuple[int, int, int]] = []  # (ms, bytes sent, encoder target)
     state: dict[str, Any] = {"pc": None, "connects": 0}
     asked = {"keyframes": 0, "retransmits": 0}
@@ -1076,7 +1203,8 @@ async def run_publisher(args: argparse.Namespace) -> None:
         pc = RTCPeerConnection()
         # The same track goes on: a phone that reconnects keeps its camera.
         count(pc.addTransceiver(track, direction="sendonly").sender)
-        pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
+        pc.addTransceiver(audio, direction="sendonly")
+        _report_capture_times(pc, track, audio)
         await pc.setLocalDescription(await pc.createOffer())
         status, body = await asyncio.to_thread(
             _post_sdp, args.url, pc.localDescription.sdp, {"Authorization": f"Bearer {args.key}"}
@@ -1163,6 +1291,44 @@ async def run_viewer(args: argparse.Namespace) -> None:
     )
     readers: list[asyncio.Future[None]] = []
     connected: dict[str, int | None] = {"at_ms": None}
+    # Lip sync: the newest sender report per kind, (NTP seconds, RTP timestamp), and
+    # the markers seen: (counter, sender's time of the frame, at_ms), (time of the burst).
+    reports: dict[str, tuple[float, int]] = {}
+    frame_marks: list[tuple[int, float, int]] = []
+    burst_marks: list[float] = []
+    origins: dict[str, Any] = {}
+    for transceiver in pc.getTransceivers():
+        _note_sender_reports(transceiver.receiver, transceiver.kind, reports)
+        # aiortc hands decoded frames a pts counted from the first RTP timestamp.
+        origins[transceiver.kind] = transceiver.receiver._RTCRtpReceiver__timestamp_mapper
+
+    def sender_time(kind: str, pts: int, clock: int) -> float | None:
+        report, origin = reports.get(kind), origins[kind]._origin
+        if report is None or origin is None:
+            return None
+        rtp_ts = (pts + origin) % (1 << 32)
+        ntp, base = report
+        return ntp + ((rtp_ts - base + (1 << 31)) % (1 << 32) - (1 << 31)) / clock
+
+    async def read_audio(track: Any) -> None:
+        loud = False
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            channels = len(frame.layout.channels)
+            samples = array("h", bytes(frame.planes[0]))[: frame.samples * channels]
+            if max(samples, default=0) < LOUD:
+                loud = False
+                continue
+            if loud or frame.pts is None:
+                continue
+            loud = True
+            first = next(i for i, v in enumerate(samples) if v >= LOUD) // channels
+            at = sender_time("audio", frame.pts + first, frame.sample_rate)
+            if at is not None:
+                burst_marks.append(at)
 
     async def read(track: Any) -> None:
         while True:
@@ -1185,11 +1351,15 @@ async def run_viewer(args: argparse.Namespace) -> None:
                     "height": frame.height,
                 }
             )
+            if counter % MARKER_EVERY == 0 and frame.pts is not None:
+                sent_at = sender_time("video", frame.pts, 90000)
+                if sent_at is not None:
+                    frame_marks.append((counter, sent_at, at))
 
     @pc.on("track")
     def on_track(track: Any) -> None:
-        if track.kind == "video":
-            readers.append(asyncio.ensure_future(read(track)))
+        reader = read(track) if track.kind == "video" else read_audio(track)
+        readers.append(asyncio.ensure_future(reader))
 
     @pc.on("connectionstatechange")
     def on_state() -> None:
@@ -1216,6 +1386,7 @@ async def run_viewer(args: argparse.Namespace) -> None:
                     "connected_ms": connected["at_ms"],
                     "unreadable": unreadable[0],
                     "samples": [s for s in samples if s["at_ms"] >= since],
+                    "av": _pair_markers([m for m in frame_marks if m[2] >= since], burst_marks),
                     "now_ms": now_ms(),
                 }
             )
@@ -1224,6 +1395,40 @@ async def run_viewer(args: argparse.Namespace) -> None:
     for reader in readers:
         reader.cancel()
     await pc.close()
+
+
+def _note_sender_reports(receiver: Any, kind: str, reports: dict[str, tuple[float, int]]) -> None:
+    """Keep the newest sender report `receiver` gets (its RTCP handler, wrapped)."""
+    from aiortc.rtp import RtcpSrPacket
+
+    handle = receiver._handle_rtcp_packet
+
+    async def noted(packet: Any) -> None:
+        if isinstance(packet, RtcpSrPacket):
+            info = packet.sender_info
+            reports[kind] = (info.ntp_timestamp / (1 << 32), info.rtp_timestamp)
+        await handle(packet)
+
+    receiver._handle_rtcp_packet = noted
+
+
+def _pair_markers(
+    frames: list[tuple[int, float, int]], bursts: list[float]
+) -> list[dict[str, Any]]:
+    """Each marker frame with the burst nearest to it on the sender's clock (within half
+    a marker period): the offset, audio after video positive."""
+    pairs = []
+    for counter, video_at, at_ms in frames:
+        near = min(bursts, key=lambda b: abs(b - video_at), default=None)
+        if near is not None and abs(near - video_at) < 0.5:
+            pairs.append(
+                {
+                    "counter": counter,
+                    "at_ms": at_ms,
+                    "offset_ms": round((near - video_at) * 1000, 1),
+                }
+            )
+    return pairs
 
 
 def main() -> None:
