@@ -229,7 +229,11 @@ def scale(args: argparse.Namespace, only: set[str]) -> None:
         "what this machine could generate, not what the server could serve."
     )
     if hls_rows:
-        table = hls_scale.clients_table(hls_rows, args.procs)
+        table = [
+            *hls_scale.clients_table(hls_rows, args.procs),
+            "",
+            *hls_scale.clients_summary(hls_rows),
+        ]
         print("\n".join(table))
         if not args.no_write:
             write_section(

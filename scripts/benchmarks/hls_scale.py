@@ -387,3 +387,39 @@ def sweep(
     finally:
         stage.close()
     return hls_rows, feed_rows
+
+
+def clients_summary(rows: list[dict[str, Any]]) -> list[str]:
+    """What the steps say, in words: the most clients served whole on each path, and
+    whether Vitrine's load stayed flat behind nginx."""
+    lines = []
+    for via in ("direct", "nginx"):
+        steps = [r for r in rows if r["via"] == via]
+        whole = [
+            r["clients"] for r in steps if r["expected"] and r["delivered"] >= 0.99 * r["expected"]
+        ]
+        bound = [r["clients"] for r in steps if r["limit"] != "-"]
+        lines.append(
+            f"- {'Straight from Vitrine' if via == 'direct' else 'Through nginx'}: "
+            + (
+                f"{max(whole)} clients got at least 99 % of the parts"
+                if whole
+                else "no step got 99 % of the parts"
+            )
+            + (
+                f"; the load generator or the machine was the limit at {', '.join(map(str, bound))}"
+                if bound
+                else ""
+            )
+            + "."
+        )
+    nginx = [r for r in rows if r["via"] == "nginx"]
+    if len(nginx) >= 2:
+        first, last = nginx[0], nginx[-1]
+        lines.append(
+            f"- Behind nginx, from {first['clients']} to {last['clients']} clients Vitrine "
+            f"answered {first['origin_rate']:.1f} then {last['origin_rate']:.1f} HLS requests a "
+            f"second with {first['vitrine_cpu']:.0f} then {last['vitrine_cpu']:.0f} % of a core "
+            "(its WebRTC relay and HLS writer included)."
+        )
+    return lines
