@@ -10,6 +10,7 @@ its profile on its link. Needs root, iproute2 and nftables.
 from __future__ import annotations
 
 import argparse
+import os
 import secrets
 import statistics
 import sys
@@ -31,6 +32,7 @@ from tests.netlab import (  # noqa: E402
     Agent,
     Host,
     Lab,
+    lip_sync,
     now_ms,
     summarise,
     unavailable,
@@ -184,10 +186,14 @@ def run(scenario: Scenario, seconds: float, settle: float, tmp: Path) -> dict[st
                 "state": report["state"],
                 "path": report["path"],
                 "first_frame_ms": first,
+                "av": lip_sync(report["av"]),
             }
             if "back" in result:
                 after = [s for s in report["samples"] if s["at_ms"] >= result["back"]]
                 figures["recovery_ms"] = after[0]["at_ms"] - result["back"] if after else None
+                # Lip sync after recovery: from 3 s after the link's return.
+                later = [p for p in report["av"] if p["at_ms"] >= result["back"] + 3000]
+                figures["av"] = lip_sync(later)
             rows.append(figures)
         pub = publisher.ask(op="report")
         result |= {
@@ -207,7 +213,8 @@ def fmt(value: Any, spec: str = ".0f") -> str:
 
 HEADER = (
     "| scenario | viewer link | glass-to-glass ms p50 / p95 | freezes > 200 ms / min "
-    "| longest gap ms | fps | picture | note |\n| --- | --- | --- | --- | --- | --- | --- | --- |"
+    "| longest gap ms | fps | picture | A/V ms, abs p50 / max (markers) | note |\n"
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 )
 
 
@@ -215,7 +222,7 @@ def rows_of(result: dict[str, Any]) -> list[str]:
     lines = []
     if not result["viewers"]:
         lines.append(
-            f"| {result['scenario']} | – | – | – | – | – | – | publisher "
+            f"| {result['scenario']} | – | – | – | – | – | – | – | publisher "
             f"{result['publisher_state']}: no path without TURN |"
         )
     for v in result["viewers"]:
@@ -229,9 +236,15 @@ def rows_of(result: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {result['scenario']} | {v['profile']} | {fmt(v['delay_p50'])} / "
             f"{fmt(v['delay_p95'])} | {v['freezes_per_min']:.1f} | {fmt(v['longest_gap_ms'])} | "
-            f"{v['fps']:.1f} | {v['size'] or '–'} | {'; '.join(note)} |"
+            f"{v['fps']:.1f} | {v['size'] or '–'} | {av_cell(v['av'])} | {'; '.join(note)} |"
         )
     return lines
+
+
+def av_cell(av: dict[str, Any]) -> str:
+    if not av["markers"]:
+        return "–"
+    return f"{fmt(av['av_abs_p50_ms'])} / {fmt(av['av_abs_max_ms'])} ({av['markers']})"
 
 
 def bitrate_lines(results: list[dict[str, Any]]) -> list[str]:
@@ -256,6 +269,7 @@ def main() -> None:
     if reason:
         raise SystemExit(f"the network lab cannot run here: {reason}")
     wanted = args.profiles.split(",")
+    load_before = os.getloadavg()
     results = []
     with tempfile.TemporaryDirectory(prefix="vitrine-netlab-") as tmp:
         for scenario in (s for s in SCENARIOS if s.name in wanted):
@@ -277,7 +291,15 @@ def main() -> None:
             f"moment a viewer has decoded it. {args.seconds:.0f} s measured per scenario,",
             f"{args.settle:.0f} s after every viewer plays. The machine is shared (2 cores):",
             "encoding, decoding and the forwarders compete with other work, which shows as",
-            "delay; compare scenarios of one run.",
+            "delay; compare scenarios of one run. Load average (1/5/15 min) at the start:",
+            f"{' / '.join(f'{x:.1f}' for x in load_before)}; at the end: "
+            f"{' / '.join(f'{x:.1f}' for x in os.getloadavg())}.",
+            "",
+            "Lip sync: the publisher's audio is a 10 ms tone burst with every 30th frame; a",
+            "viewer maps those frames and bursts to the sender's clock through the sender",
+            "reports the relay sends it, as a player aligns them, and reports the offset",
+            "(audio after video positive; Opus's own 6.5 ms look-ahead included). For the",
+            "outage, only markers from 3 s after the link's return count.",
             "",
             *(s.name + ": " + s.describe + "." for s in SCENARIOS if s.name in wanted),
             "",
@@ -292,9 +314,10 @@ def main() -> None:
             "cannot get under the link's rate, whatever the relay's estimate, and viewers fall",
             "behind (browsers go far lower). On bad Wi-Fi a viewer with almost no frames is",
             "one the relay moved to audio only (its estimate under half the video's bitrate,",
-            "retried every 15 s), the last step down while simulcast is not built; the other",
-            "freezes where a packet is lost for good, as aiortc's jitter buffer waits 512",
-            "packets for it (a browser skips to the next keyframe). Without TURN a",
+            "retried every 15 s): this lab's publisher sends one layer, so audio only is its",
+            "one step down (a studio in a browser sends simulcast layers, docs/media.md);",
+            "the other freezes where a packet is lost for good, as the lab's viewers wait 256",
+            "packets for it (a browser skips to the next keyframe sooner). Without TURN a",
             "UDP-blocked viewer or publisher gets no path; with coturn over TLS and",
             "media.turn_secret the viewer plays through a relay candidate.",
         ]
