@@ -181,7 +181,12 @@ class ShowRelay:
 
     @property
     def idle(self) -> bool:
-        return self.publisher is None and not self.viewers
+        pool = self.plane.pool  # relay workers may hold viewers waiting for a publisher
+        return (
+            self.publisher is None
+            and not self.viewers
+            and not (pool and pool.has_viewers(self.show))
+        )
 
 
 class MediaPlane:
@@ -480,7 +485,9 @@ class MediaPlane:
 
     async def leave(self, show: str, session: str) -> bool:
         if self.pool is not None:
-            return await self.pool.leave(show, session)
+            left = await self.pool.leave(show, session)
+            self._forget_if_idle(show)
+            return left
         relay = self.relays.get(show)
         viewer = relay.viewers.pop(session, None) if relay else None
         if viewer is None:

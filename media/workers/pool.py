@@ -281,6 +281,9 @@ class WorkerPool:
     def connecting_count(self, show: str) -> int:
         return sum(1 for s in self.sessions.get(show, {}).values() if not s.connected)
 
+    def has_viewers(self, show: str) -> bool:
+        return bool(self.sessions.get(show))
+
     def has_viewer(self, show: str, session: str) -> bool:
         return session in self.sessions.get(show, {})
 

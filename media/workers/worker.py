@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import socket
 import time
 from collections.abc import Callable, Collection
@@ -31,6 +32,7 @@ from media.workers.protocol import frame, read_message
 log = logging.getLogger(__name__)
 
 STATS_EVERY = 1.0  # seconds between two pushes of the worker's figures to the main process
+STALE_AFTER = 30.0  # seconds without packets nor viewers before a show's streams go
 FEED_BATCH = 256  # datagrams read in one go before the loop serves anything else
 
 Tell = Callable[[dict[str, Any]], None]
@@ -102,6 +104,16 @@ class WorkerPlane(MediaPlane):
 
         return session, answer
 
+    def forget_stale(self, now: float) -> None:
+        """Drop the streams of shows nobody watches here and no packet fed for a while
+        (an ended show): their caches would otherwise stay for the process's life."""
+        for show, relay in list(self.relays.items()):
+            if relay.viewers:
+                continue
+            fed = [s.last_packet[1] for s in relay.streams.values() if s.last_packet]
+            if not fed or now - max(fed) > STALE_AFTER:
+                del self.relays[show]
+
     def figures(self) -> dict[str, Any]:
         shows: dict[str, Any] = {}
         for show, relay in list(self.relays.items()):
@@ -167,6 +179,7 @@ class Worker:
         while True:
             await asyncio.sleep(STATS_EVERY)
             assert self.plane is not None
+            self.plane.forget_stale(time.monotonic())
             self.tell({"ev": "stats", "shows": self.plane.figures()})
 
     async def _handle(self, message: dict[str, Any]) -> None:
@@ -218,8 +231,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--feed-fd", type=int, required=True)
     parser.add_argument("--settings", default="{}")
     args = parser.parse_args(argv)
+    level = os.environ.get("VITRINE_LOG_LEVEL", "INFO").upper()  # as the server's
     logging.basicConfig(
-        level=logging.INFO,
+        level=getattr(logging, level, logging.INFO),
         format=f"%(asctime)s %(levelname)s relay worker {args.index}: %(name)s: %(message)s",
     )
     control = socket.socket(fileno=args.control_fd)
