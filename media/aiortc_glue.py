@@ -8,7 +8,8 @@ selected ICE pair) so forwarding one packet to one viewer needs no coroutine.
 
 Private aiortc APIs used here, each covered by tests/test_media_glue.py so an aiortc
 upgrade that changes them fails loudly (aiortc is pinned to 1.16):
-- `RTCRtpTransceiver._RTCRtpTransceiver__receiver` / `__sender` (the swap);
+- `RTCRtpTransceiver._RTCRtpTransceiver__receiver` / `__sender` (the swap), and its
+  `_headerExtensions` (the simulcast rid extensions kept in a WHIP answer);
 - `RTCRtpReceiver` name-mangled state: `__codecs`, `__rtx_ssrc`, `__started`,
   `__rtcp_task`, `__remote_streams`, `__rtcp_ssrc`, and its `_run_rtcp`, `_send_rtcp`,
   `_send_rtcp_nack`, `_send_rtcp_pli`, `_handle_rtcp_packet` methods (its NACK
@@ -247,6 +248,17 @@ def swap_sender(transceiver: RTCRtpTransceiver) -> ForwardingSender:
     sender = ForwardingSender(transceiver.kind, old.transport, old)
     setattr(transceiver, "_RTCRtpTransceiver__sender", sender)  # noqa: B010
     return sender
+
+
+def negotiated_extensions(transceiver: RTCRtpTransceiver) -> list[Any]:
+    """The header extensions aiortc negotiated for a transceiver (its own list met with
+    the remote offer's), which its answer and its receiver use."""
+    return list(transceiver._headerExtensions)
+
+
+def set_negotiated_extensions(transceiver: RTCRtpTransceiver, extensions: list[Any]) -> None:
+    """Between setRemoteDescription and createAnswer: answer (and parse) these."""
+    transceiver._headerExtensions = list(extensions)
 
 
 def header_extensions_map(parameters: RTCRtpSendParameters) -> HeaderExtensionsMap:

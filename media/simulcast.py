@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 from aiortc import sdp
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters
 
+from media import aiortc_glue as glue
+
 if TYPE_CHECKING:
     from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 
@@ -101,17 +103,17 @@ def _section_of(text: str, mid: str | None) -> list[str]:
 
 def accept_extensions(transceiver: RTCRtpTransceiver, media: sdp.MediaDescription) -> None:
     """After setRemoteDescription, before createAnswer: the transceiver's negotiated
-    header extensions (aiortc's private `_headerExtensions`, its own list met with the
-    offer's) plus the offer's rtp-stream-id and repaired-rtp-stream-id, with the
-    offer's ids. The answer then carries them and the transport parses them."""
-    negotiated: list[RTCRtpHeaderExtensionParameters] = transceiver._headerExtensions
+    header extensions (aiortc's own list met with the offer's) plus the offer's
+    rtp-stream-id and repaired-rtp-stream-id, with the offer's ids. The answer then
+    carries them and the transport parses them."""
+    negotiated: list[RTCRtpHeaderExtensionParameters] = glue.negotiated_extensions(transceiver)
     have = {e.uri for e in negotiated}
     extra = [
         e
         for e in media.rtp.headerExtensions
         if e.uri in (RID_URI, REPAIRED_RID_URI) and e.uri not in have
     ]
-    transceiver._headerExtensions = negotiated + extra
+    glue.set_negotiated_extensions(transceiver, negotiated + extra)
 
 
 def accept_in_answer(answer: str, mid: str, rids: Sequence[str]) -> str:
