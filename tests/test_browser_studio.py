@@ -72,6 +72,14 @@ PAIRS = [
     ["#studio-feed li:last-child", PINNED],
     ["#studio-feed li:last-child", "#go-live"],
 ]
+PORTRAIT_PLAYER = (
+    "() => { const v = document.getElementById('player');"
+    " return v && v.videoWidth > 0 && v.videoHeight > v.videoWidth; }"
+)
+LANDSCAPE_PLAYER = (
+    "() => { const v = document.getElementById('player');"
+    " return v && v.videoHeight > 0 && v.videoWidth > v.videoHeight; }"
+)
 CAMERA = (
     "() => [document.getElementById('preview').videoWidth, "
     "document.getElementById('preview').videoHeight]"
@@ -195,6 +203,18 @@ async def test_studio_on_a_phone_shows_the_show_over_the_camera(
             )
 
             # A viewer writes, asks a question and sends hearts, from the live room.
+            # A viewer's player gets the show upright, as the phone is held.
+            watcher = await (
+                await browser.new_context(
+                    viewport={"width": 390, "height": 844},
+                    is_mobile=True,
+                    has_touch=True,
+                    user_agent=PHONE_UA,
+                    bypass_csp=True,
+                )
+            ).new_page()
+            await watcher.goto(f"{server.url}/shows/{show}")
+            await watcher.wait_for_function(PORTRAIT_PLAYER, timeout=30000)
             viewer = await room.join("Ana")
             await viewer.send(type="chat", text="Love the colour!")
             await viewer.wait("chat", lambda m: m["text"] == "Love the colour!")
@@ -273,8 +293,11 @@ async def test_studio_on_a_phone_shows_the_show_over_the_camera(
             await viewer.wait("product", lambda m: (m.get("product") or {}).get("id") == 2)
             await page.wait_for_function("document.body.dataset.studioPinned === '2'")
             await shot(page, tmp_path, "studio-844x390.png")
-            # Still live, on the same connection, after all that turning.
+            # Still live, on the same connection, after all that turning; the viewer's
+            # picture turned with the phone.
             assert await page.evaluate("document.body.dataset.studioState") == "live"
+            await watcher.wait_for_function(LANDSCAPE_PLAYER, timeout=20000)
+            await watcher.context.close()
             assert problems == []
 
             # A desktop: the moderation panel is a side column beside the stage.
@@ -291,6 +314,17 @@ async def test_studio_on_a_phone_shows_the_show_over_the_camera(
             assert await on_screen(desk, ["#preview", PINNED, "#go-live"]) == {}
             await shot(desk, tmp_path, "studio-1280x800.png")
             assert await axe_violations(desk, ".studio-stage") == []
+
+            # End on the phone: the show ends for the room, the strip goes away.
+            await page.tap("#go-live")
+            await page.wait_for_function(
+                "document.body.dataset.studioState === 'ended'", timeout=15000
+            )
+            await viewer.wait("status", lambda m: m.get("status") == "ended", limit=10)
+            assert await page.is_hidden(".studio-strip")
+            await desk.wait_for_function(
+                "document.body.dataset.studioState === 'ended'", timeout=15000
+            )
         finally:
             await room.close()
             await browser.close()

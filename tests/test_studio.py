@@ -61,3 +61,46 @@ async def test_end_show_needs_csrf_and_ends_it(client: QuartClient, services: Se
     assert (await shows.get_show(services.db, show_id)).status == "ended"
     r = await client.post(f"/studio/{show_id}/end", headers={"X-CSRF-Token": token})
     assert r.status_code == 204
+
+
+async def test_studio_page_draws_the_line_up_strip_and_the_moderation_sheet(
+    client: QuartClient, services: Services
+) -> None:
+    """The phone studio's overlay: one pin button per product of the line-up, the chat lines,
+    the hearts and the sheet that holds the rest of the moderation; moderators get the panel
+    alone, and an ended show has no strip."""
+    from appliance.catalog.products import ProductData, create_product
+
+    host = await create_user(services.db, "host@example.com", "Hana", "host", PASSWORD)
+    ids = [
+        await create_product(
+            services.db,
+            ProductData(name, "", f"SKU-{n}", 1000 + n, "EUR", "in_stock", "", ""),
+            None,
+        )
+        for n, name in enumerate(["Silk scarf", "Straw hat"])
+    ]
+    show_id = await shows.create_show(
+        services.db, shows.ShowData("Live", "", 2_000_000_000, 60, host.id), None, ids
+    )
+    await sign_in_as(client, host.email)
+    page = await (await client.get(f"/studio/{show_id}")).get_data(as_text=True)
+    for pid in ids:
+        assert f'id="strip-pin-{pid}" data-product-id="{pid}" aria-pressed="false"' in page
+    assert 'id="studio-feed"' in page and 'id="studio-hearts"' in page
+    assert f'data-room-url="/ws/shows/{show_id}"' in page
+    assert 'aria-controls="studio-sheet"' in page and 'id="studio-sheet"' in page
+    assert page.index('id="studio-sheet"') < page.index('id="moderation"')
+    assert "/static/css/studio.css" in page
+
+    moderator = await create_user(services.db, "mod@example.com", "Mia", "moderator", PASSWORD)
+    await shows.set_moderators(services.db, show_id, [moderator.id])
+    client2 = client.app.test_client()
+    await sign_in_as(client2, moderator.email)
+    page = await (await client2.get(f"/studio/{show_id}")).get_data(as_text=True)
+    assert 'id="moderation"' in page and "strip-pin" not in page and "studio-sheet" not in page
+
+    await shows.go_live(services.db, show_id)
+    await shows.end_show(services.db, show_id)
+    page = await (await client.get(f"/studio/{show_id}")).get_data(as_text=True)
+    assert "strip-pin" not in page and 'id="studio-feed"' not in page
