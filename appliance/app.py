@@ -52,6 +52,7 @@ from appliance.views.api import conversions as conversions_api
 from appliance.views.api import events as kpi_events
 from appliance.views.api import feed as room_feed
 from appliance.views.api import hls as hls_http
+from appliance.views.api import hls_start
 from appliance.views.api import media as media_http
 from appliance.views.api import metrics as metrics_api
 from appliance.views.api import room as room_ws
@@ -333,6 +334,7 @@ def create_app(config: Config) -> Quart:
         admin_shows.blueprint,
         media_http.blueprint,
         hls_http.blueprint,
+        hls_start.blueprint,
         studio.blueprint,
     ):
         app.register_blueprint(make_live(services, live))

@@ -460,9 +460,10 @@ def _children(data: bytes, start: int, end: int) -> list[tuple[bytes, int, int]]
     return out
 
 
-def fragment_info(moof: bytes) -> tuple[float, bool]:
-    """(duration in seconds, starts on a sync sample) of a fragment's first track, the
-    video (track 1): read from its tfhd and trun (ISO/IEC 14496-12 8.8)."""
+def fragment_info(moof: bytes, track: int = 1, timescale: int = VIDEO_CLOCK) -> tuple[float, bool]:
+    """(duration in seconds, starts on a sync sample) of a fragment's `track` (the video:
+    track 1 here, its time in 1/`timescale` s): read from its tfhd and trun (ISO/IEC
+    14496-12 8.8)."""
     duration = 0
     independent = False
     for kind, start, end in _children(moof, 0, len(moof)):
@@ -488,7 +489,7 @@ def fragment_info(moof: bytes) -> tuple[float, bool]:
                         at += 4
                     if flags & 0x20:
                         (default_flags,) = struct.unpack_from(">I", moof, at)
-                elif bkind == b"trun" and track_id == 1:
+                elif bkind == b"trun" and track_id == track:
                     (count,) = struct.unpack_from(">I", moof, bstart + 4)
                     at = bstart + 8
                     if flags & 0x1:
@@ -513,4 +514,4 @@ def fragment_info(moof: bytes) -> tuple[float, bool]:
                             chosen = first_flags if first_flags is not None else sample_flags
                             independent = not chosen & _SAMPLE_NON_SYNC
                         duration += sample_duration
-    return duration / VIDEO_CLOCK, independent
+    return duration / timescale, independent
