@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import logging
 import os
 import socket
@@ -132,8 +131,6 @@ class WorkerPool:
             str(control_child.fileno()),
             "--feed-fd",
             str(feed_child.fileno()),
-            "--settings",
-            json.dumps(self.settings),
         ]
         process = await asyncio.create_subprocess_exec(
             *command, pass_fds=(control_child.fileno(), feed_child.fileno()), env=env
@@ -141,6 +138,9 @@ class WorkerPool:
         control_child.close()
         feed_child.close()
         reader, writer = await asyncio.open_unix_connection(sock=control)
+        # The settings (TURN credentials among them) go on the channel, not the command
+        # line that every user of the machine can read.
+        writer.write(frame({"settings": self.settings}))
         worker = Worker(index, process, feed, writer)
         self.workers[index] = worker
         worker.reader = asyncio.ensure_future(self._read(worker, reader))
@@ -214,7 +214,10 @@ class WorkerPool:
         )
         await asyncio.sleep(min(8.0, RESTART_DELAY * 2 ** min(self.restarts[index] - 1, 4)))
         if not self._closing:
-            await self._spawn(index)
+            try:
+                await self._spawn(index)
+            except OSError:
+                log.exception("relay worker %d could not be started again", index)
 
     def _spawn_task(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

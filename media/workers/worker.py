@@ -1,4 +1,5 @@
-"""A relay worker process: `python -m media.workers.worker` (started by the pool).
+"""A relay worker process: `python -m media.workers.worker` (started by the pool, which
+passes it the two sockets; the first message on the control channel is its settings).
 
 It owns the viewers' peer connections placed on it. Its `WorkerPlane` is the media
 plane with no publisher of its own: each show's streams are fed by the main process
@@ -14,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import socket
@@ -140,8 +140,12 @@ class Worker:
         if self.writer is not None and not self.writer.is_closing():
             self.writer.write(frame(message))
 
-    async def run(self, settings: MediaSettings) -> None:
+    async def run(self) -> None:
         reader, self.writer = await asyncio.open_unix_connection(sock=self.control)
+        first = await read_message(reader)  # the pool's settings come first
+        if first is None:
+            return
+        settings = media_settings(dict(first.get("settings", {})))
         plane = self.plane = WorkerPlane(settings, self.tell)
         await plane.start()
         self.feed.setblocking(False)
@@ -229,7 +233,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--index", type=int, default=0)
     parser.add_argument("--control-fd", type=int, required=True)
     parser.add_argument("--feed-fd", type=int, required=True)
-    parser.add_argument("--settings", default="{}")
     args = parser.parse_args(argv)
     level = os.environ.get("VITRINE_LOG_LEVEL", "INFO").upper()  # as the server's
     logging.basicConfig(
@@ -240,7 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     feed = socket.socket(fileno=args.feed_fd)
     worker = Worker(args.index, control, feed)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(worker.run(media_settings(json.loads(args.settings))))
+        asyncio.run(worker.run())
 
 
 if __name__ == "__main__":
