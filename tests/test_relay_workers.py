@@ -27,10 +27,14 @@ from typing import Any
 
 import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
-from aiortc.rtp import RTCP_PSFB_PLI, RtcpPsfbPacket
+from aiortc.rtp import RTCP_PSFB_PLI, RtcpPsfbPacket, RtpPacket
 
+from appliance.config import load_config
+from appliance.live.bridge import max_viewers
 from media import aiortc_glue as glue
 from media.plane import MediaPlane, MediaSettings
+from media.workers.capacity import default_max_viewers
+from media.workers.feed import FedPacket, FedReport, decode, encode_packet, encode_sender_report
 from tests.conftest import PASSWORD, LiveServer, launch, stop
 from tests.media_helpers import CounterVideoTrack, answer, make_viewer, read_counter
 from tests.test_media_http import Show, ahttp, http, publish, until
@@ -258,6 +262,52 @@ async def test_viewers_in_a_worker_wait_for_the_next_publisher(
     second, _ = await publish(show, CounterVideoTrack(320, 180, 30, first=10_000))
     pcs.append(second)
     assert await reaches(tracks, 10_030)
+
+
+# -- the feed's datagrams and the capacity formula ------------------------------------
+
+
+def test_the_feed_carries_a_packet_and_a_sender_report_whole() -> None:
+    packet = RtpPacket(sequence_number=65535, timestamp=2**32 - 1, marker=1, payload=b"\x65" * 1100)
+    packet.extensions.abs_send_time = 0
+    packet.extensions.audio_level = (True, 127)
+    fed = decode(encode_packet("12", "video", 2**32 + 5, "video/h264", 90000, packet))
+    assert isinstance(fed, FedPacket)
+    assert (fed.show, fed.kind, fed.generation, fed.codec, fed.clock_rate) == (
+        "12",
+        "video",
+        5,
+        "video/h264",
+        90000,
+    )
+    got = fed.packet
+    assert (got.sequence_number, got.timestamp, got.marker, got.payload) == (
+        65535,
+        2**32 - 1,
+        1,
+        packet.payload,
+    )
+    assert got.extensions.abs_send_time == 0 and got.extensions.audio_level == (True, 127)
+    bare = decode(encode_packet("3", "audio", 1, "audio/opus", 48000, RtpPacket(payload=b"x")))
+    assert isinstance(bare, FedPacket)
+    assert bare.packet.extensions.abs_send_time is None
+    assert bare.packet.extensions.audio_level is None
+    report = decode(encode_sender_report("12", "audio", 7, 2**63 + 1, 4242))
+    assert report == FedReport("12", "audio", 7, 2**63 + 1, 4242)
+    # Anything else is dropped, never raised on.
+    for junk in (b"", b"\x01", b"\x09" * 40, b"\x01" + b"\x00" * 20 + b"\xff", b"\x02" * 5):
+        assert decode(junk) is None
+
+
+def test_the_default_max_viewers_follows_the_relay_cores() -> None:
+    assert default_max_viewers(0, 8) == 112  # one event loop, whatever the machine
+    assert default_max_viewers(2, 2) == 225
+    assert default_max_viewers(4, 2) == 225  # workers past the cores add nothing
+    assert default_max_viewers(8, 8) == 902
+    config = load_config(environ={"VITRINE_MEDIA_WORKERS": "2"})
+    assert config.media.max_viewers == 0 and config.media.workers == 2
+    assert max_viewers(config) == default_max_viewers(2, os.cpu_count() or 1)
+    assert max_viewers(load_config(environ={"VITRINE_MEDIA_MAX_VIEWERS": "40"})) == 40
 
 
 # -- in-process: a MediaPlane and its worker processes ----------------------------------
