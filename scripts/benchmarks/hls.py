@@ -192,7 +192,10 @@ def main() -> None:
         default="delay,clients,feed",
         help="what to measure: delay (writer CPU and delays), clients, feed",
     )
-    parser.add_argument("--clients", default="200,1000,5000", help="HLS clients per step")
+    parser.add_argument(
+        "--direct-clients", default="100,200,500,1000,2000", help="HLS clients straight"
+    )
+    parser.add_argument("--clients", default="500,1000,2000,5000", help="HLS clients, nginx")
     parser.add_argument("--feed-readers", default="10000", help="room feed readers per step")
     parser.add_argument("--procs", type=int, default=2, help="load generator processes")
     parser.add_argument("--window", type=float, default=15.0, help="seconds measured a step")
@@ -207,26 +210,28 @@ def main() -> None:
 
 
 def scale(args: argparse.Namespace, only: set[str]) -> None:
+    direct = numbers(args.direct_clients) if "clients" in only else []
     clients = numbers(args.clients) if "clients" in only else []
     readers = numbers(args.feed_readers) if "feed" in only else []
     hls_rows, feed_rows = hls_scale.sweep(
-        clients, readers, args.procs, args.window, args.nginx_workers
+        direct, clients, readers, args.procs, args.window, args.nginx_workers
     )
     command = (
         f"`scripts/bench hls --only {','.join(sorted(only & {'clients', 'feed'}))} "
-        f"--clients {args.clients} --feed-readers {args.feed_readers} --procs {args.procs} "
-        f"--window {args.window:.0f}`"
+        f"--direct-clients {args.direct_clients} --clients {args.clients} "
+        f"--feed-readers {args.feed_readers} --procs {args.procs} --window {args.window:.0f}`"
     )
     setup = (
-        "one `vitrine serve` (recording off) with a 640x360 WHIP publisher (the network "
-        "lab's, its own process), Debian's nginx running docs/media.md's block "
-        f"({args.nginx_workers} worker), and the clients of scripts/benchmarks/hls_load.py "
-        f"in {args.procs} processes (raw HTTP/1.1 keep-alive, uvloop), all on this machine's "
-        "2 cores, which other work shares (the load average is beside each step). CPU is "
-        "each program's own processes' CPU time over the step's window, in % of one core. "
-        "`limit`: `generator` when the generator used 85 % of its processes' cores, "
-        "`CPUs` when the three together used 90 % of the machine: there the figures say "
-        "what this machine could generate, not what the server could serve."
+        "for each path a fresh `vitrine serve` (recording off) with a 640x360 WHIP "
+        "publisher (the network lab's, its own process), Debian's nginx running "
+        f"docs/media.md's block ({args.nginx_workers} worker), and the clients of "
+        f"scripts/benchmarks/hls_load.py in {args.procs} processes (raw HTTP/1.1 "
+        "keep-alive, uvloop), all on this machine's 2 cores, which other work shares (the "
+        "load average is beside each step). CPU is each program's own processes' CPU time "
+        "over the step's window, in % of one core. `limit`: `generator` when the generator "
+        "used 85 % of its processes' cores, `CPUs` when the three together used 90 % of "
+        "the machine: there the figures say what this machine could generate, not what "
+        "the server could serve."
     )
     if hls_rows:
         table = [

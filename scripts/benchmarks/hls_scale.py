@@ -363,29 +363,36 @@ def feed_table(rows: list[dict[str, Any]], procs: int) -> list[str]:
 
 
 def sweep(
-    clients: list[int], readers: list[int], procs: int, window: float, nginx_workers: int
+    direct: list[int],
+    clients: list[int],
+    readers: list[int],
+    procs: int,
+    window: float,
+    nginx_workers: int,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Every HLS step straight from Vitrine (until one delivers under 90 %), then through
-    nginx, then every feed step through nginx; one server, show and nginx for all."""
-    most = max([*clients, *readers, 1])
-    stage = start(2 * most + 1000, nginx_workers)  # two connections an HLS client
+    """The HLS steps straight from Vitrine (until one delivers under 90 %: past that the
+    server's loop starves its own WebRTC publisher), then those through nginx, then the
+    feed's: each path with its own fresh server, show and nginx."""
     hls_rows: list[dict[str, Any]] = []
     feed_rows: list[dict[str, Any]] = []
-    try:
-        for via in ("direct", "nginx"):
-            for count in clients:
-                row = hls_step(stage, via, count, procs, window)
+    for via, steps in (("direct", direct), ("nginx", clients), ("feed", readers)):
+        if not steps:
+            continue
+        stage = start(2 * max(steps) + 1000, nginx_workers)  # two connections an HLS client
+        try:
+            for count in steps:
+                if via == "feed":
+                    row = feed_step(stage, count, procs, window)
+                    feed_rows.append(row)
+                else:
+                    row = hls_step(stage, via, count, procs, window)
+                    hls_rows.append(row)
                 print(json.dumps(row), flush=True)
-                hls_rows.append(row)
                 if via == "direct" and row["delivered"] < 0.9 * row["expected"]:
                     break
                 time.sleep(3)  # the sockets of the step before close
-        for count in readers:
-            row = feed_step(stage, count, procs, window)
-            print(json.dumps(row), flush=True)
-            feed_rows.append(row)
-    finally:
-        stage.close()
+        finally:
+            stage.close()
     return hls_rows, feed_rows
 
 
