@@ -19,7 +19,11 @@ upgrade that changes them fails loudly (aiortc is pinned to 1.16):
   `_tx_srtp`, `_state`, `transport` (the ICE transport) and its `_connection`
   (aioice), whose `_nominated[1]` is the selected pair (`protocol.transport`,
   `remote_addr`), and asyncio's `_SelectorDatagramTransport._sock`;
-- `aioice.ice.get_host_addresses`, replaced when host addresses are configured.
+- `aioice.ice.get_host_addresses`, replaced when host addresses are configured;
+- pylibsrtp's `Session._srtp`, `_cdata` and `_buffer` (the session's libsrtp context
+  and its 1500-byte work buffer) and `pylibsrtp.lib.srtp_protect`, which
+  `FastPath.send_packet` calls directly: the packet is written once, into that buffer,
+  protected in place and sent from it (pylibsrtp's `protect` copies it in and out).
 """
 
 from __future__ import annotations
@@ -27,11 +31,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import struct
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import aioice.ice
+import pylibsrtp
 from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.codecs import is_rtx
 from aiortc.rtcdtlstransport import RTCDtlsTransport, State
@@ -278,6 +284,11 @@ def enlarge_receive_buffer(dtls: RTCDtlsTransport, size: int = 2 * 1024 * 1024) 
 
 
 SENT, CONGESTED, CLOSED = 0, 1, 2
+_CONNECTED = State.CONNECTED
+_HEADER = struct.Struct("!HII")  # sequence number, timestamp, SSRC at byte 2 of RTP
+_SRTP_TRAILER = 16  # pylibsrtp's SRTP_MAX_TRAILER_LEN
+_srtp_protect = pylibsrtp.lib.srtp_protect
+_new_int = pylibsrtp.ffi.new
 
 
 class FastPath:
@@ -289,14 +300,79 @@ class FastPath:
     kernel buffer is the only per-viewer queue, and it is bounded.
     """
 
-    __slots__ = ("_dtls", "_nominated")
+    __slots__ = (
+        "_addr",
+        "_buffer",
+        "_cdata",
+        "_context",
+        "_dtls",
+        "_length",
+        "_nominated",
+        "_pair",
+        "_session",
+        "_sock",
+    )
 
     def __init__(self, dtls: RTCDtlsTransport) -> None:
         self._dtls = dtls
         self._nominated: dict[int, Any] = dtls.transport._connection._nominated
+        self._pair: Any = None
+        self._sock: Any = None
+        self._addr: Any = None
+        self._session: Any = None
+        self._context: Any = None
+        self._cdata: Any = None
+        self._buffer: memoryview | None = None
+        self._length: Any = _new_int("int *")
+
+    def _bind(self, pair: Any, session: Any) -> None:
+        """Remember the pair's socket and address and the SRTP session's buffer."""
+        if pair is not self._pair:
+            self._pair = pair
+            self._sock = pair.protocol.transport._sock
+            self._addr = pair.remote_addr
+        if session is not self._session:
+            self._session = session
+            self._context = session._srtp[0]
+            self._cdata = session._cdata
+            self._buffer = memoryview(session._buffer)
+
+    def send_packet(self, template: bytes, seq: int, ts: int, ssrc: int) -> int:
+        """Send the RTP packet `template` with this sequence number, timestamp and SSRC.
+
+        The hot path: one copy of the template into the SRTP session's buffer, the
+        header patched and the packet protected there, sent from there."""
+        dtls = self._dtls
+        if dtls._state is not _CONNECTED:
+            return CLOSED
+        pair = self._nominated.get(1)
+        if pair is None:
+            return CLOSED
+        session = dtls._tx_srtp
+        if pair is not self._pair or session is not self._session:
+            self._bind(pair, session)
+        buffer = self._buffer
+        size = len(template)
+        if buffer is None or size > len(buffer) - _SRTP_TRAILER:
+            data = bytearray(template)
+            _HEADER.pack_into(data, 2, seq, ts, ssrc)
+            return self.send_rtp(bytes(data))
+        buffer[:size] = template
+        _HEADER.pack_into(buffer, 2, seq, ts, ssrc)
+        length = self._length
+        length[0] = size
+        if _srtp_protect(self._context, self._cdata, length):
+            return CLOSED  # libsrtp refused it (a broken session): like a closed one
+        try:
+            self._sock.sendto(buffer[: length[0]], self._addr)
+        except BlockingIOError:
+            return CONGESTED
+        except OSError:
+            return CLOSED
+        return SENT
 
     def send_rtp(self, data: bytes) -> int:
-        if self._dtls._state != State.CONNECTED:
+        if self._dtls._state is not _CONNECTED:
             return CLOSED
         pair = self._nominated.get(1)
         if pair is None:
@@ -312,7 +388,7 @@ class FastPath:
         return SENT
 
     def send_rtcp(self, data: bytes) -> bool:
-        if self._dtls._state != State.CONNECTED:
+        if self._dtls._state is not _CONNECTED:
             return False
         pair = self._nominated.get(1)
         if pair is None:

@@ -56,7 +56,6 @@ from media.rewrite import SequenceRewriter
 KEYFRAME_INTERVAL = 0.5  # seconds between two keyframe requests to the publisher
 NTP_EPOCH = 2208988800
 FANOUT_RING = 1024
-_HEADER = struct.Struct("!HII")
 # Generations are unique across streams: a viewer's NACK for a packet of the layer it
 # had before a switch can never be answered with another layer's packet.
 _GENERATIONS = itertools.count(1)
@@ -355,8 +354,9 @@ class DownTrack:
         if pt is None:
             self.dropped += 1
             return False
+        template = packet.templates.get((pt, self.layout)) or self._template(packet, pt)
         seq, ts = rewriter.rewrite(packet.seq, packet.ts, now, packet.generation)
-        result = self.path.send_rtp(self._serialise(packet, pt, seq, ts))
+        result = self.path.send_packet(template, seq, ts, self.ssrc)
         if result:  # CONGESTED or CLOSED: this viewer loses the packet, nobody waits
             self.dropped += 1
             if result == CONGESTED and self.kind == "video":
@@ -368,19 +368,17 @@ class DownTrack:
         self.octets_sent += len(packet.payload)
         return True
 
-    def _serialise(self, packet: SourcePacket, pt: int, seq: int, ts: int) -> bytes:
-        key = (pt, self.layout)
-        template = packet.templates.get(key)
-        if template is None:
-            header = RtpPacket(payload_type=pt, marker=packet.marker, payload=packet.payload)
-            header.extensions.mid = self.mid
-            header.extensions.abs_send_time = packet.abs_send_time
-            header.extensions.audio_level = packet.audio_level
-            assert self.extmap is not None  # set by start(), before any write()
-            template = packet.templates[key] = header.serialize(self.extmap)
-        data = bytearray(template)
-        _HEADER.pack_into(data, 2, seq, ts, self.ssrc)
-        return bytes(data)
+    def _template(self, packet: SourcePacket, pt: int) -> bytes:
+        """The packet serialised for this viewer's header layout, once for all viewers
+        with that layout; FastPath.send_packet patches sequence number, timestamp and
+        SSRC into its copy."""
+        header = RtpPacket(payload_type=pt, marker=packet.marker, payload=packet.payload)
+        header.extensions.mid = self.mid
+        header.extensions.abs_send_time = packet.abs_send_time
+        header.extensions.audio_level = packet.audio_level
+        assert self.extmap is not None  # set by start(), before any write()
+        template = packet.templates[(pt, self.layout)] = header.serialize(self.extmap)
+        return template
 
     def _serialise_rtx(self, packet: SourcePacket, rtx_pt: int, out_seq: int, ts: int) -> bytes:
         header = RtpPacket(

@@ -13,7 +13,7 @@ from array import array
 
 SEQ_MOD = 1 << 16
 TS_MOD = 1 << 32
-RING = 1024
+RING = 1024  # a power of two: rewrite() masks with RING - 1
 
 
 class SequenceRewriter:
@@ -58,14 +58,16 @@ class SequenceRewriter:
                 target_ts = self._last_out_ts + max(int(elapsed * self._clock_rate), 1)
             self._ts_offset = (target_ts - in_ts) % TS_MOD
             self._anchored = True
-        out_seq = (in_seq + self._seq_offset) % SEQ_MOD
-        out_ts = (in_ts + self._ts_offset) % TS_MOD
+        # Masks, not `% SEQ_MOD` (a global looked up per use): this runs per packet per
+        # viewer. SEQ_MOD, TS_MOD and RING are powers of two.
+        out_seq = (in_seq + self._seq_offset) & 0xFFFF
+        out_ts = (in_ts + self._ts_offset) & 0xFFFFFFFF
         # Only move forward: a reordered packet must not rewind the counters.
-        if (out_seq - self._next_seq) % SEQ_MOD < SEQ_MOD // 2:
-            self._next_seq = (out_seq + 1) % SEQ_MOD
+        if (out_seq - self._next_seq) & 0xFFFF < 0x8000:
+            self._next_seq = (out_seq + 1) & 0xFFFF
             self._last_out_ts = out_ts
             self._last_out_time = now
-        slot = out_seq % RING
+        slot = out_seq & 0x3FF
         self._ring_in[slot] = in_seq
         self._ring_out[slot] = out_seq
         self._ring_gen[slot] = generation

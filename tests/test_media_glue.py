@@ -82,3 +82,52 @@ def test_host_addresses_setting() -> None:
     finally:
         glue.set_host_addresses([])
     assert aioice.ice.get_host_addresses is glue._original_get_host_addresses
+
+
+def test_fast_path_protects_in_the_session_buffer() -> None:
+    """FastPath.send_packet writes the packet into pylibsrtp's own buffer (`_cdata`,
+    `_buffer`), patches it, protects it with `lib.srtp_protect` on `_srtp[0]` and sends
+    it from there: what the viewer unprotects is the template with this viewer's
+    sequence number, timestamp and SSRC."""
+    import os
+    import socket
+    from types import SimpleNamespace
+
+    from aiortc.rtcdtlstransport import State
+    from aiortc.rtp import RtpPacket
+    from pylibsrtp import Policy, Session
+
+    key = os.urandom(30)
+    tx = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
+    rx = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND))
+    viewer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    relay = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        viewer.bind(("127.0.0.1", 0))
+        viewer.settimeout(5)
+        relay.bind(("127.0.0.1", 0))
+        relay.setblocking(False)
+        pair = SimpleNamespace(
+            protocol=SimpleNamespace(transport=SimpleNamespace(_sock=relay)),
+            remote_addr=viewer.getsockname(),
+        )
+        dtls = SimpleNamespace(
+            _state=State.CONNECTED,
+            _tx_srtp=tx,
+            transport=SimpleNamespace(_connection=SimpleNamespace(_nominated={1: pair})),
+        )
+        path = glue.FastPath(dtls)  # type: ignore[arg-type]
+        payload = os.urandom(1200)
+        template = bytes(RtpPacket(payload_type=102, marker=1, payload=payload).serialize())
+        for seq in (65534, 65535, 0):
+            assert path.send_packet(template, seq, seq * 3000, 0xC0FFEE) == glue.SENT
+            got = RtpPacket.parse(rx.unprotect(viewer.recv(2048)))
+            assert (got.sequence_number, got.timestamp, got.ssrc) == (seq, seq * 3000, 0xC0FFEE)
+            assert got.payload == payload and got.payload_type == 102 and got.marker == 1
+        # The session's other users (aiortc's RTCP) still work on the shared buffer.
+        assert rx.unprotect_rtcp(tx.protect_rtcp(b"\x80\xc9\x00\x01" + b"\x00" * 4))
+        dtls._state = State.CLOSED
+        assert path.send_packet(template, 1, 1, 1) == glue.CLOSED
+    finally:
+        viewer.close()
+        relay.close()

@@ -5,6 +5,7 @@ sequence numbers and timestamps go on)."""
 from __future__ import annotations
 
 import itertools
+import struct
 import time
 
 from aiortc import sdp
@@ -139,6 +140,11 @@ class Capture:
         self.rtp.append(data)
         return 0
 
+    def send_packet(self, template: bytes, seq: int, ts: int, ssrc: int) -> int:
+        data = bytearray(template)
+        struct.pack_into("!HII", data, 2, seq, ts, ssrc)
+        return self.send_rtp(bytes(data))
+
     def send_rtcp(self, data: bytes) -> bool:
         return True
 
@@ -272,3 +278,33 @@ async def test_whip_answer_accepts_a_simulcast_offer() -> None:
         await client.close()
         await plane.close()
         set_host_addresses([])
+
+
+def test_the_recording_follows_the_largest_layer_sending() -> None:
+    """A browser stops its largest layer when its uplink narrows: the recording moves to
+    the largest one still sending at its keyframe, and back up at the large one's."""
+    asked: list[str] = []
+    top = Stream("video", lambda: asked.append("h"))
+    layers = simulcast.VideoLayers(top, lambda rid: Stream("video", lambda: asked.append(rid)))
+    layers.set_rids(["h", "m", "l"])
+    middle = layers.by_rid["m"]
+    for stream in layers.by_rid.values():
+        stream.new_source("video/h264", 90000)
+    t = 10.0
+    top.on_packet(_packet(1, 0, H264_IDR), t)
+    assert layers.feeds(top, _packet(1, 0, H264_IDR), t)
+    middle.on_packet(_packet(5, 0, H264_IDR), t)
+    assert not layers.feeds(middle, _packet(5, 0, H264_IDR), t)  # the top one sends
+    # The top layer falls silent: the middle one is asked for a keyframe and, at it,
+    # recorded.
+    t += 1.5
+    middle.on_packet(_packet(6, 3000, H264_P), t)
+    layers.keep_recording(t)
+    assert asked == ["m"]
+    assert not layers.feeds(middle, _packet(6, 3000, H264_P), t)
+    assert layers.feeds(middle, _packet(7, 6000, H264_IDR), t)
+    assert layers.recorded is middle
+    # The top layer is back: recorded again from its keyframe on.
+    assert not layers.feeds(top, _packet(2, 3000, H264_P), t + 1)
+    assert layers.feeds(top, _packet(3, 6000, H264_IDR), t + 1)
+    assert layers.recorded is top
