@@ -148,9 +148,10 @@ class ShowRelay:
             publisher.media_ssrc[key] = packet.ssrc
             publisher.sources[key] = f"{publisher.id}/{packet.ssrc}"
             stream.new_source(codec_key(codec.mimeType), codec.clockRate)
-        stream.on_packet(packet, time.monotonic())
-        if key != kind:
-            return  # a lower layer is only forwarded: recorded and handed on is the top one
+        now = time.monotonic()
+        stream.on_packet(packet, now)
+        if key != "audio" and publisher.rids and not self.layers.feeds(stream, packet, now):
+            return  # a layer only forwarded: recorded and handed on is one layer
         pool = self.plane.pool
         if pool is not None:
             pool.feed_packet(self.show, kind, stream, packet)
@@ -159,7 +160,7 @@ class ShowRelay:
             recorder.packet(
                 kind,
                 stream.codec,
-                publisher.sources[kind],
+                publisher.sources[key],
                 packet.timestamp,
                 bool(packet.marker),
                 packet.payload,
@@ -172,11 +173,13 @@ class ShowRelay:
             for rid, layer in self.layers.by_rid.items():
                 if publisher.media_ssrc.get(f"video:{rid}") == ssrc:
                     layer.on_sender_report(ntp, rtp_ts, time.monotonic())
+                    if self.plane.pool is not None and layer is self.layers.recorded:
+                        self.plane.pool.feed_sender_report(self.show, kind, layer, ntp, rtp_ts)
             return
         if publisher.media_ssrc.get(kind) == ssrc:
             stream = self.streams[kind]
             stream.on_sender_report(ntp, rtp_ts, time.monotonic())
-            if self.plane.pool is not None:
+            if self.plane.pool is not None and (kind == "audio" or self.layers.recorded is stream):
                 self.plane.pool.feed_sender_report(self.show, kind, stream, ntp, rtp_ts)
 
     @property
@@ -573,6 +576,7 @@ class MediaPlane:
                 for layer in relay.layers.lower():
                     if layer.waiting_viewers():
                         layer.want_keyframe(now)
+                relay.layers.keep_recording(now)
                 if ticks % 4 == 0:
                     self._every_second(show, relay, now)
 

@@ -30,6 +30,7 @@ from aiortc import sdp
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters
 
 from media import aiortc_glue as glue
+from media.keyframes import is_keyframe
 
 if TYPE_CHECKING:
     from aiortc.rtcrtptransceiver import RTCRtpTransceiver
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 RID_URI = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
 REPAIRED_RID_URI = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
 MAX_LAYERS = 3
+RECORDED_SILENCE = 1.0  # seconds without packets before the recording changes layer
 _RID = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
 
 FIT = 0.9  # a layer fits when its bitrate is at most this share of the estimate
@@ -260,15 +262,21 @@ class VideoLayers:
 
     `top`, the relay's video Stream, carries the first rid of the offer (the largest,
     as browsers list their encodings), or the only video of a publisher without
-    simulcast; the recording, the HLS rendition and new viewers take it. The other
-    layers are Streams of their own, made by `make(rid)`, each with its own packet cache
-    and keyframe requests; viewers on one layer share its per-packet work.
+    simulcast; new viewers start on it. The other layers are Streams of their own, made
+    by `make(rid)`, each with its own packet cache and keyframe requests; viewers on
+    one layer share its per-packet work.
+
+    One layer is `recorded` (and fed to the HLS rendition and relay workers): the
+    largest that is sending. A browser stops sending its larger layers when its uplink
+    narrows; then the recording moves to the largest layer still sending, at its next
+    keyframe, and back up at a keyframe of a larger one when it returns.
     """
 
     def __init__(self, top: Stream, make: Callable[[str], Stream]) -> None:
         self.top = top
         self._make = make
         self.by_rid: dict[str, Stream] = {}  # empty: the publisher sends one layer
+        self.recorded: Stream = top
 
     def set_rids(self, rids: Sequence[str]) -> None:
         """A (new) publisher sends these layers; viewers of a layer it no longer sends
@@ -289,6 +297,39 @@ class VideoLayers:
                     down.switch_to(self.top)
                     down.arrive(self.top)  # its layer is gone: no keyframe to wait for
         self.by_rid = layers
+        self.recorded = self.top
+
+    def _rank(self, stream: Stream) -> int:
+        ranks = list(self.by_rid.values())
+        return ranks.index(stream) if stream in ranks else len(ranks)
+
+    def _silent(self, stream: Stream, now: float) -> bool:
+        last = stream.last_packet
+        return last is None or now - last[1] > RECORDED_SILENCE
+
+    def feeds(self, stream: Stream, packet: Any, now: float) -> bool:
+        """Whether this packet of `stream` goes to the recording: it is the recorded
+        layer's, or the keyframe that makes `stream` the recorded layer (a larger one
+        than now, or any while the recorded one is silent)."""
+        recorded = self.recorded
+        if stream is recorded:
+            return True
+        if self._rank(stream) > self._rank(recorded) and not self._silent(recorded, now):
+            return False
+        if not is_keyframe(stream.codec, packet.payload):
+            return False
+        self.recorded = stream
+        return True
+
+    def keep_recording(self, now: float) -> None:
+        """On the relay's tick: while the recorded layer is silent, ask the largest layer
+        still sending for a keyframe to move the recording to."""
+        if not self.by_rid or not self._silent(self.recorded, now):
+            return
+        for stream in self.by_rid.values():
+            if stream is not self.recorded and not self._silent(stream, now):
+                stream.want_keyframe(now)
+                return
 
     def lower(self) -> list[Stream]:
         """The layers other than the top one."""
