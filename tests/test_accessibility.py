@@ -148,8 +148,8 @@ def server(tmp_path: Path, shop_port: int) -> Iterator[LiveServer]:
 
 @pytest.fixture
 def shows(server: LiveServer, tmp_path: Path) -> dict[str, int]:
-    """The demo shop, an admin, a host, a show that ended with its replay, a scheduled show
-    and the host's show (soon live) with two products in its line-up."""
+    """The demo shop, an admin, a host, a show that ended with its replay, one without, a
+    scheduled show and the host's show (soon live) with two products in its line-up."""
     replay, _names = ended_show_with_replay(server, tmp_path)  # seeds the demo shop
     for email in (ADMIN, HOST):
         server.cli_input(
@@ -162,7 +162,11 @@ def shows(server: LiveServer, tmp_path: Path) -> dict[str, int]:
     later = json.loads(
         server.cli("shows", "create", "--title", "Winter hats", "--starts-at", "2030-02-01T18:30")
     )
+    ended = json.loads(
+        server.cli("shows", "create", "--title", "Old hats", "--starts-at", "2030-01-01T09:00")
+    )
     with sqlite3.connect(server.data_dir / "vitrine.sqlite3") as conn:
+        conn.execute("UPDATE shows SET status = 'ended' WHERE id = ?", (ended["id"],))
         conn.execute("UPDATE users SET role = 'host' WHERE email = ?", (HOST,))
         host_id = conn.execute("SELECT id FROM users WHERE email = ?", (HOST,)).fetchone()[0]
         conn.execute("UPDATE shows SET host_id = ? WHERE id = ?", (host_id, live["id"]))
@@ -176,6 +180,7 @@ def shows(server: LiveServer, tmp_path: Path) -> dict[str, int]:
         "live_key": live["stream_key"],
         "replay": replay,
         "later": int(later["id"]),
+        "ended": int(ended["id"]),
     }
 
 
@@ -234,6 +239,10 @@ async def test_pages_pass_axe_wcag_a_and_aa_and_hearts_honour_reduced_motion(
                 await audit.check(page, f"home {tag}")
                 await page.goto(f"{base}/shows/{shows['later']}")
                 await audit.check(page, f"scheduled show {tag}")
+                await page.goto(f"{base}/shows/{shows['ended']}")
+                await audit.check(page, f"ended show without a replay {tag}")
+                await page.goto(f"{base}/reminders/confirm/no-such-link")
+                await audit.check(page, f"reminder link no longer valid {tag}")
                 await page.goto(f"{base}/login")
                 await audit.check(page, f"login {tag}")
                 await page.goto(f"{base}/shows/999999")
