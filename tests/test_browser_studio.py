@@ -259,6 +259,21 @@ async def test_studio_on_a_phone_shows_the_show_over_the_camera(
             await shot(page, tmp_path, "studio-390x844.png")
             assert await axe_violations(page) == []
 
+            # Hearts float up beside the controls, unless the host's phone reduces motion.
+            floating = "document.querySelectorAll('#studio-floating span').length"
+            await viewer.send(type="heart", count=2)
+            await page.wait_for_function(f"{floating} > 0", timeout=5000)
+            await page.emulate_media(reduced_motion="reduce")
+            before = await page.evaluate(floating)
+            await viewer.send(type="heart", count=2)
+            await page.wait_for_function(
+                "Number(document.body.dataset.studioHearts) >= 7", timeout=5000
+            )
+            assert await page.evaluate(floating) <= before
+            assert not await page.is_visible("#studio-floating")
+            assert await page.text_content("#studio-hearts-count") == "7"
+            await page.emulate_media(reduced_motion="no-preference")
+
             # The rest of the moderation is one tap away, in a sheet over the preview.
             assert not await page.is_visible("#moderation")
             await page.tap("#studio-tools")
