@@ -258,3 +258,32 @@ async def test_rate_limits_per_viewer_and_per_address(capped: LiveServer) -> Non
         status, answer = await other.say(type="hello", v=1, name=f"Other {i}")
         assert status == (200 if i < 7 else 429), answer
     assert answer["messages"][0]["code"] == "too_many_connections"
+
+
+async def test_votes_entries_and_a_prize_over_posts(
+    live_server: LiveServer, show: int, room: Room
+) -> None:
+    """Polls and giveaways work for a viewer on the feed: its vote counts, its entry is
+    answered, and when it is drawn its prize_won waits for its next request."""
+    mod = await room.join(None, cookie=staff_cookie(live_server, "admin"))
+    kim = Poster(live_server, show, "v_kim_feed_viewer_0001")
+    assert (await kim.say(type="hello", v=1, name="Kim"))[0] == 200
+    await mod.send(type="start_poll", question="Colour?", options=["Red", "Blue"], seconds=60)
+    await mod.wait("poll")
+    assert (await kim.say(type="vote", option=1)) == (200, {"messages": []})
+    await mod.wait("poll", lambda m: m["counts"] == [0, 1], limit=5)
+    status, answer = await kim.say(type="vote", option=0)
+    assert [m["code"] for m in answer["messages"]] == ["already_voted"]
+
+    await mod.send(type="start_giveaway", prize="Silk scarf")
+    await mod.wait("giveaway")
+    status, answer = await kim.say(type="enter")
+    assert status == 200 and [m["type"] for m in answer["messages"]] == ["entered"]
+    await mod.send(type="draw")
+    drawn = await mod.wait("giveaway", lambda m: m["winner"] is not None)
+    assert drawn["winner"]["name"] == "Kim"
+    status, answer = await kim.say(type="ping")
+    won = [m for m in answer["messages"] if m["type"] == "prize_won"]
+    assert won and won[0]["prize"] == "Silk scarf"
+    status, answer = await kim.say(type="claim_prize", email="kim@example.com")
+    assert [m["type"] for m in answer["messages"]] == ["prize_claimed"]

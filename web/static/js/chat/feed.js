@@ -97,9 +97,17 @@ export function feedLink(show, h) {
           needHello = true; // frames no longer kept, or a restart: the state again
           continue;
         }
+        var drawn = false;
         (body.frames || []).forEach(function (frame) {
-          if (Array.isArray(frame)) h.frame(frame);
+          if (!Array.isArray(frame)) return;
+          h.frame(frame);
+          drawn = drawn || frame.some(function (m) {
+            return m && m.type === "giveaway" && m.winner;
+          });
         });
+        // A draw: if this viewer won, the room holds a prize_won for it; ask now rather
+        // than at the next ping, the winner has a limited time to claim.
+        if (drawn) send({ type: "ping" });
         backoff = FIRST_BACKOFF_MS;
       } catch (err) {
         if (g !== gen || !running) return;
