@@ -104,3 +104,4 @@ async def test_studio_page_draws_the_line_up_strip_and_the_moderation_sheet(
     await shows.end_show(services.db, show_id)
     page = await (await client.get(f"/studio/{show_id}")).get_data(as_text=True)
     assert "strip-pin" not in page and 'id="studio-feed"' not in page
+    assert 'id="studio-tools"' in page  # the moderation stays one tap away after the show
