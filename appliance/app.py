@@ -31,6 +31,7 @@ from appliance.i18n import locales
 from appliance.i18n.translate import _, ngettext_form
 from appliance.kpis.events import EventLog
 from appliance.live.bridge import LiveShows
+from appliance.live.guest_stage import Guests
 from appliance.metrics.collect import Sources
 from appliance.paths import STATIC_DIR, TEMPLATES_DIR
 from appliance.reminders.service import Reminders
@@ -41,6 +42,7 @@ from appliance.services import Services
 from appliance.storage import db as dbmod
 from appliance.storage.uploads import UploadStore
 from appliance.views.admin import auth, studio
+from appliance.views.admin import guest as studio_guest
 from appliance.views.admin import kpis as admin_kpis
 from appliance.views.admin import products as admin_products
 from appliance.views.admin import replays as admin_replays
@@ -51,12 +53,14 @@ from appliance.views.api import cart as cart_api
 from appliance.views.api import conversions as conversions_api
 from appliance.views.api import events as kpi_events
 from appliance.views.api import feed as room_feed
+from appliance.views.api import guest as guest_http
 from appliance.views.api import hls as hls_http
 from appliance.views.api import hls_start
 from appliance.views.api import media as media_http
 from appliance.views.api import metrics as metrics_api
 from appliance.views.api import room as room_ws
 from appliance.views.public import embed as public_embed
+from appliance.views.public import guest as guest_page
 from appliance.views.public import pages as public
 from appliance.views.public import reminders as public_reminders
 from appliance.views.public import replays as replay_files
@@ -158,6 +162,16 @@ def create_app(config: Config) -> Quart:
         EngagementService(engagement_store, room_store.action, event_log),
     )
     live.status_listeners.append(rooms.show_status)
+    # A guest on the live: their own relay; the stage's changes go to the show's room.
+    guests = Guests(database, live, config.engagement.guest_link_hours)
+
+    def to_room(show_id: int, message: dict[str, Any]) -> None:
+        room = rooms.hub.rooms.get(show_id)
+        if room is not None:
+            room.broadcast(message)
+
+    guests.listeners.append(to_room)
+    app.extensions["vitrine.guests"] = guests
     # Emails and the notify webhook: queued when a show goes live, never awaited by it.
     reminders = Reminders(config, database, services.translations, services.shop)
     live.status_listeners.append(reminders.status_changed)
@@ -198,6 +212,7 @@ def create_app(config: Config) -> Quart:
         await event_log.start()
         await rooms.hub.start()
         await live.start()
+        await guests.start()
         await reminders.start()
         await backups.start()
 
@@ -209,6 +224,7 @@ def create_app(config: Config) -> Quart:
         server, not this one. Nothing is left for Hypercorn's wait; the chat and event
         buffers are written by after_serving, which follows at once."""
         log.info("stopping: closing media sessions and room sockets")
+        await guests.close()
         await live.close()
         await rooms.hub.close()
 
@@ -217,6 +233,7 @@ def create_app(config: Config) -> Quart:
     @app.after_serving
     async def close_store() -> None:
         await backups.close()  # a copy under way is left to its thread; the next one is not
+        await guests.close()
         await live.close()  # again: a no-op after begin_shutdown, the whole work without
         await rooms.hub.close()
         await room_store.close()
@@ -339,6 +356,12 @@ def create_app(config: Config) -> Quart:
     ):
         app.register_blueprint(make_live(services, live))
     app.register_blueprint(room_feed.blueprint(services, rooms))
+    app.register_blueprint(guest_page.blueprint(services))
+    app.register_blueprint(guest_http.blueprint(services, guests))
+    app.register_blueprint(studio_guest.blueprint(services, guests))
+    app.register_blueprint(
+        hls_http.blueprint(services, live, guests.plane, "/hls/<int:show_id>/guest", "hls_guest")
+    )
     room_ws.install(app, services, rooms)
     app.register_blueprint(kpi_events.blueprint(services, event_log))
     app.register_blueprint(metrics_api.blueprint(services, sources))

@@ -354,6 +354,12 @@ class EngagementSettings:
         "(docs/privacy.md).",
         _positive,
     )
+    guest_link_hours: float = _setting(
+        24.0,
+        "Hours a guest link (a guest joining the live from their own phone) stays valid "
+        "before it is used; it works once.",
+        _positive,
+    )
 
 
 def _origins(value: str) -> str | None:

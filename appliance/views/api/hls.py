@@ -25,6 +25,7 @@ from appliance.live.bridge import LiveShows
 from appliance.services import Services
 from appliance.views.web import VIEWER_COOKIE, client_address, valid_viewer
 from media.hls import PART_TARGET, Rendition
+from media.plane import MediaPlane
 
 HOLD_SECONDS = 6.0  # longest a blocking request is held: three target durations
 PLAYLIST = "application/vnd.apple.mpegurl"
@@ -59,21 +60,30 @@ def _number(name: str) -> int | None:
     return int(raw)
 
 
-def blueprint(svc: Services, live: LiveShows) -> Blueprint:
-    bp = Blueprint("hls", __name__)
+def blueprint(
+    svc: Services,
+    live: LiveShows,
+    plane: MediaPlane | None = None,
+    prefix: str = "/hls/<int:show_id>",
+    name: str = "hls",
+) -> Blueprint:
+    """The views of the show's rendition; with `plane` and `prefix`, of another plane's
+    (the guest's: `/hls/<show>/guest/`, appliance/live/guest_stage.py)."""
+    bp = Blueprint(name, __name__)
+    source = plane or live.plane
 
     def rendition_of(show_id: int) -> Rendition | None:
-        return live.plane.rendition(str(show_id))
+        return source.rendition(str(show_id))
 
     def not_here() -> Response:
         # Not live, a VP8 publisher (WebRTC only), or nothing written yet.
         return _plain("no HLS rendition of this show right now", 404)
 
-    @bp.route("/hls/<int:show_id>/<path:rest>", methods=["OPTIONS"])
+    @bp.route(prefix + "/<path:rest>", methods=["OPTIONS"])
     async def preflight(show_id: int, rest: str) -> ResponseReturnValue:
         return Response("", status=204, headers=CORS)
 
-    @bp.get("/hls/<int:show_id>/index.m3u8")
+    @bp.get(prefix + "/index.m3u8")
     async def playlist(show_id: int) -> ResponseReturnValue:
         try:
             msn, part = _number("_HLS_msn"), _number("_HLS_part")
@@ -107,21 +117,21 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
             return _plain("no such part or segment (it may have left the window)", 404)
         return Response(data, content_type=MP4, headers={**CORS, "Cache-Control": cache})
 
-    @bp.get("/hls/<int:show_id>/init.mp4")
+    @bp.get(prefix + "/init.mp4")
     async def newest_init(show_id: int) -> ResponseReturnValue:
         rendition = rendition_of(show_id)
         if rendition is None:
             return not_here()
         return media(rendition.init(), "public, max-age=1")
 
-    @bp.get("/hls/<int:show_id>/<epoch>/init-<int:period>.mp4")
+    @bp.get(prefix + "/<epoch>/init-<int:period>.mp4")
     async def init(show_id: int, epoch: str, period: int) -> ResponseReturnValue:
         rendition = rendition_of(show_id)
         if rendition is None or epoch != rendition.epoch:
             return not_here()
         return media(rendition.init(period))
 
-    @bp.get("/hls/<int:show_id>/<epoch>/p<int:number>.m4s")
+    @bp.get(prefix + "/<epoch>/p<int:number>.m4s")
     async def part(show_id: int, epoch: str, number: int) -> ResponseReturnValue:
         rendition = rendition_of(show_id)
         if rendition is None or epoch != rendition.epoch:
@@ -132,7 +142,7 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
         await rendition.wait(lambda: rendition.has_part(number), HOLD_SECONDS)
         return media(rendition.part(number))
 
-    @bp.get("/hls/<int:show_id>/<epoch>/s<int:msn>.m4s")
+    @bp.get(prefix + "/<epoch>/s<int:msn>.m4s")
     async def segment(show_id: int, epoch: str, msn: int) -> ResponseReturnValue:
         rendition = rendition_of(show_id)
         if rendition is None or epoch != rendition.epoch:

@@ -36,6 +36,21 @@ def plain(message: str, status: int, **headers: str) -> Response:
     )
 
 
+async def read_offer() -> bytes:
+    """The SDP body, or an HTTP error for the wrong type or size."""
+    ctype = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if ctype != SDP:
+        abort(plain(f"the body must be {SDP}", 415))
+    length = request.content_length
+    if length is not None and length > MAX_OFFER_BYTES:
+        abort(plain(f"the offer must be at most {MAX_OFFER_BYTES} bytes", 413))
+    body = await request.get_data(cache=False, as_text=False)
+    assert isinstance(body, bytes)
+    if len(body) > MAX_OFFER_BYTES:
+        abort(plain(f"the offer must be at most {MAX_OFFER_BYTES} bytes", 413))
+    return body
+
+
 def blueprint(svc: Services, live: LiveShows) -> Blueprint:
     bp = Blueprint("media_http", __name__)
     db = svc.db
@@ -63,20 +78,6 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
         return plain(
             "missing or wrong stream key", 401, **{"WWW-Authenticate": 'Bearer realm="vitrine"'}
         )
-
-    async def read_offer() -> bytes:
-        """The SDP body, or an HTTP error for the wrong type or size."""
-        ctype = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if ctype != SDP:
-            abort(plain(f"the body must be {SDP}", 415))
-        length = request.content_length
-        if length is not None and length > MAX_OFFER_BYTES:
-            abort(plain(f"the offer must be at most {MAX_OFFER_BYTES} bytes", 413))
-        body = await request.get_data(cache=False, as_text=False)
-        assert isinstance(body, bytes)
-        if len(body) > MAX_OFFER_BYTES:
-            abort(plain(f"the offer must be at most {MAX_OFFER_BYTES} bytes", 413))
-        return body
 
     def created(kind: str, show_id: int, session: str, answer: str) -> Response:
         links = ", ".join(f'<{s["urls"]}>; rel="ice-server"' for s in live.ice_servers_for_links)

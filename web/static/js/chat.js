@@ -142,6 +142,11 @@ function start(root) {
       // player.js watches this attribute: the show went live or ended.
       root.dataset.roomStatus = String(m.status || "");
     },
+    stage: function (m) {
+      // player/guest.js watches these: the guest came, left, or the layout changed.
+      root.dataset.stageLayout = m.layout === "inset" ? "inset" : "side";
+      root.dataset.stageGuest = m.guest ? "1" : "";
+    },
     notice: function (m) {
       if (me.onNotice(m)) return;
       if (m.code === "offer_gone") offer.onGone();

@@ -10,11 +10,13 @@ import { stage } from "./player/stage.js";
 import { showStatus } from "./player/status.js";
 import { FIRST_BACKOFF_MS, whep } from "./player/whep.js";
 import { hlsPlayer, hlsPossible, setPath } from "./player/hls.js";
+import { guestVideo } from "./player/guest.js";
 
 function start(root, video) {
   var d = root.dataset;
   var p = {
     d: d,
+    root: root,
     video: video,
     els: {
       stage: $("stage"),
@@ -55,6 +57,8 @@ function start(root, video) {
   p.whep.wire();
   p.hls.wire();
   p.stage.wire();
+  p.guest = guestVideo(p); // the guest's video, while the stage has one
+  p.guest.wire();
 
   window.addEventListener("pagehide", function () {
     deleteSession(p.sessionUrl, null, true); // keepalive: the request outlives the page

@@ -70,12 +70,12 @@ export function publisher(s) {
       s.pc = conn;
       s.audioTx = addTransceiver(conn, s.camera.audioTrack() || "audio", null);
       // Simulcast layers (a browser that refuses several encodings gets one: the
-      // fallback in addTransceiver).
+      // fallback in addTransceiver); one layer when s.singleLayer (the guest's page).
       var q = QUALITY[s.qualityKey];
       s.videoTx = addTransceiver(
         conn,
         s.camera.videoTrack() || "video",
-        simulcastEncodings(q.bitrate, q.height)
+        s.singleLayer ? [{ maxBitrate: q.bitrate }] : simulcastEncodings(q.bitrate, q.height)
       );
       preferCodec(s.videoTx, "video/H264");
       var onChange = function () { onPcState(conn, my); };

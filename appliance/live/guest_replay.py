@@ -1,0 +1,114 @@
+"""The replay of a show that had a guest: once the host's replay is made, the guest's
+recording is drawn into it as the stage was live (media/compose.py, a child process at
+the lowest priority). The host's replay stays as it is until the composed one is whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from appliance.replays.store import ReplayStore
+from appliance.storage.db import Database
+from media.compose import compose_in_child
+
+log = logging.getLogger(__name__)
+
+WAIT_SECONDS = 6 * 3600  # longest the host's replay is waited for (a long VP8 transcode)
+POLL_SECONDS = 1.0
+
+
+class GuestReplays:
+    def __init__(self, db: Database, replays: ReplayStore) -> None:
+        self.db = db
+        self.replays = replays
+
+    async def _replay_made(self, show_id: int) -> bool:
+        """Wait until the host's replay is made (True) or cannot be (False)."""
+        waited = 0.0
+        while waited < WAIT_SECONDS:
+            row = await self.replays.get(show_id)
+            if row is not None and row.status != "processing":
+                return row.status == "ready"
+            if row is None and waited > 30 and not self.replays.parts(show_id):
+                return False  # nothing was recorded of the host
+            await asyncio.sleep(POLL_SECONDS)
+            waited += POLL_SECONDS
+        return False
+
+    async def compose_when_ready(self, show_id: int, folder: Path) -> None:
+        parts = await asyncio.to_thread(_parts, folder)
+        stage = await self.db.fetchall(
+            "SELECT at, guest, layout FROM guest_stage WHERE show_id = ? ORDER BY at, id",
+            (show_id,),
+        )
+        if not parts or not any(row["guest"] for row in stage):
+            return  # no guest was on the stage: the host's replay is the replay
+        if not await self._replay_made(show_id):
+            return
+        await self._status(show_id, "processing")
+        began = time.monotonic()
+        async with self.replays._locks[show_id]:  # no trim or delete meanwhile
+            row = await self.replays.get(show_id)
+            video = self.replays.video(show_id)
+            if row is None or row.status != "ready" or row.trimmed:
+                return
+            spec = {
+                "main": str(video),
+                "timeline": [list(s) for s in row.timeline.segments],
+                "guest_parts": parts,
+                "stage": [[r["at"], bool(r["guest"]), r["layout"]] for r in stage],
+                "out": str(video),
+            }
+            spec_path = folder / "compose.json"
+            await asyncio.to_thread(spec_path.write_text, json.dumps(spec))
+            try:
+                await compose_in_child(spec_path)
+            except Exception as exc:
+                log.warning(
+                    "show %s: the guest could not be drawn into the replay: %s", show_id, exc
+                )
+                await self._status(show_id, "failed", str(exc)[:500])
+                return
+            size = (await asyncio.to_thread(video.stat)).st_size
+            await self.db.execute(
+                "UPDATE replays SET size = ?, updated_at = ? WHERE show_id = ?",
+                (size, time.time(), show_id),
+            )
+        took = time.monotonic() - began
+        log.info("show %s: the replay with its guest was composed in %.1f s", show_id, took)
+        await self._status(show_id, "ready", seconds=took)
+
+    async def _status(
+        self, show_id: int, status: str, error: str | None = None, seconds: float | None = None
+    ) -> None:
+        await self.db.execute(
+            "INSERT INTO guest_compositions (show_id, status, seconds, error, updated_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (show_id) DO UPDATE SET status = excluded.status, "
+            "seconds = excluded.seconds, error = excluded.error, updated_at = excluded.updated_at",
+            (show_id, status, seconds, error, time.time()),
+        )
+
+    async def status(self, show_id: int) -> dict[str, Any] | None:
+        row = await self.db.fetchone(
+            "SELECT status, seconds, error FROM guest_compositions WHERE show_id = ?", (show_id,)
+        )
+        return dict(row) if row is not None else None
+
+
+def _parts(folder: Path) -> list[list[Any]]:
+    """The guest's recording parts with the wall clock of their start, in order."""
+    found = []
+    for path in sorted(folder.glob("part-*"), key=lambda p: p.stem):
+        if path.suffix not in (".mp4", ".mkv"):
+            continue
+        try:
+            started = float(json.loads(path.with_suffix(".json").read_text())["started_at"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        found.append([str(path), started])
+    return found
