@@ -277,7 +277,9 @@ def scale(args: argparse.Namespace, only: set[str]) -> None:
                         "",
                         f"{command}: {setup}",
                         "",
-                        "Each reader reads the room's state, then long-polls "
+                        "The feed's server has no publisher (the show's room is open "
+                        "before it goes live; the video would only weigh on the same "
+                        "CPUs). Each reader reads the room's state, then long-polls "
                         "`/rooms/<show>/feed?after=<seq>` through nginx from the last number "
                         "it saw; a socket viewer connected straight to Vitrine sends a chat "
                         "message every 2.5 s carrying its send time, and the delay is when "

@@ -48,7 +48,7 @@ FEED_URI = re.compile(r"^/rooms/\d+/feed\?after=(\d+)$")
 class Stage:
     vitrine: LiveServer
     show: int
-    publisher: subprocess.Popen[bytes]
+    publisher: subprocess.Popen[bytes] | None
     nginx: subprocess.Popen[bytes]
     nginx_port: int
     nginx_log: Path
@@ -56,7 +56,7 @@ class Stage:
 
     def close(self) -> None:
         for process in (self.publisher, self.nginx):
-            if process.poll() is None:
+            if process is not None and process.poll() is None:
                 process.terminate()
                 try:
                     process.wait(timeout=10)
@@ -72,7 +72,28 @@ def get(url: str, headers: dict[str, str] | None = None) -> bytes:
         return bytes(r.read())
 
 
-def start(connections: int, nginx_workers: int) -> Stage:
+def start_publisher(vitrine: LiveServer, show: int, key: str, folder: Path) -> Any:
+    """The network lab's WHIP publisher (a stamped 640x360 picture), in its own process."""
+    with (folder / "publisher.log").open("ab") as log:
+        publisher = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "tests.netlab", "publisher"),
+                *(f"{vitrine.url}/whip/{show}", key, "--bind", "127.0.0.1"),
+                *("--size", "640x360"),
+            ],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+        )
+    assert publisher.stdout is not None
+    ready = publisher.stdout.readline()
+    assert b"ready" in ready, (folder / "publisher.log").read_text()
+    return publisher
+
+
+def start(connections: int, nginx_workers: int, publish: bool = True) -> Stage:
+    """Vitrine with one show (live, from a WHIP publisher, when `publish`) and nginx."""
     raise_open_files()
     folder = Path(tempfile.mkdtemp(prefix="vitrine-hls-scale-"))
     vitrine = launch(
@@ -84,21 +105,7 @@ def start(connections: int, nginx_workers: int) -> Stage:
         vitrine.cli("shows", "create", "--title", "HLS load", "--starts-at", "2030-01-01T10:00")
     )
     show = int(created["id"])
-    log = (folder / "publisher.log").open("ab")
-    publisher = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "tests.netlab", "publisher"),
-            *(f"{vitrine.url}/whip/{show}", created["stream_key"]),
-            *("--bind", "127.0.0.1", "--size", "640x360"),
-        ],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=log,
-    )
-    assert publisher.stdout is not None
-    ready = publisher.stdout.readline()
-    assert b"ready" in ready, (folder / "publisher.log").read_text()
+    publisher = start_publisher(vitrine, show, created["stream_key"], folder) if publish else None
     here = folder / "nginx"
     here.mkdir()
     port = free_port()
@@ -126,10 +133,11 @@ def start(connections: int, nginx_workers: int) -> Stage:
     )
     stage = Stage(vitrine, show, publisher, nginx, port, here / "access.log", folder)
     deadline = time.monotonic() + 20
-    while True:  # the rendition exists, and nginx answers
+    path = f"/hls/{show}/index.m3u8" if publish else f"/rooms/{show}/feed"
+    while True:  # the rendition (or the room) is there, and nginx answers
         try:
-            get(f"{vitrine.url}/hls/{show}/index.m3u8")
-            get(f"http://127.0.0.1:{port}/hls/{show}/index.m3u8")
+            get(f"{vitrine.url}{path}")
+            get(f"http://127.0.0.1:{port}{path}")
             break
         except (urllib.error.HTTPError, OSError):
             if time.monotonic() > deadline:
@@ -156,12 +164,20 @@ def family(pid: int) -> list[psutil.Process]:
 
 
 def hls_answers(stage: Stage) -> float:
-    text = get(f"{stage.vitrine.url}/metrics", {"Authorization": f"Bearer {TOKEN}"}).decode()
-    return sum(float(v) for v in HLS_ANSWERS.findall(text))
+    """Vitrine's count of HLS answers (nan when it does not answer within 30 s)."""
+    try:
+        text = get(f"{stage.vitrine.url}/metrics", {"Authorization": f"Bearer {TOKEN}"})
+    except OSError:
+        return float("nan")
+    return sum(float(v) for v in HLS_ANSWERS.findall(text.decode()))
 
 
 def newest_part(stage: Stage) -> int:
-    text = get(f"{stage.vitrine.url}/hls/{stage.show}/index.m3u8").decode()
+    """The number of the part to come (-1: no rendition, or no answer within 30 s)."""
+    try:
+        text = get(f"{stage.vitrine.url}/hls/{stage.show}/index.m3u8").decode()
+    except OSError:
+        return -1
     return int(HINT_NUMBER.findall(text)[0])
 
 
@@ -378,7 +394,8 @@ def sweep(
     for via, steps in (("direct", direct), ("nginx", clients), ("feed", readers)):
         if not steps:
             continue
-        stage = start(2 * max(steps) + 1000, nginx_workers)  # two connections an HLS client
+        # Two connections an HLS client; the feed's steps need no video.
+        stage = start(2 * max(steps) + 1000, nginx_workers, publish=via != "feed")
         try:
             for count in steps:
                 if via == "feed":
