@@ -4,9 +4,10 @@ stage's changes over time.
 
 It runs once, when the show has ended and its replay is made, in a child process at the
 lowest priority on one CPU, as media/transcode.py does. The host's replay gives the
-picture size, the frame times and the sound; each of its frames is placed on the wall
-clock by the replay's timeline, and the guest's picture at that moment (their parts carry
-their wall-clock start, `part-NNN.json`) is drawn in when the stage said a guest was on.
+picture size and the frame times; each of its frames is placed on the wall clock by the
+replay's timeline, and the guest's picture at that moment (their parts carry their
+wall-clock start, `part-NNN.json`) is drawn in when the stage said a guest was on. The
+sound is the host's and the guest's mixed the same way (media/compose_audio.py).
 The result is written under a temporary name and renamed over the replay when complete.
 
 Run by hand: `python -m media.compose SPEC.json` (the fields of `Spec`).
@@ -27,6 +28,7 @@ from typing import Any
 
 import av
 
+from media.compose_audio import Mixer
 from media.transcode import PACKAGE_ROOT, _Encoder, _h264_stream, keep_out_of_the_way
 
 STALE_SECONDS = 2.0  # a guest picture older than this at a moment: the guest is not shown
@@ -211,7 +213,7 @@ def compose(spec: Spec) -> int:
             # The encoder counts in the replay's own time base: a live recording's average
             # rate (29.99...) as a time base rounds neighbouring frames onto one time.
             video_out.codec_context.time_base = video_in.time_base
-            audio_out = out.add_stream_from_template(audio_in) if audio_in else None
+            mixer = Mixer(out, spec.guest_parts) if audio_in is not None else None
             width, height = video_out.width, video_out.height
             encoder = _Encoder(out, video_out)
             last_pts: int | None = None
@@ -238,10 +240,20 @@ def compose(spec: Spec) -> int:
                             frame.pts, frame.time_base = pts, time_base
                             shown += 1
                         encoder.frame(frame)
-                elif packet.dts is not None and packet.size and audio_out is not None:
-                    packet.stream = audio_out
-                    out.mux(packet)
+                elif packet.dts is not None and packet.size and mixer is not None:
+                    try:
+                        sounds = packet.decode()
+                    except av.error.InvalidDataError:
+                        continue
+                    for decoded_sound in sounds:
+                        sound: Any = decoded_sound
+                        if sound.pts is None:
+                            continue
+                        at = wall_of(spec.timeline, float(sound.pts * sound.time_base))
+                        mixer.frame(sound, at, at is not None and stage.at(at)[0])
             encoder.finish()
+            if mixer is not None:
+                mixer.finish()
         # +faststart: a second pass moving the index to the front, without re-encoding.
         faststart(tmp, out_path)
     finally:

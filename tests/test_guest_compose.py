@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+from array import array
 from fractions import Fraction
 from pathlib import Path
 
@@ -23,8 +25,10 @@ def coloured(
     height: int,
     seconds: float,
     audio: bool = False,
+    tone: bool = False,
 ) -> None:
-    """An H264 MP4 of one colour at 15 frames a second (and silence, with `audio`)."""
+    """An H264 MP4 of one colour at 15 frames a second (and, with `audio`, silence or with
+    `tone` a 440 Hz tone)."""
     with av.open(str(path), "w", format="mp4") as out:
         stream = out.add_stream("libx264", rate=15)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
@@ -44,8 +48,15 @@ def coloured(
         if sound is not None:
             for n in range(int(seconds * 48000 / 1024)):
                 chunk = av.AudioFrame(format="fltp", layout="mono", samples=1024)
+                wave = array(
+                    "f",
+                    (
+                        0.3 * math.sin(2 * math.pi * 440 * (n * 1024 + i) / 48000) if tone else 0.0
+                        for i in range(1024)
+                    ),
+                )
                 for plane in chunk.planes:
-                    plane.update(bytes(plane.buffer_size))
+                    plane.update(wave.tobytes() + bytes(plane.buffer_size - 4096))
                 chunk.sample_rate, chunk.pts = 48000, n * 1024
                 out.mux(sound.encode(chunk))
             out.mux(sound.encode(None))
@@ -90,7 +101,7 @@ def test_pure_parts() -> None:
 def test_composed_replay_follows_the_stage(tmp_path: Path) -> None:
     main, guest = tmp_path / "main.mp4", tmp_path / "guest.mp4"
     coloured(main, RED, 640, 360, 8.0, audio=True)
-    coloured(guest, BLUE, 240, 320, 5.0)  # a phone held upright
+    coloured(guest, BLUE, 240, 320, 5.0, audio=True, tone=True)  # a phone held upright
     started = 1000.0
     spec = Spec(
         main=str(main),
@@ -126,6 +137,25 @@ def test_composed_replay_follows_the_stage(tmp_path: Path) -> None:
     assert near(colour_at(inset, 640 - 19 - 106, 360 - 10 - 60), BLUE)
     # The guest left the stage.
     assert near(colour_at(frames[7.0], 540, 300), RED)
+    # The sound: the host's silence, with the guest's tone while the guest was on.
+    loud = loudness(out)
+    assert loud[0] < 0.01 and loud[7] < 0.01, loud
+    assert all(loud[t] > 0.1 for t in (2, 3, 4, 5)), loud
+
+
+def loudness(path: Path) -> list[float]:
+    """The sound's RMS level, second by second."""
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=48000)
+    samples = array("f")
+    with av.open(str(path)) as source:
+        for frame in source.decode(audio=0):
+            for out in resampler.resample(frame):
+                samples.frombytes(bytes(out.planes[0])[: out.samples * 4])
+    seconds = len(samples) // 48000
+    return [
+        math.sqrt(sum(x * x for x in samples[s * 48000 : (s + 1) * 48000]) / 48000)
+        for s in range(seconds)
+    ]
 
 
 def test_a_failing_composition_says_why(tmp_path: Path) -> None:
