@@ -177,7 +177,7 @@ def main() -> None:
     parser.add_argument("--print-only", action="store_true", help="leave docs/perf.md as it is")
     args = parser.parse_args()
     (size, gz), loads, buttons, frames = asyncio.run(run(args.runs))
-    load = max(loads) if loads else os.getloadavg()[0]
+    low, high = (min(loads), max(loads)) if loads else (os.getloadavg()[0],) * 2
 
     def ms(values: list[float], q: float) -> str:
         return f"{percentile(values, q) * 1000:.0f}"
@@ -192,7 +192,8 @@ def main() -> None:
         "page's navigation start to the button's first layout; tap to first frame from the "
         "click to the first frame the overlay's video presents (requestVideoFrameCallback). "
         "Server, publisher, shop and browser share the 2 cores, so the load generator weighs on "
-        f"the figures; the load average reached {load:.1f} while measuring.\n\n"
+        f"the figures; the load average (1 min) was {low:.1f} to {high:.1f} while measuring, "
+        "much of it other work on the shared machine.\n\n"
         f"- Snippet: `/embed.js` is {size:,} bytes as served, {gz:,} bytes gzipped (`gzip -9`); "
         "a classic "
         "`async` script that loads nothing from any other origin.\n\n"
