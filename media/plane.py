@@ -244,8 +244,11 @@ class MediaPlane:
         """A relay worker's viewer waits for a keyframe: asked through the show's stream,
         so that the requests of every worker are coalesced (KEYFRAME_INTERVAL)."""
         relay = self.relays.get(show)
-        if relay is not None and kind in relay.streams:
-            relay.streams[kind].want_keyframe(time.monotonic())
+        if relay is None or kind not in relay.streams:
+            return
+        # Of simulcast video, the workers get the recorded layer: the one to ask.
+        stream = relay.layers.recorded if kind == "video" else relay.streams[kind]
+        stream.want_keyframe(time.monotonic())
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
