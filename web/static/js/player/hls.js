@@ -5,8 +5,14 @@
 // other browsers get the vendored hls.js (web/static/vendor/hls.js), loaded only then. Once
 // on HLS the page stays on it. The viewer sees the same stage as on WebRTC, never an error.
 // For browser tests: body[data-player-path] is "webrtc" or "hls".
+//
+// "From the start" (#from-start, shown while the show is live and its start playlist
+// exists, docs/media.md): plays /hls/<show>/start.m3u8 (the recording from its first
+// frame) from 0, over HLS even for a page on WebRTC; pressed again, "Back to live" plays
+// the live rendition. body[data-hls-from] is "start" or "live".
 var HLS_SCRIPT = "/static/vendor/hls.js/hls.light.min.js";
 var RETRY_MS = 2000;
+var START_CHECK_MS = 10000; // while live: whether the start playlist exists yet
 var loading = null;
 
 function loadHlsJs() {
@@ -49,6 +55,55 @@ export function hlsPlayer(p) {
   var video = p.video;
   var engine = null; // the hls.js instance, when not native
   var retryTimer = null;
+  var fromStart = false; // playing the start playlist, not the live edge
+  var startKnown = false; // the start playlist answered while live
+  var button = document.getElementById("from-start");
+
+  function startUrl() {
+    return d.hlsUrl.replace(/index\.m3u8$/, "start.m3u8");
+  }
+  function source() {
+    return fromStart ? startUrl() : d.hlsUrl;
+  }
+
+  function renderStart() {
+    var live = p.status === "live" && !p.stopped;
+    if (!live) {
+      startKnown = false;
+      fromStart = false;
+    }
+    document.body.dataset.hlsFrom = fromStart ? "start" : "live";
+    if (!button) return;
+    button.hidden = !(live && startKnown && (p.path === "hls" || hlsPossible(p)));
+    button.setAttribute("aria-pressed", fromStart ? "true" : "false");
+    button.setAttribute("aria-label", fromStart ? button.dataset.msgLive : button.dataset.msgStart);
+  }
+
+  function checkStart() {
+    if (startKnown || p.status !== "live" || !button || !/index\.m3u8$/.test(d.hlsUrl || "")) {
+      renderStart();
+      return;
+    }
+    fetch(startUrl(), { cache: "no-store", credentials: "omit" })
+      .then(function (r) {
+        startKnown = r.ok && p.status === "live";
+        renderStart();
+      })
+      .catch(function () {
+        /* not now: asked again later */
+      });
+  }
+
+  function toggleStart() {
+    fromStart = !fromStart;
+    renderStart();
+    if (p.path !== "hls") {
+      start(); // a page on WebRTC goes over HLS to go back in time
+      return;
+    }
+    stopEngine();
+    load();
+  }
 
   function onPlaying() {
     if (p.path !== "hls" || p.stopped) return;
@@ -91,7 +146,13 @@ export function hlsPlayer(p) {
     if (p.stopped || p.suspended) return;
     if (nativeHls(video)) {
       video.srcObject = null;
-      video.src = d.hlsUrl;
+      video.src = source();
+      if (fromStart) {
+        video.addEventListener("loadedmetadata", function toZero() {
+          video.removeEventListener("loadedmetadata", toZero);
+          if (fromStart) video.currentTime = 0;
+        });
+      }
       p.stage.tryPlay();
       return;
     }
@@ -111,7 +172,12 @@ export function hlsPlayer(p) {
     }
     stopEngine();
     // No worker: the page's CSP allows scripts from this origin only, not blob: workers.
-    engine = new Hls({ lowLatencyMode: true, enableWorker: false, backBufferLength: 30 });
+    engine = new Hls({
+      lowLatencyMode: !fromStart,
+      enableWorker: false,
+      backBufferLength: 30,
+      startPosition: fromStart ? 0 : -1 // the start: its first frame; else the live edge
+    });
     engine.on(Hls.Events.MANIFEST_PARSED, function () { p.stage.tryPlay(); });
     engine.on(Hls.Events.ERROR, function (_event, data) {
       if (!data || !data.fatal) return;
@@ -121,7 +187,7 @@ export function hlsPlayer(p) {
     });
     video.srcObject = null;
     engine.attachMedia(video);
-    engine.loadSource(d.hlsUrl);
+    engine.loadSource(source());
   }
 
   // Switches the player to HLS for good (the WebRTC session, if any, is closed first).
@@ -158,6 +224,11 @@ export function hlsPlayer(p) {
   function wire() {
     video.addEventListener("playing", onPlaying);
     video.addEventListener("loadeddata", onPlaying);
+    if (button) {
+      button.addEventListener("click", toggleStart);
+      checkStart();
+      setInterval(checkStart, START_CHECK_MS);
+    }
   }
 
   return { start: start, stop: stop, resume: resume, wire: wire };
