@@ -59,6 +59,9 @@ FANOUT_RING = 1024
 # Generations are unique across streams: a viewer's NACK for a packet of the layer it
 # had before a switch can never be answered with another layer's packet.
 _GENERATIONS = itertools.count(1)
+# Each distinct header layout (mid, header-extension IDs) a small number: a template's
+# key is that number and the payload type in one int, hashed in no time per packet.
+_LAYOUTS: dict[tuple[Any, ...], int] = {}
 
 
 def ntp_now() -> int:
@@ -83,7 +86,7 @@ class SourcePacket:
     generation: int
     abs_send_time: int | None
     audio_level: tuple[bool, int] | None
-    templates: dict[Any, bytes] = field(default_factory=dict)
+    templates: dict[int, bytes] = field(default_factory=dict)
 
 
 class Stream:
@@ -233,6 +236,7 @@ class DownTrack:
         self.mid = ""
         self.extmap: HeaderExtensionsMap | None = None
         self.layout: tuple[Any, ...] = ()
+        self.layout_key = 0  # _LAYOUTS[layout] << 8: a template's key is this | pt
         self.payload_types: dict[str, int] = {}
         self.rtx_types: dict[str, int] = {}  # codec -> RTX payload type, if negotiated
         self.rtx_ssrc = 0
@@ -284,6 +288,7 @@ class DownTrack:
         self.extmap = extmap
         self.payload_types = payload_types
         self.layout = (mid, ext_ids)
+        self.layout_key = _LAYOUTS.setdefault(self.layout, len(_LAYOUTS)) << 8
         self.path = path
         self.rewriter = SequenceRewriter(first_seq, first_ts, self.stream.clock_rate)
         self.stream.downtracks.append(self)
@@ -354,7 +359,7 @@ class DownTrack:
         if pt is None:
             self.dropped += 1
             return False
-        template = packet.templates.get((pt, self.layout)) or self._template(packet, pt)
+        template = packet.templates.get(self.layout_key | pt) or self._template(packet, pt)
         seq, ts = rewriter.rewrite(packet.seq, packet.ts, now, packet.generation)
         result = self.path.send_packet(template, seq, ts, self.ssrc)
         if result:  # CONGESTED or CLOSED: this viewer loses the packet, nobody waits
@@ -377,7 +382,7 @@ class DownTrack:
         header.extensions.abs_send_time = packet.abs_send_time
         header.extensions.audio_level = packet.audio_level
         assert self.extmap is not None  # set by start(), before any write()
-        template = packet.templates[(pt, self.layout)] = header.serialize(self.extmap)
+        template = packet.templates[self.layout_key | pt] = header.serialize(self.extmap)
         return template
 
     def _serialise_rtx(self, packet: SourcePacket, rtx_pt: int, out_seq: int, ts: int) -> bytes:
