@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import io
 import json
+import os
 import re
 import statistics
 import sys
@@ -295,7 +296,9 @@ def scale(args: argparse.Namespace, only: set[str]) -> None:
 
 def writer_and_delays(args: argparse.Namespace) -> None:
     cpu = asyncio.run(writer_cpu(args.seconds))
+    load_writer = os.getloadavg()[0]
     d = asyncio.run(delays(args.seconds))
+    load_delays = os.getloadavg()[0]
 
     def row(name: str, values: list[float]) -> str:
         return (
@@ -306,9 +309,10 @@ def writer_and_delays(args: argparse.Namespace) -> None:
     lines = [
         f"- HLS writer: {cpu['cpu']:.2f} % of one core for a 720p30 H264 stream at "
         f"{cpu['mbit']:.2f} Mbit/s (muxing CMAF parts and cutting segments; the AAC encode "
-        "is the recording's, counted there).",
+        f"is the recording's, counted there); load average {load_writer:.1f}.",
         "",
-        "Publish-to-decode delay, 640x360 at 30 fps, one run, the same publisher:",
+        "Publish-to-decode delay, 640x360 at 30 fps, one run, the same publisher (load "
+        f"average {load_delays:.1f}):",
         "",
         "| path | frames | p50 ms | p95 ms |",
         "|---|---|---|---|",
@@ -321,8 +325,9 @@ def writer_and_delays(args: argparse.Namespace) -> None:
             [
                 "## Low-latency HLS: writer CPU and delay beside WebRTC",
                 "",
-                f"`scripts/bench hls --seconds {args.seconds:.0f}`: the writer's CPU is the "
-                "recording thread's own CPU clock spent in media/hls.py, in one process with an "
+                f"`scripts/bench hls --only delay --seconds {args.seconds:.0f}`: the writer's "
+                "CPU is the recording thread's own CPU clock spent in media/hls.py, in one "
+                "process with an "
                 "aiortc publisher; the delays come from a real server (`vitrine serve`, "
                 "recording off) with a WHIP publisher, a WHEP viewer and an HLS client that "
                 "asks for each part as the preload hint names it (held by the server until it "
