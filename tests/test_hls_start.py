@@ -57,6 +57,9 @@ async def test_the_start_playlist_plays_the_show_from_its_first_frame(server: Li
             assert time.monotonic() < deadline, "no start playlist in time"
             await asyncio.sleep(0.3)
         assert "#EXT-X-PLAYLIST-TYPE:EVENT" in text and "#EXT-X-ENDLIST" not in text
+        head = urllib.request.Request(f"{base}/start.m3u8", method="HEAD")
+        with await asyncio.to_thread(urllib.request.urlopen, head, None, 30) as r:
+            assert r.status == 200 and r.read() == b""
         assert got.headers["Cache-Control"] == "no-store"
         assert got.headers["Content-Type"].startswith("application/vnd.apple.mpegurl")
         uri, length, offset = MAP.findall(text)[0]
@@ -96,3 +99,8 @@ async def test_the_start_playlist_plays_the_show_from_its_first_frame(server: Li
     finally:
         await pc.close()
     assert (await aget(f"{server.url}/hls/999999/start.m3u8")).status == 404
+    head = urllib.request.Request(f"{server.url}/hls/999999/start.m3u8", method="HEAD")
+    with pytest.raises(urllib.error.HTTPError) as err:
+        await asyncio.to_thread(urllib.request.urlopen, head, None, 30)
+    err.value.close()
+    assert err.value.code == 404

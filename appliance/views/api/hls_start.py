@@ -2,7 +2,8 @@
 
 - `GET /hls/<show>/start.m3u8`: an `EXT-X-PLAYLIST-TYPE:EVENT` playlist of the show's
   recording from its first fragment, growing as the show goes on; 404 when the show is
-  not live, is not recorded (`media.record` off), or has nothing written yet.
+  not live, is not recorded (`media.record` off), or has nothing written yet. `HEAD` says
+  the same without making the playlist (which grows with the show): pages ask it.
 - `GET /hls/<show>/start/part-NNN.mp4`: a part of the recording, for the playlist's byte
   ranges (`Range` requests, 206).
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from quart import Blueprint, Response
+from quart import Blueprint, Response, request
 from quart.helpers import send_file
 from quart.typing import ResponseReturnValue
 
@@ -53,6 +54,10 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
     @bp.get("/hls/<int:show_id>/start.m3u8")
     async def start_playlist(show_id: int) -> ResponseReturnValue:
         index = index_of(show_id)
+        if request.method == "HEAD":  # the player asks whether to offer the button
+            if index is None or not index.scan():
+                return _missing("")
+            return Response("", content_type=PLAYLIST, headers=NO_STORE)
         text = index.playlist("start/") if index is not None else None
         if text is None:
             return _missing("this show cannot be watched from the start right now")

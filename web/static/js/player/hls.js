@@ -84,7 +84,7 @@ export function hlsPlayer(p) {
       renderStart();
       return;
     }
-    fetch(startUrl(), { cache: "no-store", credentials: "omit" })
+    fetch(startUrl(), { method: "HEAD", cache: "no-store", credentials: "omit" })
       .then(function (r) {
         startKnown = r.ok && p.status === "live";
         renderStart();
