@@ -167,11 +167,13 @@ class LayerChoice:
     def choose(
         self, layers: Sequence[Layer], estimate: float | None, loss: float, now: float
     ) -> str:
-        """The layer this viewer should get now (its key); `loss` is a share (0..1)."""
-        active = sorted((x for x in layers if x.bitrate > 0), key=lambda x: -x.bitrate)
+        """The layer this viewer should get now (its key). `layers` are listed largest
+        picture first (the publisher's order); `loss` is a share (0..1)."""
+        active = [x for x in layers if x.bitrate > 0]
         if not active:
             return self.current
         rates = {x.key: x.bitrate for x in active}
+        rank = {x.key: i for i, x in enumerate(active)}
         if self.current not in rates:  # its layer stopped: the best that fits
             self.probe = None
             return self._switch(_best(active, estimate), now)
@@ -180,14 +182,15 @@ class LayerChoice:
         if loss >= LOSSY:
             budget = min(budget, here * FIT)  # the link cannot carry what it gets now
         if self.probe is not None:
-            return self._probing(active, here, budget, estimate, loss, now)
+            below = active[rank[self.current] + 1 :]
+            return self._probing(below, here, budget, estimate, loss, now)
         best = _best(active, budget)
-        if rates[best] < here:
+        if rank[best] > rank[self.current]:
             self.room_since = None
             if now - self.changed_at < DOWN_AFTER:
                 return self.current
             return self._switch(best, now)
-        above = [x for x in active if x.bitrate > here]
+        above = active[: rank[self.current]]
         if not above:
             self.room_since = None
             return self.current
@@ -207,7 +210,7 @@ class LayerChoice:
 
     def _probing(
         self,
-        active: Sequence[Layer],
+        below: Sequence[Layer],
         here: float,
         budget: float,
         estimate: float | None,
@@ -230,7 +233,6 @@ class LayerChoice:
         if loss >= LOSSY or falling or now - began >= PROBE_HOLD:
             self.probe = None
             self.probe_wait = min(self.probe_wait * 2, PROBE_MAX)
-            below = [x for x in active if x.bitrate < here]
             fitting = _best(below, budget) if below else self.current
             return self._switch(fitting, now)
         return self.current
@@ -244,8 +246,8 @@ class LayerChoice:
 
 
 def _best(active: Sequence[Layer], budget: float | None) -> str:
-    """The largest layer (of `active`, largest first) within `budget`, else the
-    smallest one."""
+    """The largest layer (of `active`, largest first) whose bitrate is within
+    `budget`, else the smallest one."""
     if budget is None:
         return active[0].key
     for layer in active:
@@ -350,6 +352,7 @@ class VideoLayers:
         key = next((rid for rid, s in self.by_rid.items() if s is on), None)
         if choice is None or key is None:
             choice = down.choice = LayerChoice(key or next(iter(self.by_rid)), now)
+        # by_rid is in the offer's order: the largest picture first.
         layers = [Layer(rid, stream.bitrate) for rid, stream in self.by_rid.items()]
         wanted = choice.choose(layers, down.remb, down.fraction_lost / 256, now)
         target = self.by_rid.get(wanted)

@@ -308,3 +308,15 @@ def test_the_recording_follows_the_largest_layer_sending() -> None:
     assert not layers.feeds(top, _packet(2, 3000, H264_P), t + 1)
     assert layers.feeds(top, _packet(3, 6000, H264_IDR), t + 1)
     assert layers.recorded is top
+
+
+def test_layers_rank_by_the_publishers_order_not_their_bitrate() -> None:
+    """A browser short of uplink starves its largest layer first: it may carry fewer
+    bits than the middle one for a while, and is still the largest picture."""
+    starved = layers(60_000, 150_000, 50_000)
+    choice = LayerChoice("m", now=0.0)
+    assert choice.choose(starved, None, 0.0, 1.0) == "m"  # room only after a while
+    assert choice.choose(starved, 5_000_000, 0.0, 2.0) == "m"
+    assert choice.choose(starved, 5_000_000, 0.0, 6.1) == "h"
+    # Within 100 kbit/s the large layer fits, the middle one does not: still the large.
+    assert LayerChoice("h", now=0.0).choose(starved, 100_000, 0.0, 2.0) == "h"
