@@ -1,7 +1,8 @@
 """Processes of the relay benchmark, each driven by JSON lines on stdin/stdout.
 
   relay_agents.py publisher URL KEY   publish a pre-encoded 720p30 H264 + Opus stream
-  relay_agents.py viewers URL         hold many WHEP viewers that never decode
+  relay_agents.py viewers URL light   hold many WHEP viewers that count packets at the socket
+  relay_agents.py viewers URL full    hold a few WHEP viewers that decode every frame
   relay_agents.py baseline PORT       a WHIP/WHEP server built on aiortc's MediaRelay,
                                       decoding once and re-encoding per viewer
 
@@ -33,7 +34,6 @@ from aiortc import (  # noqa: E402
 from aiortc.mediastreams import AudioStreamTrack  # noqa: E402
 
 from media import aiortc_glue as glue  # noqa: E402
-from media.keyframes import is_keyframe  # noqa: E402
 
 FPS = 30
 WIDTH, HEIGHT = 1280, 720
@@ -167,121 +167,58 @@ async def run_publisher(url: str, key: str) -> None:
 # -- viewers -----------------------------------------------------------------------
 
 
-class CountingViewer:
-    def __init__(self) -> None:
-        self.pc = RTCPeerConnection()
-        self.packets = {"audio": 0, "video": 0}
-        self.frames = 0
-        self.connect_started = 0.0
-        self.first_keyframe: float | None = None
-        for kind in ("audio", "video"):
-            transceiver = self.pc.addTransceiver(kind, direction="recvonly")
-            receiver = glue.swap_receiver(transceiver)
-            receiver.on_rtp = self.on_rtp
-            # A light load generator: receiver reports only, no bandwidth estimation
-            # or NACKs (they would cost the load generator, not the relay, CPU).
-            setattr(receiver, glue._RECEIVER + "remote_bitrate_estimator", None)
-            setattr(receiver, glue._RECEIVER + "nack_generator", None)
+async def run_viewers(url: str, kind: str) -> None:
+    """Light viewers (kind "light") or full ones ("full"), see relay_viewers.py.
 
-        self.kinds: dict[int, str] = {}
-        self.fast = False
-        self.connected: float | None = None
+    Commands: {"op": "add", "count": n}, {"op": "reset"} (zero the counters, answers
+    the time), {"op": "report"} (every viewer's counters, the process's CPU seconds
+    and the time), {"op": "stop"}.
+    """
+    from relay_viewers import FullViewer, LightViewer, SocketCounter
 
-        @self.pc.on("connectionstatechange")
-        def _state() -> None:
-            if self.pc.connectionState == "connected" and self.connected is None:
-                self.connected = time.monotonic() - self.connect_started
-
-    def on_rtp(self, receiver: Any, packet: Any, _arrival: int) -> None:
-        kind = receiver.kind
-        self.packets[kind] += 1
-        if kind == "video":
-            if packet.marker:
-                self.frames += 1
-            if self.first_keyframe is None:
-                codec = receiver.codecs.get(packet.payload_type)
-                if codec and is_keyframe(codec.mimeType.lower(), packet.payload):
-                    self.first_keyframe = time.monotonic() - self.connect_started
-                    self.count_at_the_socket()
-
-    def count_at_the_socket(self) -> None:
-        """From now on count RTP by its clear-text header as it reaches the socket.
-
-        SRTP leaves the RTP header unencrypted; skipping decryption and parsing keeps
-        the load generator's CPU for what it measures. RTCP still goes through aiortc,
-        so this viewer keeps sending receiver reports.
-        """
-        if self.fast:
-            return
-        for t in self.pc.getTransceivers():
-            for pt in t.receiver.codecs:
-                self.kinds[pt] = t.kind
-        dtls = self.pc.getTransceivers()[0].receiver.transport
-        pair = dtls.transport._connection._nominated.get(1)
-        if pair is None:
-            return
-        protocol = pair.protocol
-        glue.enlarge_receive_buffer(dtls, 1 << 20)
-        original = protocol.datagram_received
-        packets, kinds = self.packets, self.kinds
-
-        def counting(data: bytes, addr: Any) -> None:
-            if len(data) > 12 and 128 <= data[0] < 192 and not 192 <= data[1] <= 223:
-                kind = kinds.get(data[1] & 0x7F)
-                if kind is not None:
-                    packets[kind] += 1
-                    if kind == "video" and data[1] & 0x80:
-                        self.frames += 1
-                    return
-            original(data, addr)
-
-        protocol.datagram_received = counting
-        self.fast = True
-
-    async def connect(self, url: str) -> None:
-        await self.pc.setLocalDescription(await self.pc.createOffer())
-        self.connect_started = time.monotonic()
-        answer, _ = await asyncio.to_thread(post_sdp, url, self.pc.localDescription.sdp)
-        await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
-
-
-async def run_viewers(url: str) -> None:
     glue.set_host_addresses(["127.0.0.1"])
-    viewers: list[CountingViewer] = []
+    counter = SocketCounter()
+    viewers: list[Any] = []
+
+    def post(target: str, sdp: str) -> str:
+        return post_sdp(target, sdp)[0]
+
+    async def receiver_reports() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            for v in list(viewers):
+                if isinstance(v, LightViewer):
+                    await v.send_receiver_report()
+
+    reports = asyncio.ensure_future(receiver_reports())
     reply({"ready": True})
     async for cmd in commands():
         op = cmd["op"]
         if op == "add":
-            new = [CountingViewer() for _ in range(cmd["count"])]
+            new = [
+                LightViewer(counter) if kind == "light" else FullViewer()
+                for _ in range(cmd["count"])
+            ]
             for chunk in range(0, len(new), 10):
-                await asyncio.gather(*(v.connect(url) for v in new[chunk : chunk + 10]))
+                await asyncio.gather(*(v.connect(url, post) for v in new[chunk : chunk + 10]))
             viewers += new
             reply({"viewers": len(viewers)})
         elif op == "reset":
             for v in viewers:
-                v.packets["audio"] = v.packets["video"] = 0
-                v.frames = 0
+                v.reset()
             reply({"ok": True, "t": time.monotonic()})
         elif op == "report":
             reply(
                 {
-                    "viewers": [
-                        {
-                            "packets": v.packets,
-                            "frames": v.frames,
-                            "first_keyframe": v.first_keyframe,
-                            "connected": v.connected,
-                            "state": v.pc.connectionState,
-                        }
-                        for v in viewers
-                    ],
+                    "viewers": [v.report() for v in viewers],
                     "cpu": cpu_seconds(),
                     "t": time.monotonic(),
                 }
             )
         elif op == "stop":
             break
-    await asyncio.gather(*(v.pc.close() for v in viewers))
+    reports.cancel()
+    await asyncio.gather(*(v.pc.close() for v in viewers), return_exceptions=True)
 
 
 # -- the MediaRelay baseline server --------------------------------------------------
@@ -349,7 +286,7 @@ def main() -> None:
     if role == "publisher":
         asyncio.run(run_publisher(sys.argv[2], sys.argv[3]))
     elif role == "viewers":
-        asyncio.run(run_viewers(sys.argv[2]))
+        asyncio.run(run_viewers(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "light"))
     elif role == "baseline":
         asyncio.run(run_baseline(int(sys.argv[2])))
     else:
