@@ -59,8 +59,10 @@ export function hlsPlayer(p) {
   var startKnown = false; // the start playlist answered while live
   var button = document.getElementById("from-start");
 
+  // From this server even when the live rendition comes from a CDN (media.hls_base_url):
+  // the start's answers are not for caches, and a caching proxy drops Range headers.
   function startUrl() {
-    return d.hlsUrl.replace(/index\.m3u8$/, "start.m3u8");
+    return new URL(d.hlsUrl, window.location.href).pathname.replace(/index\.m3u8$/, "start.m3u8");
   }
   function source() {
     return fromStart ? startUrl() : d.hlsUrl;
