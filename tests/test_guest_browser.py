@@ -169,9 +169,12 @@ async def test_guest_joins_viewer_sees_both(live_server: LiveServer) -> None:
         assert composition(live_server, sid) != "failed", live_server.output()[-3000:]
         assert time.monotonic() < deadline, live_server.output()[-3000:]
         await asyncio.sleep(1)
+    # The guest's own recording is gone once it is in the replay.
+    assert not (live_server.data_dir / "recordings" / "guest" / f"show-{sid}").exists()
     replay = live_server.data_dir / "replays" / f"show-{sid}.mp4"
     with av.open(str(replay)) as container:
         assert container.streams.video[0].codec_context.name == "h264"
+        assert container.streams.audio, "the replay has sound"
         kinds = [picture(frame) for frame in container.decode(video=0)]
     # The host's grey picture alone, then side by side with the guest's green one, then
     # the guest inset, then the host alone again after the guest was removed.

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,9 @@ class GuestReplays:
             (show_id,),
         )
         if not parts or not any(row["guest"] for row in stage):
-            return  # no guest was on the stage: the host's replay is the replay
+            # No guest was on the stage: the host's replay is the replay.
+            await asyncio.to_thread(shutil.rmtree, folder, True)
+            return
         if not await self._replay_made(show_id):
             return
         await self._status(show_id, "processing")
@@ -80,6 +83,8 @@ class GuestReplays:
                 (size, time.time(), show_id),
             )
         took = time.monotonic() - began
+        # The guest's recording is in the replay now: deleted, as the host's parts are.
+        await asyncio.to_thread(shutil.rmtree, folder, True)
         log.info("show %s: the replay with its guest was composed in %.1f s", show_id, took)
         await self._status(show_id, "ready", seconds=took)
 
