@@ -18,6 +18,10 @@ from media import aiortc_glue as glue
 
 def test_aiortc_is_the_pinned_version() -> None:
     assert aiortc.__version__ == "1.16.0"
+    # FastPath.send_packet uses pylibsrtp's insides too (aiortc's SRTP, pinned by the lock).
+    import pylibsrtp
+
+    assert pylibsrtp.__version__ == "1.0.0"
 
 
 async def test_receiver_private_state_exists() -> None:
