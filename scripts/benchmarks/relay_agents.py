@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -181,6 +182,15 @@ async def run_viewers(url: str, kind: str) -> None:
     viewers: list[Any] = []
 
     def post(target: str, sdp: str) -> str:
+        # As the player does: a 409 (a busy relay worker did not answer in time, or the
+        # show is between publishers) is tried again after its Retry-After.
+        for _attempt in range(5):
+            try:
+                return post_sdp(target, sdp)[0]
+            except urllib.error.HTTPError as exc:
+                if exc.code != 409:
+                    raise
+                time.sleep(float(exc.headers.get("Retry-After") or 3))
         return post_sdp(target, sdp)[0]
 
     async def receiver_reports() -> None:
