@@ -798,3 +798,54 @@ async def test_a_show_goes_live_on_the_real_server_while_its_mail_server_hangs(
             await publisher.close()
         if server.process.poll() is None:
             stop(server)
+
+
+async def test_a_show_saved_on_the_admin_form_reaches_the_webhook_at_once(
+    tmp_path: Path,
+    sink: tuple[Sink, int],
+    receiver: tuple[str, type[Receiver]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Not at the next sweep: with the sweep set to an hour, only the save can deliver it."""
+    from appliance.reminders import service
+
+    url, hook = receiver
+    hook.answers.clear()
+    monkeypatch.setattr(service, "SWEEP_SECONDS", 3600.0)
+    sweeps: list[float] = []
+    original = Reminders.sweep
+
+    async def counted(self: Reminders, now: float) -> None:
+        sweeps.append(now)
+        await original(self, now)
+
+    monkeypatch.setattr(Reminders, "sweep", counted)
+    async with running_app(settings(tmp_path, sink[1], **{"notify.webhook_url": url})) as app:
+        svc, _reminders = parts(app)
+        await until(lambda: len(sweeps) == 1)  # the pass at start, before the show exists
+        client = app.test_client()
+        token = await sign_in(client, svc)
+        form = {
+            "csrf_token": token,
+            "title": "Blind test du vendredi",
+            "starts_at": "2031-05-02T19:00",
+            "duration_minutes": "30",
+        }
+        response = await client.post("/admin/shows/new", form=form)
+        assert response.status_code == 302
+        show_id = int(response.headers["Location"].split("/")[-1].split("?")[0])
+        ((headers, body),) = await wait_deliveries(hook, 1)
+        assert headers["X-Vitrine-Event"] == "show.scheduled"
+        assert body["show"]["id"] == show_id and body["show"]["title"] == "Blind test du vendredi"
+        assert len(sweeps) == 1  # the sweep had no part in it
+
+        # Saving again without a new time announces nothing; a new time is announced again.
+        form["title"] = "Blind test"
+        assert (await client.post(f"/admin/shows/{show_id}", form=form)).status_code == 302
+        form["starts_at"] = "2031-05-03T19:00"
+        assert (await client.post(f"/admin/shows/{show_id}", form=form)).status_code == 302
+        deliveries = await wait_deliveries(hook, 2)
+        assert deliveries[1][1]["show"]["title"] == "Blind test"
+        assert deliveries[1][1]["show"]["starts_at"] > body["show"]["starts_at"]
+        await asyncio.sleep(0.3)
+        assert len(hook.received) == 2 and len(sweeps) == 1

@@ -2,9 +2,11 @@
 
 Going live tells `status_changed` (a listener of the live bridge), which only starts a
 task: the emails and webhook deliveries are queued in the database and sent by their own
-tasks, so nothing of it can delay the show. A sweep every 30 seconds announces new or
-re-timed shows to the webhook, queues the hour-before emails, catches up on a go-live or
-an end a stopped server missed, and deletes the addresses no longer needed.
+tasks, so nothing of it can delay the show. Saving a show on the admin form tells
+`schedule_changed`, which announces a new or re-timed show to the webhook at once. A sweep
+every 30 seconds is the safety net: it announces the shows scheduled some other way (the
+command line, a save whose task failed), queues the hour-before emails, catches up on a
+go-live or an end a stopped server missed, and deletes the addresses no longer needed.
 """
 
 from __future__ import annotations
@@ -139,6 +141,21 @@ class Reminders:
         task = asyncio.ensure_future(self._status_changed(show_id, status))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def schedule_changed(self, show_id: int) -> None:
+        """A show was scheduled or saved: announced (if new or re-timed) in a task of its
+        own, at once rather than at the next sweep; returns at once."""
+        task = asyncio.ensure_future(self._schedule_changed(show_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _schedule_changed(self, show_id: int) -> None:
+        try:
+            show = await get_show(self.db, show_id)
+            if show is not None and show.status == "scheduled":
+                await self._scheduled(show, time.time())
+        except Exception:
+            log.exception("reminders: show %s could not be announced; the sweep will", show_id)
 
     async def _status_changed(self, show_id: int, status: str) -> None:
         try:

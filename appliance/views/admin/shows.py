@@ -14,6 +14,7 @@ from appliance.i18n.translate import _
 from appliance.live.bridge import LiveShows
 from appliance.metrics.status import operator_status
 from appliance.reminders import show_settings
+from appliance.reminders.service import Reminders
 from appliance.services import Services
 from appliance.views.admin.image_field import ImageField
 from appliance.views.web import current_user, render, staff_required
@@ -229,6 +230,9 @@ def blueprint(svc: Services, live: LiveShows) -> Blueprint:
         if data.get("remind_hour_before_offered") and show_id is not None:
             wanted = data.get("remind_hour_before") == "1"
             await show_settings.set_hour_before(db, show_id, wanted)
+        reminders = current_app.extensions.get("vitrine.reminders")
+        if isinstance(reminders, Reminders) and show_id is not None:
+            reminders.schedule_changed(show_id)  # the webhook hears of it now, not in 30 s
         return redirect(f"/admin/shows/{show_id}?saved=1")
 
     @bp.post("/admin/shows/<int:show_id>/delete")
