@@ -69,6 +69,12 @@ def ntp_now() -> int:
     return (int(now) << 32) | int((now % 1) * (1 << 32))
 
 
+def abs_send_time() -> int:
+    """Now, as the abs-send-time header extension writes it (6.18 fixed-point seconds
+    of the NTP clock, 24 bits)."""
+    return int((time.time() + NTP_EPOCH) * (1 << 18)) & 0xFFFFFF
+
+
 def codec_key(mime_type: str) -> str:
     return mime_type.lower()
 
@@ -150,7 +156,10 @@ class Stream:
             self.codec,
             self.kind == "video" and is_keyframe(self.codec, payload),
             self.generation,
-            ext.abs_send_time,
+            # The relay's own send time (all viewers get the packet now): a viewer's
+            # bandwidth estimate then measures the relay-to-viewer path, which is what
+            # its layer is chosen for, not the publisher's uplink as well.
+            None if ext.abs_send_time is None else abs_send_time(),
             ext.audio_level,
         )
         self.cache.put(source.seq, source)

@@ -12,11 +12,11 @@ module reads the rids from the offer, keeps the two header extensions in the ans
 and the relay gives each layer a Stream of its own (media.relay, media.plane).
 
 Which layer a viewer gets (`LayerChoice`): the largest whose bitrate fits the viewer's
-bandwidth estimate (its REMB), less when it reports loss; a step down at once, a step
-up only after the estimate has room for it for a while, or, since a viewer's estimate
-does not grow far past what it receives, as a probe after a quiet spell, whose wait
-doubles each time the probe fails. Switching itself waits for a keyframe of the new
-layer (media.relay.DownTrack.switch_to).
+bandwidth estimate (its REMB), less when it reports loss; a step down at once when the
+estimate falls under what the viewer gets, a step up only after the estimate has room
+for it for a while, or, since a viewer's estimate does not grow far past what it
+receives, as a probe after a quiet spell, whose wait doubles each time the probe fails.
+Switching itself waits for a keyframe of the new layer (media.relay.DownTrack.switch_to).
 """
 
 from __future__ import annotations
@@ -47,9 +47,10 @@ FIT = 0.9  # a layer fits when its bitrate is at most this share of the estimate
 UP_FIT = 0.75  # ... and for a step up, this share
 DOWN_AFTER = 1.0  # seconds after a switch before the next step down
 UP_AFTER = 4.0  # seconds of room in the estimate before a step up
-PROBE_AFTER = 8.0  # seconds on a layer, without loss, before trying the next one up
+PROBE_AFTER = 10.0  # seconds on a layer, without loss, before trying the next one up
 PROBE_MAX = 64.0
 PROBE_HOLD = 10.0  # seconds a probe may take to show room in the estimate
+PROBE_SHORT = 5.0  # seconds after which an estimate still under the layer's bitrate fails it
 PROBE_DROP = 0.85  # an estimate falling under this share of its probe's best: it failed
 LOSSY = 0.08  # reported loss share that makes the layer too big for the link
 QUIET_LOSS = 0.02
@@ -185,7 +186,9 @@ class LayerChoice:
             below = active[rank[self.current] + 1 :]
             return self._probing(below, here, budget, estimate, loss, now)
         best = _best(active, budget)
-        if rank[best] > rank[self.current]:
+        # A viewer's estimate stays within about 1.5 times what it receives, so it says
+        # "less" only when it falls under what the viewer gets now: a step down then.
+        if rank[best] > rank[self.current] and budget < here:
             self.room_since = None
             if now - self.changed_at < DOWN_AFTER:
                 return self.current
@@ -230,7 +233,8 @@ class LayerChoice:
             self.probe_wait = PROBE_AFTER
             return self.current
         falling = estimate is not None and estimate < highest * PROBE_DROP
-        if loss >= LOSSY or falling or now - began >= PROBE_HOLD:
+        short = estimate is not None and estimate < here and now - began >= PROBE_SHORT
+        if loss >= LOSSY or falling or short or now - began >= PROBE_HOLD:
             self.probe = None
             self.probe_wait = min(self.probe_wait * 2, PROBE_MAX)
             fitting = _best(below, budget) if below else self.current
@@ -364,6 +368,8 @@ class VideoLayers:
             rid: {
                 "bitrate": round(stream.bitrate),
                 "viewers": len(stream.downtracks),
+                # The viewers' bandwidth estimates (REMB, bit/s; None: none yet).
+                "estimates": [d.remb for d in stream.downtracks[:20]],
                 "switching_here": len(stream.pending),
                 "packets_in": stream.packets_in,
             }

@@ -320,3 +320,38 @@ def test_layers_rank_by_the_publishers_order_not_their_bitrate() -> None:
     assert choice.choose(starved, 5_000_000, 0.0, 6.1) == "h"
     # Within 100 kbit/s the large layer fits, the middle one does not: still the large.
     assert LayerChoice("h", now=0.0).choose(starved, 100_000, 0.0, 2.0) == "h"
+
+
+def test_an_estimate_near_what_the_viewer_gets_is_no_reason_to_step_down() -> None:
+    """A fresh estimate starts near the rate received and grows from there: only an
+    estimate under the current layer's bitrate (or loss) moves the viewer down."""
+    rates = layers(1_000_000, 400_000, 120_000)
+    choice = LayerChoice("h", now=0.0)
+    assert choice.choose(rates, 1_050_000, 0.0, 2.0) == "h"
+    assert choice.choose(rates, 950_000, 0.0, 3.0) == "m"
+
+
+def test_a_probe_whose_estimate_stays_under_the_layer_fails_early() -> None:
+    rates = layers(1_500_000, 500_000, 150_000)
+    choice = LayerChoice("l", now=0.0)
+    start = simulcast.PROBE_AFTER + 1
+    assert choice.choose(rates, 200_000, 0.0, start) == "m"
+    assert choice.choose(rates, 210_000, 0.0, start + 2) == "m"
+    assert choice.choose(rates, 210_000, 0.0, start + simulcast.PROBE_SHORT) == "l"
+
+
+def test_forwarded_packets_carry_the_relays_send_time() -> None:
+    from media.relay import abs_send_time
+
+    stream = Stream("video", lambda: None)
+    stream.new_source("video/h264", 90000)
+    packet = _packet(1, 0, H264_P)
+    packet.extensions.abs_send_time = 12345  # the publisher's clock
+    before = abs_send_time()
+    stream.on_packet(packet, 1.0)
+    forwarded = stream.cache.get(1)
+    assert forwarded is not None and forwarded.abs_send_time is not None
+    assert (forwarded.abs_send_time - before) % (1 << 24) < (1 << 18)  # within a second
+    without = _packet(2, 0, H264_P)
+    stream.on_packet(without, 1.0)
+    assert stream.cache.get(2).abs_send_time is None  # type: ignore[union-attr]
