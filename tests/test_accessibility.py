@@ -348,6 +348,11 @@ async def test_pages_pass_axe_wcag_a_and_aa_and_hearts_honour_reduced_motion(
                 await page.wait_for_selector("#studio-feed li", timeout=15000)
                 assert await page.evaluate(LIVE_REGION, "#studio-feed") == "polite"
                 await audit.check(page, f"studio {tag}")
+                if size == PHONE:  # on a phone the moderation is a sheet over the preview
+                    await page.click("#studio-tools")
+                    await page.wait_for_selector("#studio-tools[aria-expanded=true]", timeout=5000)
+                    await page.wait_for_timeout(400)  # the sheet slides in
+                    await audit.check(page, f"studio, moderation sheet {tag}")
                 await ctx.close()
 
             # The hearts honour prefers-reduced-motion: the stylesheet hides floating
