@@ -22,6 +22,7 @@ Switching itself waits for a keyframe of the new layer (media.relay.DownTrack.sw
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -344,7 +345,10 @@ class VideoLayers:
     def lowest_rate(self) -> float:
         """The bitrate of the smallest layer sending (the top one's without simulcast):
         under it, only audio is left for a viewer."""
-        rates = [s.bitrate for s in self.by_rid.values() if s.bitrate > 0]
+        now = time.monotonic()
+        rates = [
+            s.bitrate for s in self.by_rid.values() if s.bitrate > 0 and not self._silent(s, now)
+        ]
         return min(rates) if rates else self.top.bitrate
 
     def steer(self, down: DownTrack, now: float) -> None:
@@ -356,8 +360,13 @@ class VideoLayers:
         key = next((rid for rid, s in self.by_rid.items() if s is on), None)
         if choice is None or key is None:
             choice = down.choice = LayerChoice(key or next(iter(self.by_rid)), now)
-        # by_rid is in the offer's order: the largest picture first.
-        layers = [Layer(rid, stream.bitrate) for rid, stream in self.by_rid.items()]
+        # by_rid is in the offer's order: the largest picture first. A layer the
+        # publisher stopped sending counts as not sending (its bitrate figure is only
+        # updated by packets that come).
+        layers = [
+            Layer(rid, 0.0 if self._silent(stream, now) else stream.bitrate)
+            for rid, stream in self.by_rid.items()
+        ]
         wanted = choice.choose(layers, down.remb, down.fraction_lost / 256, now)
         target = self.by_rid.get(wanted)
         if target is not None and target is not on:

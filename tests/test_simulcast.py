@@ -355,3 +355,24 @@ def test_forwarded_packets_carry_the_relays_send_time() -> None:
     without = _packet(2, 0, H264_P)
     stream.on_packet(without, 1.0)
     assert stream.cache.get(2).abs_send_time is None  # type: ignore[union-attr]
+
+
+def test_a_viewer_waiting_on_a_layer_that_stopped_is_moved() -> None:
+    """A browser pauses its large layer when its uplink narrows: its bitrate figure
+    stays as it was, but a viewer waiting there for a keyframe goes to a layer that
+    still sends."""
+    top = Stream("video", lambda: None)
+    layers = simulcast.VideoLayers(top, lambda rid: Stream("video", lambda: None))
+    layers.set_rids(["h", "m"])
+    middle = layers.by_rid["m"]
+    for stream in (top, middle):
+        stream.new_source("video/h264", 90000)
+    down = DownTrack(top, "viewer")
+    top.downtracks.append(down)
+    now = time.monotonic()
+    top.on_packet(_packet(1, 0, H264_P), now - 30)
+    top.bitrate = 900_000.0  # as last measured, 30 s ago
+    middle.on_packet(_packet(1, 0, H264_P), now)
+    middle.bitrate = 200_000.0
+    layers.steer(down, now)
+    assert down.target is middle and down in middle.pending
