@@ -333,3 +333,67 @@ async def test_voters_and_winners_survive_a_restart(tmp_path: Path) -> None:
         await room2.close()
     finally:
         stop(server)
+
+
+async def test_an_open_poll_and_giveaway_come_back_after_a_restart(tmp_path: Path) -> None:
+    """The server stops with a poll and a giveaway open: after the restart, viewers see
+    both again, the poll keeps its votes and its end, votes and entries go on, nobody
+    votes or enters twice, and the draw is among everyone who entered, before or after."""
+    server = launch(tmp_path / "data", tmp_path / "server.log")
+    try:
+        show_id = new_show(server)
+        room1 = Room(server, show_id)
+        mod = await room1.join(cookie=staff_cookie(server, "admin"))
+        [ana, bob, cat] = await viewers(room1, 3)
+        await mod.send(
+            type="start_poll", question="Red or blue?", options=["red", "blue"], seconds=600
+        )
+        first = await ana.wait("poll")
+        await ana.send(type="vote", option=0)
+        await bob.send(type="vote", option=1)
+        await ana.wait("poll", lambda m: m["counts"] == [1, 1])
+        await mod.send(type="start_giveaway", prize="Scarf", entrants="all")
+        await ana.wait("giveaway")
+        await ana.send(type="enter")
+        await ana.wait("entered")
+        await mod.wait("giveaway", lambda m: m["entrants"] == 1)
+        await room1.close()
+    finally:
+        stop(server)
+    server = launch(tmp_path / "data", tmp_path / "server.log")
+    try:
+        room2 = Room(server, show_id)
+        mod = await room2.join(cookie=staff_cookie_again(server))
+        [ana, bob, cat] = await viewers(room2, 3)
+        state = cat.of("state")[0]
+        poll, giveaway = state["poll"], state["giveaway"]
+        assert poll["id"] == first["id"] and poll["open"] is True
+        assert poll["counts"] == [1, 1] and poll["ends_at"] == first["ends_at"]
+        assert giveaway["prize"] == "Scarf" and giveaway["open"] is True
+        assert giveaway["entrants"] == 1 and giveaway["winner"] is None
+        await ana.send(type="vote", option=1)
+        await notice(ana, "already_voted")  # voted before the restart
+        await cat.send(type="vote", option=0)
+        await cat.wait("poll", lambda m: m["counts"] == [2, 1])
+        await ana.send(type="enter")
+        await ana.wait("entered")  # already in: told so, not counted twice
+        await bob.send(type="enter")
+        await bob.wait("entered")
+        await mod.wait("giveaway", lambda m: m["entrants"] == 2)
+        await mod.send(type="draw")
+        proof = await mod.wait("giveaway_draw")
+        assert proof["entrants"] == 2 and proof["name"] in ("V0", "V1")
+        await mod.send(type="end_poll")
+        closed = await cat.wait("poll", lambda m: not m["open"])
+        assert closed["counts"] == [2, 1]
+        await room2.close()
+    finally:
+        stop(server)
+    entries = rows(
+        server,
+        "SELECT e.viewer FROM giveaway_entries e JOIN giveaways g ON g.id = e.giveaway_id "
+        "WHERE g.show_id = ? ORDER BY e.viewer",
+        show_id,
+    )
+    assert entries == [("v_engage_viewer_0000",), ("v_engage_viewer_0001",)]
+    assert rows(server, "SELECT counts FROM polls WHERE id = ?", first["id"]) == [("[2, 1]",)]

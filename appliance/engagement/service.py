@@ -122,9 +122,33 @@ class Engagement:
         self.winners: set[str] = set()  # one win per viewer per show
 
     async def load(self) -> None:
-        if self.store is not None:
-            self.voters, self.quiz_right = await self.store.participants(self.show_id)
-            self.winners = await self.store.winners(self.show_id)
+        """What the show had before a restart: who voted, found a quiz or won, and the
+        poll and giveaway on screen when the server stopped. A poll still within its time
+        is open again for what is left of it (its votes kept); one whose time ran out
+        meanwhile is closed with the votes it had. The giveaway comes back with its
+        entrants and draws: entries go on, and a winner may still claim in time (or, the time
+        being up, the prize is drawn again at the first tick)."""
+        if self.store is None:
+            return
+        self.voters, self.quiz_right = await self.store.participants(self.show_id)
+        self.winners = await self.store.winners(self.show_id)
+        poll = await self.store.last_poll(self.show_id)
+        if poll is not None:
+            self.poll = poll
+            if poll.expired():
+                self.close_poll(float("-inf"))  # closed while down: not on screen again
+                poll.dirty = False
+        giveaway = await self.store.last_giveaway(self.show_id)
+        current = giveaway.current if giveaway is not None else None
+        if giveaway is not None and (
+            giveaway.open
+            or (
+                current is not None
+                and not giveaway.claimed
+                and current.viewer not in giveaway.left_out
+            )
+        ):
+            self.giveaway = giveaway  # a claimed prize is over: nothing to show again
 
     def state(self, now: float | None = None) -> dict[str, Any]:
         """What a joining client gets in `state`: the poll (open, or closed a moment
@@ -382,6 +406,7 @@ async def on_enter(
         if not giveaway.enter(client.viewer, client.name or "", hint(client)):
             notice(client, "already_entered")  # one entry per address, as for offers
             return
+        svc.store.entered(giveaway, client.viewer, client.name or "")
         svc.event(room, client, "giveaway_entry", giveaway=giveaway.id)
     client.send_messages({"type": "entered", "id": giveaway.id})
 

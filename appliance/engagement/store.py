@@ -124,6 +124,13 @@ class EngagementStore:
             ),
         )
 
+    def entered(self, giveaway: Giveaway, viewer: str, name: str) -> None:
+        self._queue(
+            "INSERT OR IGNORE INTO giveaway_entries (giveaway_id, viewer, name, entered_at) "
+            "VALUES (?, ?, ?, ?)",
+            (giveaway.id, viewer, name, time.time()),
+        )
+
     def drawn(self, giveaway: Giveaway, draw: Draw) -> None:
         self._queue(
             "INSERT INTO giveaway_draws (giveaway_id, number, viewer, name, entrants, seed, "
@@ -205,6 +212,77 @@ class EngagementStore:
             (show_id,),
         )
         return {r["viewer"] for r in rows}
+
+    async def last_poll(self, show_id: int) -> Poll | None:
+        """The show's latest poll if it was never closed (the server stopped while it was
+        open), with the votes it had; None otherwise."""
+        row = await self.db.fetchone(
+            "SELECT id, question, options, correct, ends_at FROM polls WHERE show_id = ? "
+            "AND closed_at IS NULL AND id = (SELECT MAX(id) FROM polls WHERE show_id = ?)",
+            (show_id, show_id),
+        )
+        if row is None:
+            return None
+        poll = Poll(
+            int(row["id"]),
+            row["question"],
+            [str(o) for o in json.loads(row["options"])],
+            float(row["ends_at"]),
+            None if row["correct"] is None else int(row["correct"]),
+        )
+        for vote in await self.db.fetchall(
+            "SELECT viewer, option FROM poll_votes WHERE poll_id = ? ORDER BY voted_at",
+            (poll.id,),
+        ):
+            option = int(vote["option"])
+            if 0 <= option < len(poll.options):
+                poll.votes[vote["viewer"]] = option
+                poll.counts[option] += 1
+        return poll
+
+    async def last_giveaway(self, show_id: int) -> Giveaway | None:
+        """The show's latest giveaway as it stood: its entrants, its draws (which lapsed,
+        whether the last was claimed) and the claiming winner's email if still kept."""
+        row = await self.db.fetchone(
+            "SELECT id, prize, rule, claim_seconds FROM giveaways WHERE show_id = ? "
+            "ORDER BY id DESC LIMIT 1",
+            (show_id,),
+        )
+        if row is None:
+            return None
+        giveaway = Giveaway(int(row["id"]), row["prize"], row["rule"], int(row["claim_seconds"]))
+        for entry in await self.db.fetchall(
+            "SELECT viewer, name FROM giveaway_entries WHERE giveaway_id = ? ORDER BY entered_at",
+            (giveaway.id,),
+        ):
+            giveaway.entrants[entry["viewer"]] = entry["name"]
+        for d in await self.db.fetchall(
+            "SELECT * FROM giveaway_draws WHERE giveaway_id = ? ORDER BY number", (giveaway.id,)
+        ):
+            giveaway.draws.append(
+                Draw(
+                    int(d["number"]),
+                    d["viewer"],
+                    d["name"],
+                    int(d["entrants"]),
+                    bytes.fromhex(d["seed"]),
+                    d["seed_hash"],
+                    d["entrants_hash"],
+                    float(d["drawn_at"]),
+                    float(d["claim_until"]),
+                )
+            )
+            if d["lapsed_at"] is not None:
+                giveaway.left_out.add(d["viewer"])
+            giveaway.claimed = d["claimed_at"] is not None
+        giveaway.open = not giveaway.draws
+        if giveaway.claimed:
+            giveaway.contact = await self.db.fetchval(
+                "SELECT email FROM giveaway_contacts WHERE giveaway_id = ? "
+                "ORDER BY created_at DESC LIMIT 1",
+                (giveaway.id,),
+            )
+        return giveaway
 
     # -- writing -------------------------------------------------------------------------
 
