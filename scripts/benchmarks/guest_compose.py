@@ -78,7 +78,11 @@ def record(line: str) -> None:
         "highest seen at the start and the end) says how much else ran.\n\n"
         "| show | host + guest | wall time | CPU time | speed (show s per s) | result "
         "| load average |\n"
-        "|---|---|---|---|---|---|---|\n" + line + "\n",
+        "|---|---|---|---|---|---|---|\n" + line + "\n\n"
+        "At nice 19 the composition gets only what the rest of the machine leaves it (a "
+        "wall time several times its CPU time means the shared machine was busy): its CPU "
+        "time is its own cost, about what it takes on an idle core, and live shows on the "
+        "same server keep the CPU before it.\n",
     )
 
 
