@@ -130,6 +130,11 @@ async def test_controls_need_the_show_and_good_values(
     r = await client.post(f"/studio/{show_id}/guest/dance", headers=headers)
     assert r.status_code == 404
     assert (await client.get("/api/shows/999/stage")).status_code == 404
+    # No guest on the stage: no HLS rendition of the guest either (never a 500).
+    r = await app.test_client().get(f"/hls/{show_id}/guest/index.m3u8")
+    assert r.status_code == 404
+    r = await app.test_client().get(f"/hls/{show_id}/guest/index.m3u8?_HLS_msn=x")
+    assert r.status_code == 400
     r = await app.test_client().post(f"/whep/{show_id}/guest", data=b"v=0\r\n", headers=SDP)
     assert r.status_code in (400, 409)  # no guest on the stage (or a bad offer): never 500
     await shows.end_show(services.db, show_id)

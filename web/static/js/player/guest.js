@@ -5,7 +5,7 @@
 // WebRTC, else over HLS (/hls/<id>/guest/index.m3u8). Layout by CSS: .stage.guest-side or
 // .stage.guest-inset. For browser tests: body[data-guest-state] is off, connecting, playing.
 import { connectionState, deleteSession, postSdp, waitForIce } from "../whip.js";
-import { nativeHls } from "./hls.js";
+import { loadHlsJs, nativeHls } from "./hls.js";
 
 var ICE_WAIT_MS = 2000;
 var RETRY_MS = 2000;
@@ -89,12 +89,19 @@ export function guestVideo(p) {
 
   function playHls() {
     var url = "/hls/" + showId + "/guest/index.m3u8";
-    if (nativeHls(video)) video.src = url;
-    else if (window.Hls) {
-      hls = new window.Hls({ lowLatencyMode: true });
-      hls.loadSource(url);
-      hls.attachMedia(video);
+    var my = gen;
+    if (nativeHls(video)) {
+      video.src = url;
+      return;
     }
+    loadHlsJs()
+      .then(function (Hls) {
+        if (my !== gen || !video || !Hls || !Hls.isSupported()) return;
+        hls = new Hls({ lowLatencyMode: true });
+        hls.loadSource(url);
+        hls.attachMedia(video);
+      })
+      .catch(function () { later(); });
   }
 
   function later() {

@@ -15,7 +15,7 @@ var RETRY_MS = 2000;
 var START_CHECK_MS = 10000; // while live: whether the start playlist exists yet
 var loading = null;
 
-function loadHlsJs() {
+export function loadHlsJs() {
   if (window.Hls) return Promise.resolve(window.Hls);
   if (!loading) {
     loading = new Promise(function (resolve, reject) {
