@@ -41,7 +41,7 @@ from appliance.room.store import RoomStore
 from appliance.services import Services
 from appliance.storage import db as dbmod
 from appliance.storage.uploads import UploadStore
-from appliance.views.admin import auth, studio
+from appliance.views.admin import auth, offer_codes, studio
 from appliance.views.admin import guest as studio_guest
 from appliance.views.admin import kpis as admin_kpis
 from appliance.views.admin import products as admin_products
@@ -345,6 +345,7 @@ def create_app(config: Config) -> Quart:
         admin_kpis.blueprint,
         conversions_api.blueprint,
         cart_api.blueprint,
+        offer_codes.blueprint,
     ):
         app.register_blueprint(make(services))
     for make_live in (

@@ -1,6 +1,7 @@
 // The moderation panel's timed offer: starting one, its countdown and codes left, ending it.
 import { hide, show, text } from "../dom.js";
 import { clock, format, plural } from "../words.js";
+import { wireCodesFile } from "./codes_file.js";
 
 var CODES_PER_MESSAGE = 200;
 
@@ -99,6 +100,7 @@ export function offerControls(page) {
 
   function wire() {
     if (els.offerForm) els.offerForm.addEventListener("submit", onStart);
+    wireCodesFile(d);
     if (els.offerEnd) {
       els.offerEnd.addEventListener("click", function () {
         page.send({ type: "end_offer" });
