@@ -553,15 +553,15 @@ def main() -> None:
             "  25.2 µs for the viewers before them (aiortc's datagram protocol per socket, "
             "counting after the",
             "  first keyframe); so the generator is no longer as costly as the server.",
-            "- uvloop as the event loop, of the main process (w0: 23.1 and 18.3 µs per "
-            "forwarded packet at 100",
-            "  and 200 viewers, against 19.5, 21.8 and 24.8 µs on asyncio) and of a worker "
-            "(w1: 18.8 and 19.7 µs",
-            "  against 14.5 and 18.6 µs): no gain beyond the noise. The per-viewer path "
-            "never goes through the",
-            "  event loop (FastPath writes to the socket itself), so Vitrine keeps "
-            "asyncio and has no uvloop",
-            "  dependency.",
+            "- uvloop as the event loop of the main process (w0, 100 viewers, two runs: "
+            "23.1 and 18.3 µs per",
+            "  forwarded packet, against 19.5 and 21.8 µs on asyncio) and of a worker (w1, "
+            "100 and 200 viewers:",
+            "  18.8 and 19.7 µs against 14.5 and 18.6 µs): no gain beyond the noise. The "
+            "per-viewer path never",
+            "  goes through the event loop (FastPath writes to the socket itself), so "
+            "Vitrine keeps asyncio and",
+            "  has no uvloop dependency.",
         ]
     )
     if not args.no_write:
