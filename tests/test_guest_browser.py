@@ -213,3 +213,71 @@ def picture(frame: av.VideoFrame) -> str:
     if grey(colour(frame, 0.25, 0.1)) and grey(colour(frame, 0.8, 0.75)):
         return "host"
     return "other"
+
+
+async def test_guest_over_hls(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Viewers on HLS (here every viewer: media.hls_only) see the guest too, from the
+    guest's own rendition, and follow the layout."""
+    from playwright.async_api import async_playwright
+
+    from tests.conftest import launch, stop
+
+    server = launch(tmp_path / "data", tmp_path / "server.log", {"VITRINE_MEDIA_HLS_ONLY": "1"})
+    try:
+        email = create_host(server)
+        show = json.loads(
+            server.cli("shows", "create", "--title", "HLS guest", "--starts-at", "2030-01-01T10:00")
+        )
+        sid = show["id"]
+        pc, offer = await make_publisher(CounterVideoTrack(640, 360, 30))
+        request = urllib.request.Request(
+            f"{server.url}/whip/{sid}",
+            data=offer.encode(),
+            method="POST",
+            headers={
+                "Content-Type": "application/sdp",
+                "Authorization": f"Bearer {show['stream_key']}",
+            },
+        )
+        reply = await asyncio.to_thread(urllib.request.urlopen, request, None, 30)
+        await answer(pc, reply.read().decode())
+        phone = {"viewport": {"width": 390, "height": 844}, "bypass_csp": True, "is_mobile": True}
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            try:
+                host = await (await browser.new_context(**phone)).new_page()
+                await host.goto(f"{server.url}/login?next=/studio/{sid}")
+                await host.fill("#f-email", email)
+                await host.fill("#f-password", PASSWORD)
+                await host.click("button[type=submit]")
+                await host.wait_for_url(f"**/studio/{sid}")
+                await reveal(host, "#guest-new-link")
+                await host.click("#guest-new-link")
+                await host.wait_for_function("document.querySelector('#guest-link').value !== ''")
+                link = urlsplit(await host.input_value("#guest-link")).path
+
+                guest = await (await browser.new_context(**phone)).new_page()
+                await guest.goto(server.url + link)
+                await guest.wait_for_function("document.querySelector('#preview').videoWidth > 0")
+                await guest.click("#go-live")
+                await guest.wait_for_function(
+                    "document.body.dataset.studioState === 'live'", timeout=20000
+                )
+
+                viewer = await (await browser.new_context(**phone)).new_page()
+                await viewer.goto(f"{server.url}/shows/{sid}")
+                await advancing(viewer, "#player")
+                await advancing(viewer, "#guest-video")
+                assert await viewer.evaluate("document.body.dataset.playerPath") == "hls"
+                src = await viewer.evaluate("document.querySelector('#guest-video').srcObject")
+                assert src is None  # not a WebRTC stream: the guest's HLS rendition
+                await host.click("#guest-layout-inset")
+                await viewer.wait_for_function(
+                    "document.querySelector('#stage').classList.contains('guest-inset')",
+                    timeout=10000,
+                )
+            finally:
+                await browser.close()
+        await pc.close()
+    finally:
+        stop(server)

@@ -118,7 +118,7 @@ export function guestVideo(p) {
     var my = gen;
     setState("connecting");
     makeVideo();
-    if (p.path === "hls" || !window.RTCPeerConnection) {
+    if (p.path === "hls" || p.hlsFirst || !window.RTCPeerConnection) {
       playHls();
       return;
     }
