@@ -437,12 +437,23 @@ def capacity(rows: list[dict[str, Any]], packet_rate: float) -> list[str]:
             f"{top['us_per_packet']:.1f} µs of server CPU per forwarded packet at "
             f"{top['n']}; limited by {', '.join(limits) if limits else 'nothing measured'}."
         )
+    added = None
     if held.get("forward w1") and "forward w2" in held:
         added = (held["forward w2"] - held["forward w1"]) / held["forward w1"]
         lines.append(
             f"- A second worker added {100 * added:.0f} % of the first's viewers "
             "(read it beside the limits above: where the machine was the limit, the "
             "second worker shares cores with the load generator)."
+        )
+    if held and per_packet:
+        most, least = max(held.values()), min(per_packet)
+        lines.append(
+            f"- Targets on this machine: >= 300 viewers at >= 99 % delivery: "
+            f"{'met' if most >= 300 else 'not met'} ({most}); <= 15 µs of server CPU per "
+            f"forwarded packet: {'met' if least <= 15 else 'not met'} ({least:.1f} µs); "
+            "a second worker adding >= 70 % of the first's viewers: "
+            + ("not measured" if added is None else "met" if added >= 0.7 else "not met")
+            + "."
         )
     if per_packet and packet_rate:
         us = min(per_packet)
