@@ -50,8 +50,9 @@ DOWN_AFTER = 1.0  # seconds after a switch before the next step down
 UP_AFTER = 4.0  # seconds of room in the estimate before a step up
 PROBE_AFTER = 10.0  # seconds on a layer, without loss, before trying the next one up
 PROBE_MAX = 64.0
-PROBE_HOLD = 10.0  # seconds a probe may take to show room in the estimate
-PROBE_SHORT = 5.0  # seconds after which an estimate still under the layer's bitrate fails it
+PROBE_HOLD = 15.0  # seconds a probe may take to show room in the estimate
+PROBE_SHORT = 5.0  # seconds after which an estimate that has not grown fails it
+PROBE_GROWTH = 1.2  # ... grown by this factor
 PROBE_DROP = 0.85  # an estimate falling under this share of its probe's best: it failed
 LOSSY = 0.08  # reported loss share that makes the layer too big for the link
 QUIET_LOSS = 0.02
@@ -156,15 +157,18 @@ class Layer:
 class LayerChoice:
     """One viewer's layer over time. `choose` is called about once a second."""
 
-    __slots__ = ("changed_at", "current", "probe", "probe_wait", "room_since")
+    __slots__ = ("changed_at", "current", "left", "probe", "probe_wait", "room_since")
 
     def __init__(self, current: str, now: float) -> None:
         self.current = current
         self.changed_at = now
         self.room_since: float | None = None
         self.probe_wait = PROBE_AFTER
-        # A step up without room in the estimate: (began at, highest estimate since).
-        self.probe: tuple[float, float] | None = None
+        # A step up without room in the estimate: (began at, highest estimate since,
+        # estimate then).
+        self.probe: tuple[float, float, float] | None = None
+        # The layer the viewer had to leave because the publisher stopped sending it.
+        self.left: str | None = None
 
     def choose(
         self, layers: Sequence[Layer], estimate: float | None, loss: float, now: float
@@ -178,7 +182,16 @@ class LayerChoice:
         rank = {x.key: i for i, x in enumerate(active)}
         if self.current not in rates:  # its layer stopped: the best that fits
             self.probe = None
+            if self.left is None or self.left not in rank:
+                self.left = self.current
             return self._switch(_best(active, estimate), now)
+        if self.left is not None and self.left in rank:
+            # The layer it had to leave sends again: back to it (as a probe, since the
+            # estimate only knows the smaller layer), whatever the probe's wait.
+            left, self.left = self.left, None
+            if rank[left] < rank[self.current] and loss < LOSSY:
+                self.probe = (now, estimate or 0.0, estimate or 0.0)
+                return self._switch(left, now)
         here = rates[self.current]
         budget = float("inf") if estimate is None else estimate
         if loss >= LOSSY:
@@ -208,7 +221,7 @@ class LayerChoice:
         self.room_since = None
         quiet = estimate is not None and estimate >= here * FIT and loss < QUIET_LOSS
         if quiet and now - self.changed_at >= self.probe_wait:
-            self.probe = (now, estimate or 0.0)
+            self.probe = (now, estimate or 0.0, estimate or 0.0)
             return self._switch(step.key, now)
         return self.current
 
@@ -226,15 +239,18 @@ class LayerChoice:
         estimate does not fall and no loss is reported, until it fits (success) or
         PROBE_HOLD passes (failure: back down, and a longer wait before the next)."""
         assert self.probe is not None
-        began, highest = self.probe
+        began, highest, first = self.probe
         highest = max(highest, estimate or 0.0)
-        self.probe = (began, highest)
+        self.probe = (began, highest, first)
         if estimate is not None and estimate >= here * FIT and loss < LOSSY:
             self.probe = None
             self.probe_wait = PROBE_AFTER
             return self.current
         falling = estimate is not None and estimate < highest * PROBE_DROP
-        short = estimate is not None and estimate < here and now - began >= PROBE_SHORT
+        # An estimate grows by some 8 % a second while the link has room: one that has
+        # not grown after PROBE_SHORT is held down by the link.
+        flat = estimate is not None and estimate < first * PROBE_GROWTH
+        short = flat and now - began >= PROBE_SHORT
         if loss >= LOSSY or falling or short or now - began >= PROBE_HOLD:
             self.probe = None
             self.probe_wait = min(self.probe_wait * 2, PROBE_MAX)

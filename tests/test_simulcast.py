@@ -376,3 +376,13 @@ def test_a_viewer_waiting_on_a_layer_that_stopped_is_moved() -> None:
     middle.bitrate = 200_000.0
     layers.steer(down, now)
     assert down.target is middle and down in middle.pending
+
+
+def test_back_to_the_layer_it_had_to_leave_when_it_returns() -> None:
+    choice = LayerChoice("h", now=0.0)
+    assert choice.choose(layers(0, 500_000, 150_000), 2_000_000, 0.0, 1.0) == "m"
+    # Its estimate now only knows the middle layer; the large one sends again: back.
+    rates = layers(1_500_000, 500_000, 150_000)
+    assert choice.choose(rates, 700_000, 0.0, 3.0) == "h"
+    assert choice.probe is not None  # and it must show room, as any probe
+    assert choice.choose(rates, 700_000, 0.0, 3.0 + simulcast.PROBE_SHORT) == "m"
