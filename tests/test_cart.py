@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from quart.testing import QuartClient
 
-from appliance.cart.checkout import BadCart, Item, Line, handoffs, parse_items
+from appliance.cart.checkout import BadCart, Item, Line, handoffs, parse_discount, parse_items
 from appliance.catalog.products import ProductData, create_product, get_product
 from appliance.catalog.shows import ShowData, create_show
 from appliance.services import Services
@@ -216,3 +216,55 @@ def test_csv_import_reads_variant_id() -> None:
     items, errors = parse_csv(data, "EUR")
     assert errors == []
     assert [(i.sku, i.variant_id) for i in items] == [("SCF", "39912345"), ("TOT", "")]
+
+
+def test_shopify_discount_link_applies_the_code_then_fills_the_cart() -> None:
+    items = [item(1, 2, "4001"), item(2, 1, "4002"), item(3, 1, sku="NOVAR")]
+    template = "https://shop.example/cart/{sku}:{qty}"
+    whole, own = handoffs("shopify", template, items, 7, VIEWER, discount="LIVE-7QK2")
+    parts = urlsplit(whole.url)
+    assert f"{parts.scheme}://{parts.netloc}{parts.path}" == (
+        "https://shop.example/discount/LIVE-7QK2"
+    )
+    (redirect,) = parse_qs(parts.query)["redirect"]
+    # The shop keeps only the redirect: the attribution travels inside it.
+    assert redirect.startswith("/cart/4001:2,4002:1?")
+    assert tags(redirect)["utm_campaign"] == ["show-7"]
+    assert tags(redirect)["vitrine_v"] == [VIEWER]
+    assert whole.products == (1, 2)
+    assert own.url.startswith("https://shop.example/cart/NOVAR:1?")  # no discount there
+    # Without a code, the plain permalink as before.
+    (plain, _own) = handoffs("shopify", template, items, 7, VIEWER)
+    assert plain.url.startswith("https://shop.example/cart/4001:2,4002:1?utm_source=vitrine")
+
+
+def test_custom_template_places_the_discount_and_woocommerce_links_stay() -> None:
+    template = "https://c.example/basket?items={items}&promo={discount}"
+    (link,) = handoffs("custom", template, [item(1, 2, sku="A")], 3, discount="NOEL10")
+    assert tags(link.url)["promo"] == ["NOEL10"] and tags(link.url)["items"] == ["A:2"]
+    (bare,) = handoffs("custom", template, [item(1, 2, sku="A")], 3)
+    assert "{discount}" not in bare.url and "promo" not in tags(bare.url)
+    woo = "https://w.example/?add-to-cart={sku}&quantity={qty}"
+    (one,) = handoffs("woocommerce", woo, [item(1, 1, sku="9")], 3, discount="NOEL10")
+    assert "NOEL10" not in one.url  # WooCommerce takes no coupon in a link
+
+
+@pytest.mark.parametrize("raw", ["has space", "x" * 33, "é", "A&B", "/discount/"])
+def test_bad_discount_codes_are_refused(raw: str) -> None:
+    with pytest.raises(BadCart):
+        parse_discount(raw)
+
+
+async def test_checkout_endpoint_applies_the_viewers_code_on_shopify(
+    client: QuartClient, services: Services, admin: str
+) -> None:
+    show, a, b, _c = await make_show(services)
+    template = "https://s.example/cart/{sku}:{qty}"
+    assert await save_settings(client, admin, "shopify", template) == 302
+    url = f"/api/shows/{show}/checkout?items={a}:2,{b}:1&discount=LIVE10"
+    body = await (await client.get(url)).get_json()
+    (link,) = body["links"]
+    assert link["url"].startswith("https://s.example/discount/LIVE10?redirect=/cart/4001:2,4002:1")
+    bad = await client.get(f"/api/shows/{show}/checkout?items={a}:1&discount=not%20a%20code")
+    assert bad.status_code == 400
+    assert "discount" in (await bad.get_json())["error"]

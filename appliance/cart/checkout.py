@@ -15,10 +15,17 @@ An item the platform cannot take in the whole-cart link (no variant id for Shopi
 link of its own: its own cart URL, else the template with {sku}/{qty}, else its page.
 Every link carries the show's attribution: utm_source=vitrine, utm_campaign=show-<id>
 and the viewer (vitrine_v), as the product links do.
+
+A discount code the viewer holds (the show's offer code, or the single-use code they
+claimed) is applied at checkout where the platform takes one in a link: Shopify's
+whole-cart link becomes `<shop>/discount/<code>?redirect=/cart/<items>?<attribution>`
+(the shop applies the code, then fills the cart); a custom template may place it with
+`{discount}`. WooCommerce takes no coupon in a link: the viewer types the code there.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, unquote_plus, urlencode, urlsplit, urlunsplit
@@ -27,6 +34,7 @@ PLATFORMS = ("custom", "shopify", "woocommerce")
 MAX_LINES = 50
 MAX_QUANTITY = 99
 MAX_ITEMS_TEXT = 1000
+DISCOUNT_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")  # as the offer codes of the live room
 
 
 class BadCart(ValueError):
@@ -80,6 +88,18 @@ def parse_items(raw: str) -> list[Line]:
     return [Line(p, q) for p, q in quantities.items()]
 
 
+def parse_discount(raw: str) -> str:
+    """A discount code as a page sent it ("" for none); BadCart when it is not one."""
+    if raw and not DISCOUNT_RE.match(raw):
+        raise BadCart("a discount code is 1 to 32 letters, digits, - or _")
+    return raw
+
+
+def with_discount(base: str, cart_path: str, code: str) -> str:
+    """Shopify's discount link: the shop applies `code`, then goes on to `cart_path`."""
+    return f"{base}/discount/{quote(code, safe='')}?redirect={quote(cart_path, safe='/:,')}"
+
+
 def attributed(url: str, show_id: int, viewer: str) -> str:
     """`url` with the show's attribution; any earlier utm_source, utm_campaign or
     vitrine_v in it is replaced. The rest of the query is kept as written: re-encoding
@@ -130,29 +150,45 @@ def _one_each(template: str, items: Sequence[Item]) -> list[Handoff]:
 
 
 def handoffs(
-    platform: str, template: str, items: Sequence[Item], show_id: int, viewer: str = ""
+    platform: str,
+    template: str,
+    items: Sequence[Item],
+    show_id: int,
+    viewer: str = "",
+    discount: str = "",
 ) -> list[Handoff]:
-    """The links that hand `items` to the shop, in order, each with the attribution.
-    An item with no way to the shop (no link at all) is left out."""
+    """The links that hand `items` to the shop, in order, each with the attribution (and
+    `discount` where the platform applies one from a link). An item with no way to the
+    shop (no link at all) is left out."""
     if platform not in PLATFORMS:
         raise ValueError(f"unknown cart platform {platform!r}")
     out: list[Handoff] = []
     rest: list[Item] = list(items)
+    filled = template.replace("{discount}", quote(discount, safe=""))
     if platform == "shopify":
         base = _origin(template)
         whole = [i for i in items if i.variant_id]
         if base and whole:
-            url = f"{base}/cart/{_pairs(whole, True)}"
-            out.append(Handoff(url, tuple(i.product for i in whole)))
+            path = f"/cart/{_pairs(whole, True)}"
+            products = tuple(i.product for i in whole)
+            if discount:  # attributed inside: the shop keeps only the redirect's query
+                url = with_discount(base, attributed(path, show_id, viewer), discount)
+                out.append(Handoff(url, products))
+            else:
+                out.append(Handoff(attributed(base + path, show_id, viewer), products))
             rest = [i for i in items if not i.variant_id]
-        out += _one_each(template, rest)
-    elif platform == "custom" and "{items}" in template:
+        return out + _attributed(_one_each(template, rest), show_id, viewer)
+    if platform == "custom" and "{items}" in filled:
         whole = [i for i in items if i.ref]
         if whole:
-            url = template.replace("{items}", _pairs(whole, False))
+            url = filled.replace("{items}", _pairs(whole, False))
             out.append(Handoff(url, tuple(i.product for i in whole)))
             rest = [i for i in items if not i.ref]
-        out += _one_each(template, rest)
+        out += _one_each(filled, rest)
     else:  # woocommerce, and a custom template with {sku}: one item per hand-off
-        out += _one_each(template, rest)
-    return [Handoff(attributed(h.url, show_id, viewer), h.products) for h in out]
+        out += _one_each(filled, rest)
+    return _attributed(out, show_id, viewer)
+
+
+def _attributed(links: list[Handoff], show_id: int, viewer: str) -> list[Handoff]:
+    return [Handoff(attributed(h.url, show_id, viewer), h.products) for h in links]

@@ -1,5 +1,6 @@
-"""`GET /api/shows/<id>/checkout?items=3:2,5:1`: the links that hand a viewer's in-show
-cart to the shop (appliance/cart/checkout.py), with the cart priced by the catalogue.
+"""`GET /api/shows/<id>/checkout?items=3:2,5:1[&discount=CODE]`: the links that hand a
+viewer's in-show cart to the shop (appliance/cart/checkout.py), with the cart priced by
+the catalogue, and the discount code the viewer holds applied where the platform can.
 
 The cart itself lives in the viewer's page (localStorage, per shop); the page asks here
 each time the cart changes, so "Checkout" is a plain link the viewer follows. The cart is
@@ -13,7 +14,7 @@ from __future__ import annotations
 from quart import Blueprint, Response, jsonify, request
 from quart.typing import ResponseReturnValue
 
-from appliance.cart.checkout import BadCart, Item, handoffs, parse_items
+from appliance.cart.checkout import BadCart, Item, handoffs, parse_discount, parse_items
 from appliance.catalog.products import get_product
 from appliance.catalog.shows import get_show
 from appliance.i18n.locales import format_money
@@ -32,6 +33,7 @@ def blueprint(svc: Services) -> Blueprint:
     async def checkout(show_id: int) -> ResponseReturnValue:
         try:
             lines = parse_items(request.args.get("items", ""))
+            discount = parse_discount(request.args.get("discount", ""))
         except BadCart as exc:
             return problem(400, str(exc))
         show = await get_show(svc.db, show_id)
@@ -57,7 +59,9 @@ def blueprint(svc: Services) -> Blueprint:
                 )
             )
         viewer = valid_viewer(request.cookies.get(VIEWER_COOKIE)) or ""
-        links = handoffs(shop.cart_platform, shop.cart_url_template, items, show_id, viewer)
+        links = handoffs(
+            shop.cart_platform, shop.cart_url_template, items, show_id, viewer, discount
+        )
         response = jsonify(
             {
                 "platform": shop.cart_platform,

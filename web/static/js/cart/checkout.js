@@ -2,12 +2,26 @@
 // GET data-checkout-url?items=id:qty,... (appliance/cart/checkout.py) answers the links by
 // the shop's platform: one (Shopify, a custom {items} template) or one per product
 // (WooCommerce from Vitrine's own page), and the total priced by the catalogue.
+// The offer code the viewer holds (the offer box shows it: the show's code, or the
+// single-use code they claimed) goes along as &discount=, so the shop applies it at
+// checkout where its platform takes one in a link (Shopify's /discount/<code>?redirect=).
 import { $, make, safeUrl, setLink, text } from "../dom.js";
 
 // d: the data-* of #player-tools; store: cart/store.js. Returns refresh().
 export function checkoutLinks(d, store) {
   var links = []; // the checkout hand-offs for the cart as it is
   var asked = 0; // the generation of the last checkout request
+  var sentCode = ""; // the discount code of the last request
+
+  // The code shown in the offer box (chat/offer.js), while the offer runs.
+  function heldCode() {
+    var box = $("offer");
+    var wrap = $("offer-code-wrap");
+    var el = $("offer-code");
+    var running = box && !box.hidden && wrap && !wrap.hidden && el;
+    var code = running ? (el.textContent || "").trim() : "";
+    return /^[A-Za-z0-9_-]{1,32}$/.test(code) ? code : "";
+  }
 
   // Asks the server for the hand-off links of the cart as it is now.
   async function refreshCheckout() {
@@ -20,8 +34,11 @@ export function checkoutLinks(d, store) {
       delete document.body.dataset.checkoutUrl;
       return;
     }
+    sentCode = heldCode();
+    var query = "?items=" + encodeURIComponent(items);
+    if (sentCode) query += "&discount=" + encodeURIComponent(sentCode);
     try {
-      var r = await fetch(d.checkoutUrl + "?items=" + encodeURIComponent(items), {
+      var r = await fetch(d.checkoutUrl + query, {
         credentials: "same-origin",
         headers: { Accept: "application/json" }
       });
@@ -64,6 +81,14 @@ export function checkoutLinks(d, store) {
       li.appendChild(a);
       list.appendChild(li);
     });
+  }
+
+  // A code given (or an offer ended) while the cart holds items: the links follow it.
+  var offerBox = $("offer");
+  if (offerBox && window.MutationObserver) {
+    new MutationObserver(function () {
+      if (heldCode() !== sentCode && store.items()) refreshCheckout();
+    }).observe(offerBox, { attributes: true, childList: true, subtree: true, characterData: true });
   }
 
   return refreshCheckout;
