@@ -81,12 +81,18 @@ async def new_show(services: Services) -> int:
 
 
 async def upload(
-    client: QuartClient, show_id: int, data: bytes, token: str | None, name: str = "codes.csv"
+    client: QuartClient,
+    show_id: int,
+    data: bytes,
+    token: str | None,
+    name: str = "codes.csv",
+    have: str = "",
 ) -> tuple[int, dict]:
     headers = {"X-CSRF-Token": token} if token is not None else {}
     response = await client.post(
         f"/studio/{show_id}/offer-codes",
         files={"file": file_field(data, name, "text/csv")},
+        form={"have": have},
         headers=headers,
     )
     try:
@@ -105,6 +111,10 @@ async def test_upload_gives_the_codes_and_what_was_skipped(
     assert status == 200, body
     assert body["codes"] == ["LIVE-7QK2", "LIVE-9XD4", "LIVE-AB12"]
     assert body["message"] == "3 codes added, 1 duplicate skipped"
+    # Codes the form holds already are skipped too.
+    status, body = await upload(client, show_id, SHOPIFY, token, have="PASTED\nLIVE-9XD4")
+    assert status == 200 and body["codes"] == ["LIVE-7QK2", "LIVE-AB12"]
+    assert body["message"] == "2 codes added, 2 duplicates skipped"
     # The moderation panel on the show's page carries the upload and its token.
     page = await (await client.get(f"/admin/shows/{show_id}")).get_data(as_text=True)
     assert f'data-codes-url="/studio/{show_id}/offer-codes"' in page

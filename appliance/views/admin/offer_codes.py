@@ -1,9 +1,12 @@
 """Single-use offer codes imported from the shop's CSV export, for the moderation
-panel's offer form: POST /studio/<show>/offer-codes with the file (`file`) and the page's
-CSRF token (X-CSRF-Token). The answer is JSON: the codes read, how many duplicates were
-skipped, and the column read; or a 4xx with an `error` the panel shows as it is."""
+panel's offer form: POST /studio/<show>/offer-codes with the file (`file`), the codes the
+form holds already (`have`) and the page's CSRF token (X-CSRF-Token). The answer is JSON:
+the new codes, how many duplicates were skipped (in the file or already in the form), and
+the column read; or a 4xx with an `error` the panel shows as it is."""
 
 from __future__ import annotations
+
+import re
 
 from quart import Blueprint, request
 from quart.typing import ResponseReturnValue
@@ -43,7 +46,7 @@ def blueprint(svc: Services) -> Blueprint:
         show = await access.show_for(db, user, show_id, "view")
         if not await access.may(db, user, "moderate", show):
             return {"error": _("Only the show's team can do that.")}, 403
-        if request.content_length is not None and request.content_length > MAX_BYTES + 4096:
+        if request.content_length is not None and request.content_length > 2 * MAX_BYTES:
             return {"error": _("This file is too large (1 MB at most).")}, 413
         files = await request.files
         upload = files.get("file")
@@ -56,7 +59,10 @@ def blueprint(svc: Services) -> Blueprint:
             found = read_codes_csv(data)
         except CsvProblem as problem:
             return {"error": problem_text(problem)}, 400
-        n, skipped = len(found.codes), found.duplicates
+        # The codes the form holds already (`have`): not added again, counted as skipped.
+        have = set(re.split(r"[\s,;]+", (await request.form).get("have", "")[:MAX_BYTES]))
+        codes = [c for c in found.codes if c not in have]
+        n, skipped = len(codes), found.duplicates + len(found.codes) - len(codes)
         message = ngettext("%(num)s code added", "%(num)s codes added", n, num=n)
         if skipped:
             message += ", " + ngettext(
@@ -64,7 +70,7 @@ def blueprint(svc: Services) -> Blueprint:
             )
         return (
             {
-                "codes": found.codes,
+                "codes": codes,
                 "duplicates": skipped,
                 "column": found.column,
                 "message": message,

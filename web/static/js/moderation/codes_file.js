@@ -15,6 +15,7 @@ export function wireCodesFile(d) {
     if (!file) return;
     var body = new FormData();
     body.append("file", file);
+    body.append("have", box.value);
     text(status, "…");
     try {
       var r = await fetch(d.codesUrl, {
