@@ -229,10 +229,11 @@ def scale(args: argparse.Namespace, only: set[str]) -> None:
         f"scripts/benchmarks/hls_load.py in {args.procs} processes (raw HTTP/1.1 "
         "keep-alive, uvloop), all on this machine's 2 cores, which other work shares (the "
         "load average is beside each step). CPU is each program's own processes' CPU time "
-        "over the step's window, in % of one core. `limit`: `generator` when the generator "
-        "used 85 % of its processes' cores, `CPUs` when the three together used 90 % of "
-        "the machine: there the figures say what this machine could generate, not what "
-        "the server could serve."
+        "over the step's window, in % of one core; *machine busy*: both cores' busy time, "
+        "whoever used it, in % of the two. `limit`: `generator` when the generator used "
+        "85 % of its processes' cores, `CPUs` when the machine was 90 % busy (the load "
+        "generator and the other work on it included): there the figures say what this "
+        "machine could run, not what the server could serve."
     )
     if hls_rows:
         table = [

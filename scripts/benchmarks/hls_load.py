@@ -228,12 +228,12 @@ async def read_feed(port: int, show: int, n: int, until: float, tally: Tally) ->
                     tally.errors["reset"] += 1
                 seq = int(json.loads(body)["seq"])
                 continue
-            if b"bench " in body:
-                for frame in json.loads(body)["frames"]:
-                    for message in frame:
-                        text = message.get("text", "") if message["type"] == "chat" else ""
-                        if text.startswith("bench "):
-                            tally.delays.append(now - float(text.split()[1]))
+            # The chat's text, found without parsing the answer (10,000 readers a tick).
+            at = body.find(b'"text": "bench ')
+            while at >= 0:
+                start = at + 15
+                tally.delays.append(now - float(body[start : body.index(b'"', start)]))
+                at = body.find(b'"text": "bench ', start)
             match = SEQ.match(body)
             seq = int(match.group(1)) if match else int(json.loads(body)["seq"])
     except (ConnectionError, OSError) as exc:

@@ -181,9 +181,16 @@ def newest_part(stage: Stage) -> int:
     return int(HINT_NUMBER.findall(text)[0])
 
 
+def machine_busy() -> float:
+    """CPU seconds the whole machine has spent busy (every process, every core)."""
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - times.iowait)
+
+
 @dataclass
 class Sample:
     at: float
+    machine: float
     vitrine: float
     nginx: float
     generator: float
@@ -195,6 +202,7 @@ class Sample:
 def sample(stage: Stage, generator: list[psutil.Process]) -> Sample:
     return Sample(
         time.monotonic(),
+        machine_busy(),
         cpu(family(stage.vitrine.process.pid)),
         cpu(family(stage.nginx.pid)),
         cpu(generator),
@@ -229,10 +237,11 @@ def common(a: Sample, b: Sample, results: list[dict[str, Any]], procs: int) -> d
     generator = 100 * (b.generator - a.generator) / seconds
     vitrine = 100 * (b.vitrine - a.vitrine) / seconds
     nginx = 100 * (b.nginx - a.nginx) / seconds
+    machine = 100 * (b.machine - a.machine) / seconds / (os.cpu_count() or 1)
     limit = "-"
     if generator >= 85 * procs:
         limit = "generator"
-    elif vitrine + nginx + generator >= 180:
+    elif machine >= 90:
         limit = "CPUs"
     errors: Counter[str] = Counter()
     for result in results:
@@ -243,6 +252,7 @@ def common(a: Sample, b: Sample, results: list[dict[str, Any]], procs: int) -> d
         "nginx_cpu": nginx,
         "generator_cpu": generator,
         "limit": limit,
+        "machine_cpu": machine,
         "errors": dict(errors),
         "ramped": max(r["ramped"] for r in results),
         "load": os.getloadavg()[0],
@@ -353,7 +363,8 @@ def clients_table(rows: list[dict[str, Any]], procs: int) -> list[str]:
             f"| {r['via']} | {r['clients']} | {r['delivered']} / {r['expected']} "
             f"({share:.1f} %){'; ' + errors if errors else ''} | {ms(r['spread_p50'])} / "
             f"{ms(r['spread_p95'])} | {r['origin_rate']:.1f} | {r['vitrine_cpu']:.0f} | "
-            f"{r['nginx_cpu']:.0f} | {r['generator_cpu']:.0f} | {r['limit']} | "
+            f"{r['nginx_cpu']:.0f} | {r['generator_cpu']:.0f} | {r['machine_cpu']:.0f} | "
+            f"{r['limit']} | "
             f"{r['load']:.1f} |"
         )
     return lines
@@ -363,8 +374,8 @@ def feed_table(rows: list[dict[str, Any]], procs: int) -> list[str]:
     lines = [
         "| readers | messages received / expected | delay p50 / p99 / max ms | Vitrine "
         "feed requests / ticks | Vitrine feed requests/s | Vitrine CPU % | nginx CPU % | "
-        f"generator CPU % ({procs} procs) | limit | load avg |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"generator CPU % ({procs} procs) | machine busy % | limit | load avg |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         errors = ", ".join(f"{k} x{v}" for k, v in sorted(r["errors"].items()))
@@ -373,7 +384,7 @@ def feed_table(rows: list[dict[str, Any]], procs: int) -> list[str]:
             f"{'; ' + errors if errors else ''} | {ms(r['p50'])} / {ms(r['p99'])} / "
             f"{ms(r['worst'])} | {r['origin']} / {r['ticks']} | {r['origin_rate']:.2f} | "
             f"{r['vitrine_cpu']:.0f} | {r['nginx_cpu']:.0f} | {r['generator_cpu']:.0f} | "
-            f"{r['limit']} | {r['load']:.1f} |"
+            f"{r['machine_cpu']:.0f} | {r['limit']} | {r['load']:.1f} |"
         )
     return lines
 
