@@ -397,3 +397,36 @@ async def test_an_open_poll_and_giveaway_come_back_after_a_restart(tmp_path: Pat
     )
     assert entries == [("v_engage_viewer_0000",), ("v_engage_viewer_0001",)]
     assert rows(server, "SELECT counts FROM polls WHERE id = ?", first["id"]) == [("[2, 1]",)]
+
+
+async def test_a_poll_whose_time_ran_out_while_down_is_closed_with_its_votes(
+    tmp_path: Path,
+) -> None:
+    server = launch(tmp_path / "data", tmp_path / "server.log")
+    try:
+        show_id = new_show(server)
+        room1 = Room(server, show_id)
+        mod = await room1.join(cookie=staff_cookie(server, "admin"))
+        [ana, bob] = await viewers(room1, 2)
+        await mod.send(type="start_poll", question="Quick?", options=["a", "b"], seconds=5)
+        poll = await ana.wait("poll")
+        await ana.send(type="vote", option=1)
+        await bob.wait("poll", lambda m: m["counts"] == [0, 1])
+        await room1.close()
+    finally:
+        stop(server)
+    await asyncio.sleep(max(0.0, poll["ends_at"] + 1 - time.time()))
+    server = launch(tmp_path / "data", tmp_path / "server.log")
+    try:
+        room2 = Room(server, show_id)
+        [cat] = await viewers(room2, 1, first=2)
+        assert cat.of("state")[0]["poll"] is None  # over: not on screen again
+        await cat.send(type="vote", option=0)
+        await notice(cat, "poll_closed")
+        closed = await eventually(
+            server, "SELECT counts FROM polls WHERE id = ? AND closed_at IS NOT NULL", poll["id"]
+        )
+        assert closed == [("[0, 1]",)]
+        await room2.close()
+    finally:
+        stop(server)
