@@ -108,6 +108,22 @@ async def test_seller_goes_live_and_viewer_plays(live_server: LiveServer) -> Non
             )
             assert status == {"status": "live", "publishing": True, "viewers": 1}
 
+            # A viewer who arrives while the show is live plays it too, from the layers
+            # the studio is already sending.
+            late_ctx = await browser.new_context(
+                viewport={"width": 360, "height": 640}, bypass_csp=True
+            )
+            late = await late_ctx.new_page()
+            await late.goto(f"{live_server.url}/shows/{show['id']}")
+            await late.wait_for_function(
+                "document.querySelector('#player').videoWidth > 0", timeout=20000
+            )
+            t0 = await late.evaluate("document.querySelector('#player').currentTime")
+            await late.wait_for_timeout(1500)
+            t1 = await late.evaluate("document.querySelector('#player').currentTime")
+            assert t1 > t0, (t0, t1)
+            await late_ctx.close()
+
             await page.click("#go-live")  # now "End show", confirmed by the dialog handler
             await page.wait_for_function(
                 "document.body.dataset.studioState === 'ended'", timeout=15000
