@@ -15,7 +15,7 @@ import { showControls } from "./moderation/controls.js";
 import { modList } from "./moderation/list.js";
 import { giveawayControls, pollControls } from "./moderation/engage.js";
 import { offerControls } from "./moderation/offer.js";
-import { peekLines, questionQueue } from "./moderation/questions.js";
+import { questionQueue } from "./moderation/questions.js";
 import { sanctionList } from "./moderation/sanctions.js";
 
 var NOTICE_MS = 5000;
@@ -71,7 +71,6 @@ function start(panel) {
     giveawayPrizeInput: $("giveaway-prize-input"),
     giveawayEntrants: $("giveaway-entrants"),
     giveawayClaimSeconds: $("giveaway-claim-seconds"),
-    peek: $("studio-chat"),
     messageTpl: $("mod-message-template"),
     questionTpl: $("mod-question-template"),
     sanctions: $("sanctions"),
@@ -97,7 +96,6 @@ function start(panel) {
     }
   };
   var questions = (page.questions = questionQueue(page));
-  var peek = (page.peek = peekLines(page));
   var list = (page.list = modList(page));
   var controls = showControls(page);
   var offer = offerControls(page);
@@ -144,7 +142,6 @@ function start(panel) {
     },
     chat: function (m) {
       list.add(m, false);
-      peek.add(m);
     },
     deleted: function (m) {
       list.remove(m.id);

@@ -3,7 +3,7 @@ import { atBottom, findById, hide, remove, show, text } from "../dom.js";
 
 var MAX_MESSAGES = 200;
 
-// page: {d, els, questions, peek} of the moderation panel (moderation.js).
+// page: {d, els, questions} of the moderation panel (moderation.js).
 export function modList(page) {
   var d = page.d;
   var els = page.els;
@@ -83,7 +83,6 @@ export function modList(page) {
     remove(findById(els.list, id));
     delete messages[id];
     page.questions.remove(id);
-    page.peek.remove(id);
     if (isPinned(id)) applyPinned(null);
   }
 

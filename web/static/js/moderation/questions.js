@@ -1,9 +1,6 @@
-// The moderation panel's queue of unanswered questions; the latest lines over the preview.
-import { findById, make, remove } from "../dom.js";
+// The moderation panel's queue of unanswered questions.
+import { findById, remove } from "../dom.js";
 import { fill, idOf } from "./list.js";
-
-var PEEK_MESSAGES = 4; // chat lines over the preview
-var PEEK_MS = 15000;
 
 // page: {els, send} of the moderation panel (moderation.js).
 export function questionQueue(page) {
@@ -66,29 +63,5 @@ export function questionQueue(page) {
       return els.questions ? els.questions.children.length : 0;
     },
     wire: wire
-  };
-}
-
-// The last few chat lines over the studio's preview, each for 15 s (#studio-chat).
-export function peekLines(page) {
-  var peek = page.els.peek;
-
-  function add(m) {
-    if (!peek) return;
-    var li = document.createElement("li");
-    li.dataset.id = String(m.id);
-    if (m.question) li.className = "is-question";
-    li.appendChild(make("strong", null, m.name));
-    li.appendChild(document.createTextNode(" " + m.text));
-    peek.appendChild(li);
-    while (peek.children.length > PEEK_MESSAGES) peek.removeChild(peek.firstElementChild);
-    setTimeout(remove.bind(null, li), PEEK_MS);
-  }
-
-  return {
-    add: add,
-    remove: function (id) {
-      remove(findById(peek, id));
-    }
   };
 }
