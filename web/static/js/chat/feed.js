@@ -109,6 +109,9 @@ export function feedLink(show, h) {
         // than at the next ping, the winner has a limited time to claim.
         if (drawn) send({ type: "ping" });
         backoff = FIRST_BACKOFF_MS;
+        // A long poll that ended with nothing may be a cache's copy (kept for a second):
+        // asking again at once would get the same empty answer until it expires.
+        if (!body.frames || body.frames.length === 0) await sleep(1000 + Math.random() * 500);
       } catch (err) {
         if (g !== gen || !running) return;
         welcomed = false;
