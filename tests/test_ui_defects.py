@@ -208,13 +208,11 @@ async def test_studio_fits_small_phones_in_french(live_server: LiveServer, tmp_p
                       viewers.hidden = false;
                       const end = document.getElementById('go-live');
                       end.textContent = d.msgEndShow;
-                      const quality = document.getElementById('quality').getBoundingClientRect();
                       return {
                         viewers: viewers.textContent,
                         end: end.textContent,
                         split: (new Function('return ' + split))()(end),
                         overflows: end.scrollWidth > end.clientWidth,
-                        quality: [quality.left, quality.right],
                       };
                     }""",
                     SPLIT_WORDS,
@@ -223,8 +221,17 @@ async def test_studio_fits_small_phones_in_french(live_server: LiveServer, tmp_p
                 assert found["viewers"] == "1 spectateur"
                 assert found["end"] == "Terminer l’émission"
                 assert found["split"] == [] and not found["overflows"], found
-                left, right = found["quality"]
-                assert 0 <= left and right <= width, found
+                # The quality selector is at the top of the moderation sheet, closed until
+                # the host opens it: opened here, the selector is shown whole on the screen.
+                assert not await page.is_visible("#quality")
+                await page.click("#studio-tools")
+                await page.wait_for_function("document.body.dataset.studioSheet === 'open'")
+                quality = page.locator("#quality")
+                assert await quality.is_visible()
+                box = await quality.bounding_box()
+                assert box is not None and box["width"] > 0, box
+                assert 0 <= box["x"] and box["x"] + box["width"] <= width, (width, box)
+                await page.screenshot(path=str(tmp_path / f"studio-{width}-sheet.png"))
                 await page.context.close()
         finally:
             await browser.close()
