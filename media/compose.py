@@ -18,8 +18,10 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import ctypes
 import json
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -305,11 +307,20 @@ async def compose_in_child(spec_path: Path) -> None:
         raise ComposeError(lines[-1][:300] if lines else f"exit status {child.returncode}")
 
 
+def die_with_parent() -> None:
+    """A server killed outright (kill -9) takes its composition with it: the restarted
+    server composes again, and no orphan keeps a core busy meanwhile (Linux only)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         print("usage: python -m media.compose SPEC.json", file=sys.stderr)
         return 2
+    die_with_parent()
     keep_out_of_the_way()
     try:
         compose(Spec.read(Path(args[0])))

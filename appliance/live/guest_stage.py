@@ -85,6 +85,12 @@ class Guests:
 
     async def start(self) -> None:
         await self.plane.start()
+        # Compositions a stopped (or killed) server left unfinished are made again.
+        folder = self.plane.settings.record_dir
+        if folder is not None:
+            for show_id in await self.replays.unfinished(folder):
+                log.info("show %s: composing the replay with its guest again", show_id)
+                self._spawn(self.replays.compose_when_ready(show_id, folder / f"show-{show_id}"))
 
     async def close(self) -> None:
         await self.plane.close()
