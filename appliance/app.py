@@ -181,7 +181,13 @@ def create_app(config: Config) -> Quart:
     app.extensions["vitrine.rooms"] = rooms
     app.extensions["vitrine.events"] = event_log
     # What /metrics and the admin home read; scheduled backups (off unless configured).
-    sources = Sources(plane=live.plane, rooms=rooms.hub, events=event_log, data_dir=data_dir)
+    sources = Sources(
+        plane=live.plane,
+        guest_plane=guests.plane,
+        rooms=rooms.hub,
+        events=event_log,
+        data_dir=data_dir,
+    )
     app.extensions["vitrine.metrics"] = sources
     backups = BackupSchedule(
         database,

@@ -203,3 +203,57 @@ def dashboard_metric_names() -> set[str]:
         for target in panel["targets"]:
             names |= set(re.findall(r"\b((?:vitrine|process)_[a-z_]+)\b", target["expr"]))
     return names
+
+
+@pytest.mark.usefixtures("loopback_candidates")
+async def test_the_guests_relay_is_counted(tmp_path: Path) -> None:
+    """A guest's relay (its own media plane) is in the scrape: its viewers under the paths
+    guest_webrtc and guest_hls, its traffic and publisher labelled relay="guest"."""
+    async for app in app_with(tmp_path, **{"metrics.token": TOKEN}):
+        await scrape_with_a_guest(app)
+
+
+async def scrape_with_a_guest(app: Quart) -> None:
+    from aiortc import RTCPeerConnection, RTCSessionDescription
+
+    from appliance.catalog import shows
+    from appliance.live.guest_stage import Guests
+    from tests.media_helpers import answer, make_publisher
+    from tests.test_media_plane import wait_for
+
+    stage: Guests = app.extensions["vitrine.guests"]
+    show_id = await shows.create_show(
+        stage.db, shows.ShowData("Guest metrics", "", 2_000_000_000, 60, None)
+    )
+    await shows.go_live(stage.db, show_id)
+    sid = str(show_id)
+    publisher, offer = await make_publisher(CounterVideoTrack(320, 180, 15))
+    viewer = RTCPeerConnection()
+    try:
+        _, sdp = await stage.plane.publish(sid, offer.encode())
+        await answer(publisher, sdp)
+        await wait_for(lambda: stage.plane.is_publishing(sid))
+        viewer.addTransceiver("video", direction="recvonly")
+        viewer.addTransceiver("audio", direction="recvonly")
+        await viewer.setLocalDescription(await viewer.createOffer())
+        _, sdp = await stage.plane.watch(sid, viewer.localDescription.sdp.encode())
+        await viewer.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
+        await wait_for(lambda: stage.plane.viewer_count(sid) == 1)
+        await asyncio.sleep(1.5)  # packets flow to the viewer
+
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        response = await app.test_client().get("/metrics", headers=headers)
+        found = samples(await response.get_data(as_text=True))
+        assert value(found, "vitrine_viewers", show=sid, path="guest_webrtc") == 1
+        assert not [
+            labels
+            for labels, _ in found["vitrine_viewers"]
+            if labels["show"] == sid and labels["path"] == "webrtc"
+        ], "the host's relay has no viewer of this show"
+        assert value(found, "vitrine_publishers", show=sid, relay="guest") == 1
+        video = {"show": sid, "kind": "video", "relay": "guest"}
+        assert value(found, "vitrine_relay_packets_forwarded_total", **video) > 10
+        assert value(found, "vitrine_viewers_connecting", show=sid, relay="guest") == 0
+    finally:
+        await viewer.close()
+        await publisher.close()

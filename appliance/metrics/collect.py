@@ -70,6 +70,7 @@ class Sources:
     rooms: RoomHub
     events: EventLog
     data_dir: Path
+    guest_plane: MediaPlane | None = None  # the guests' own relay (appliance/live/guest_stage)
     requests: RequestCounts = field(default_factory=RequestCounts)
     started_at: float = field(default_factory=time.time)
     disk: DiskFigures = field(default_factory=DiskFigures)
@@ -84,12 +85,16 @@ class VitrineCollector(Collector):
         viewers = GaugeMetricFamily(
             "vitrine_viewers",
             "Viewers now, by path: webrtc (connected video sessions), hls (players that "
-            "asked for the HLS playlist in the last 10 s) and room (people in the live "
-            "room's chat, staff left out).",
+            "asked for the HLS playlist in the last 10 s), guest_webrtc and guest_hls (the "
+            "same for the guest's picture) and room (people in the live room's chat, staff "
+            "left out).",
             labels=["show", "path"],
         )
         yield from self._server(src)
-        yield from self._media(src.plane, viewers)
+        planes = [("host", src.plane)]
+        if src.guest_plane is not None:
+            planes.append(("guest", src.guest_plane))
+        yield from self._media(planes, viewers)
         yield from self._rooms(src.rooms, viewers)
         yield viewers
         yield from self._events(src.events)
@@ -111,9 +116,13 @@ class VitrineCollector(Collector):
             "vitrine_replays_bytes", "Disk used by the replays' files.", src.disk.replays_bytes
         )
 
-    def _media(self, plane: MediaPlane, viewers: GaugeMetricFamily) -> Iterator[Metric]:
-        show = ["show"]
-        kinds = ["show", "kind"]
+    def _media(
+        self, planes: list[tuple[str, MediaPlane]], viewers: GaugeMetricFamily
+    ) -> Iterator[Metric]:
+        """The relays' figures, labelled `relay` host or guest (a guest's viewers are
+        the same people as the host's: their paths are guest_webrtc and guest_hls)."""
+        show = ["show", "relay"]
+        kinds = ["show", "kind", "relay"]
         connecting = GaugeMetricFamily(
             "vitrine_viewers_connecting", "Video sessions still connecting.", labels=show
         )
@@ -152,24 +161,27 @@ class VitrineCollector(Collector):
             "Packets the recording could not keep up with (a slow disk).",
             labels=show,
         )
-        for name, relay in list(plane.relays.items()):
-            viewers.add_metric([name, "webrtc"], plane.viewer_count(name))
-            rendition = plane.rendition(name)
-            if rendition is not None:
-                # Players that asked for the playlist lately (a cache in front: one).
-                viewers.add_metric([name, "hls"], rendition.client_count(time.monotonic()))
-            connecting.add_metric([name], plane.connecting_count(name))
-            publishers.add_metric([name], 1 if plane.is_publishing(name) else 0)
-            for kind in relay.streams:
-                totals = plane.stream_totals(name, kind)
-                for metric, key in keys.items():
-                    made[metric].add_metric([name, kind], totals[key])
-        for name, recorder in list(plane.recorders.items()):
-            if recorder.folder is None:
-                continue  # not recorded: it feeds the HLS rendition only
-            recording.add_metric([name], 0 if recorder.error else 1)
-            recorded.add_metric([name], recorder.bytes_in)
-            recording_dropped.add_metric([name], recorder.dropped)
+        for which, plane in planes:
+            path = "" if which == "host" else f"{which}_"
+            for name, relay in list(plane.relays.items()):
+                viewers.add_metric([name, f"{path}webrtc"], plane.viewer_count(name))
+                rendition = plane.rendition(name)
+                if rendition is not None:
+                    # Players that asked for the playlist lately (a cache in front: one).
+                    clients = rendition.client_count(time.monotonic())
+                    viewers.add_metric([name, f"{path}hls"], clients)
+                connecting.add_metric([name, which], plane.connecting_count(name))
+                publishers.add_metric([name, which], 1 if plane.is_publishing(name) else 0)
+                for kind in relay.streams:
+                    totals = plane.stream_totals(name, kind)
+                    for metric, key in keys.items():
+                        made[metric].add_metric([name, kind, which], totals[key])
+            for name, recorder in list(plane.recorders.items()):
+                if recorder.folder is None:
+                    continue  # not recorded: it feeds the HLS rendition only
+                recording.add_metric([name, which], 0 if recorder.error else 1)
+                recorded.add_metric([name, which], recorder.bytes_in)
+                recording_dropped.add_metric([name, which], recorder.dropped)
         yield connecting
         yield publishers
         yield from made.values()
