@@ -2,6 +2,7 @@
 page a viewer, a shop's shopper, a host and an admin open, at 390x844 as a phone (touch,
 mobile user agent) and at 1280x800 as a desktop. The show page plays a live show published
 by a real WHIP client, with a pinned product, an offer and a chat message over the video;
+a viewer's question waits in the admin page's and the studio's moderation panels;
 the in-show cart sheet and the product sheet are checked open; the embed is checked on a
 shop page from another localhost origin (its floating button, then the player's overlay).
 The hearts honour prefers-reduced-motion. axe-core is vendored in tests/vendor/axe-core
@@ -255,6 +256,8 @@ async def test_pages_pass_axe_wcag_a_and_aa_and_hearts_honour_reduced_motion(
                 await page.wait_for_selector("#pinned:not([hidden])", timeout=10000)
                 await page.wait_for_selector("#offer:not([hidden])", timeout=10000)
                 await page.fill("#chat-input", "Is it silk?")
+                # Asked as a question: it waits, unanswered, in the moderation panels below.
+                await page.check("#chat-question")
                 await page.click("#chat-send")
                 await page.wait_for_selector("#name-form:not([hidden])", timeout=5000)
                 await audit.check(page, f"player, name form {tag}")
@@ -352,7 +355,12 @@ async def test_pages_pass_axe_wcag_a_and_aa_and_hearts_honour_reduced_motion(
                     await page.click("#studio-tools")
                     await page.wait_for_selector("#studio-tools[aria-expanded=true]", timeout=5000)
                     await page.wait_for_timeout(400)  # the sheet slides in
-                    await audit.check(page, f"studio, moderation sheet {tag}")
+                # The viewers' questions wait in the sheet with their answer buttons.
+                await page.wait_for_selector("#questions li.mod-question", timeout=10000)
+                assert await page.is_visible(
+                    "#questions li.mod-question button[data-action=answer]"
+                )
+                await audit.check(page, f"studio, moderation with a question waiting {tag}")
                 await ctx.close()
 
             # The hearts honour prefers-reduced-motion: the stylesheet hides floating
