@@ -187,6 +187,7 @@ def create_app(config: Config) -> Quart:
         rooms=rooms.hub,
         events=event_log,
         data_dir=data_dir,
+        hls=services.hls_admission,
     )
     app.extensions["vitrine.metrics"] = sources
     backups = BackupSchedule(

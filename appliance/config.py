@@ -257,6 +257,20 @@ class MediaSettings:
         "viewer pages fetch HLS from it. Empty: from this server.",
         _url,
     )
+    hls_answers_per_second: int = _setting(
+        600,
+        "Most HLS answers (playlists, parts, segments) this process gives a second, all "
+        "shows and clients together; past it requests get 503 with Retry-After: 1 and the "
+        "players retry, so HLS load never starves the show's own publisher. One core "
+        "answers about 900-1,100 a second (docs/perf.md). 0: no budget.",
+        _cap,
+    )
+    hls_held_requests: int = _setting(
+        1000,
+        "Most blocking HLS requests (a playlist or part asked for before it exists) held at "
+        "once; past it such requests get 503 with Retry-After: 1. 0: no limit.",
+        _cap,
+    )
 
 
 @dataclass(frozen=True)

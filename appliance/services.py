@@ -9,6 +9,7 @@ from babel.support import NullTranslations
 from appliance.accounts.security import SlidingWindowLimiter
 from appliance.catalog.shop import Shop, get_shop
 from appliance.config import Config
+from appliance.hls.admission import HlsAdmission
 from appliance.replays.store import ReplayStore
 from appliance.storage.db import Database
 from appliance.storage.uploads import UploadStore
@@ -24,6 +25,12 @@ class Services:
     setup_token: str
     replays: ReplayStore
     _shop: Shop | None = field(default=None, repr=False)
+    # The process's budget of HLS answers, shared by every HLS view (host and guest).
+    hls_admission: HlsAdmission = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        media = self.config.media
+        self.hls_admission = HlsAdmission(media.hls_answers_per_second, media.hls_held_requests)
 
     async def shop(self) -> Shop:
         """The shop settings, cached: every page needs them and they rarely change."""

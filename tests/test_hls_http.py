@@ -219,3 +219,84 @@ async def test_pages_point_the_player_at_a_cdn_and_allow_it(tmp_path: Path) -> N
         missing = await app.test_client().get(f"/hls/{show_id}/index.m3u8")
         assert missing.status_code == 404
         assert missing.headers["Vary"] == "Origin"
+
+
+async def test_over_the_budget_requests_get_503_and_the_show_goes_on(tmp_path: Path) -> None:
+    """With a budget of 20 answers a second, a burst of 120 concurrent playlist and part
+    requests: some 503 with Retry-After (never a 500), the rest 200; the publisher stays
+    connected, the rendition keeps growing, /metrics counts the shed requests, and after
+    the burst requests are answered again. With 3 places for held requests, 8 requests
+    for a part not yet written: 3 held and answered, 5 refused at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.test_metrics import TOKEN, samples, value
+
+    server = launch(
+        tmp_path / "data",
+        tmp_path / "server.log",
+        {
+            "VITRINE_MEDIA_RECORD": "false",
+            "VITRINE_MEDIA_HLS_ANSWERS_PER_SECOND": "20",
+            "VITRINE_MEDIA_HLS_HELD_REQUESTS": "3",
+            "VITRINE_METRICS_TOKEN": TOKEN,
+        },
+    )
+    try:
+        show_id, pc, _track = await go_live(server)
+        base = f"{server.url}/hls/{show_id}"
+        try:
+            text = await first_playlist(base)
+            epoch_part = PART.findall(text)[-1]
+            await asyncio.sleep(1.2)  # the bucket full again
+            urls = [f"{base}/index.m3u8", f"{base}/{epoch_part}"] * 60
+            with ThreadPoolExecutor(len(urls)) as pool:
+                burst = await asyncio.gather(
+                    *(asyncio.get_running_loop().run_in_executor(pool, get, u) for u in urls)
+                )
+            statuses = [got.status for got in burst]
+            assert set(statuses) == {200, 503}, statuses
+            assert 10 <= statuses.count(200) <= 60, statuses  # about a second's budget
+            for got in burst:
+                if got.status == 503:
+                    assert got.headers["Retry-After"] == "1"
+                    assert got.headers["Cache-Control"] == "no-store"
+                    assert b"Traceback" not in got.body
+
+            await asyncio.sleep(1.5)  # after the burst: answered again, the show still live
+            after = await aget(f"{base}/index.m3u8")
+            assert after.status == 200
+            assert after.body.decode().count("#EXT-X-PART:") and after.body != text.encode()
+            assert pc.connectionState == "connected"
+            scraped = await asyncio.to_thread(get_with_token, f"{server.url}/metrics", TOKEN)
+            found = samples(scraped)
+            assert value(found, "vitrine_publishers", show=str(show_id), relay="host") == 1
+            assert value(found, "vitrine_hls_shed_total", reason="rate") == statuses.count(503)
+            assert value(found, "vitrine_hls_shed_total", reason="held") == 0
+
+            await asyncio.sleep(1.2)
+            newest = (await aget(f"{base}/index.m3u8")).body.decode()
+            hint = HINT.findall(newest)[0]
+            number = int(hint.rsplit("/p", 1)[1].split(".")[0])
+            ahead = hint.replace(f"/p{number}.", f"/p{number + 2}.")  # >= 2 parts away
+            with ThreadPoolExecutor(8) as pool:
+                waited = await asyncio.gather(
+                    *(
+                        asyncio.get_running_loop().run_in_executor(pool, get, f"{base}/{ahead}")
+                        for _ in range(8)
+                    )
+                )
+            held = sorted(got.status for got in waited)
+            assert held == [200] * 3 + [503] * 5, held
+            assert all(got.took > 0.1 for got in waited if got.status == 200)
+            found = samples(await asyncio.to_thread(get_with_token, f"{server.url}/metrics", TOKEN))
+            assert value(found, "vitrine_hls_shed_total", reason="held") == 5
+        finally:
+            await pc.close()
+    finally:
+        stop(server)
+
+
+def get_with_token(url: str, token: str) -> str:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=30) as r:
+        return str(r.read().decode())

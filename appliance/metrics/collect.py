@@ -24,6 +24,7 @@ from appliance.metrics.requests import RequestCounts
 if TYPE_CHECKING:
     from prometheus_client import Metric
 
+    from appliance.hls.admission import HlsAdmission
     from appliance.kpis.events import EventLog
     from appliance.room.hub import RoomHub
     from media.plane import MediaPlane
@@ -74,6 +75,7 @@ class Sources:
     requests: RequestCounts = field(default_factory=RequestCounts)
     started_at: float = field(default_factory=time.time)
     disk: DiskFigures = field(default_factory=DiskFigures)
+    hls: HlsAdmission | None = None  # the HLS answers' budget (services.hls_admission)
 
 
 class VitrineCollector(Collector):
@@ -99,6 +101,8 @@ class VitrineCollector(Collector):
         yield viewers
         yield from self._events(src.events)
         yield from self._http(src.requests)
+        if src.hls is not None:
+            yield self._hls_shed(src.hls)
 
     def _server(self, src: Sources) -> Iterator[Metric]:
         info = InfoMetricFamily("vitrine_build", "The running Vitrine.")
@@ -246,3 +250,14 @@ class VitrineCollector(Collector):
         for (route, status), count in sorted(requests.counts.items()):
             family.add_metric([route, status], count)
         yield family
+
+    def _hls_shed(self, admission: HlsAdmission) -> Metric:
+        family = CounterMetricFamily(
+            "vitrine_hls_shed",
+            "HLS requests refused with 503 over the process's budget, by reason: rate "
+            "(media.hls_answers_per_second) or held (media.hls_held_requests).",
+            labels=["reason"],
+        )
+        for reason, count in sorted(admission.shed.items()):
+            family.add_metric([reason], count)
+        return family

@@ -8,6 +8,10 @@
   new for every rendition). A part asked for before it exists (the playlist's preload
   hint) is held until it does. `GET /hls/<show>/init.mp4` is the newest init segment.
 
+Before any work every request asks the process's budget (appliance/hls/admission.py,
+`media.hls_answers_per_second`, `media.hls_held_requests`): over it, a 503 with
+`Retry-After: 1` that players retry, so that HLS clients never starve the show itself.
+
 These views read no show from the database: a rendition exists only while its show is
 live, so a viewer asking for the newest part costs a dictionary look-up. The files are the
 same for everyone (no `Vary: Cookie`, no cookie set), so a CDN or nginx may cache them
@@ -17,6 +21,7 @@ same for everyone (no `Vary: Cookie`, no cookie set), so a CDN or nginx may cach
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from quart import Blueprint, Response, request
 from quart.typing import ResponseReturnValue
@@ -41,13 +46,21 @@ CORS = {
 }
 
 
-def _plain(message: str, status: int) -> Response:
+def _plain(message: str, status: int, **headers: str) -> Response:
     return Response(
         message + "\n",
         status=status,
         content_type="text/plain; charset=utf-8",
-        headers={**CORS, "Cache-Control": "no-store"},
+        headers={**CORS, "Cache-Control": "no-store", **headers},
     )
+
+
+def _busy() -> Response:
+    """Over the process's budget: players (hls.js, Safari) retry a 503 after a second."""
+    return _plain("too many HLS requests right now, retry in a second", 503, **RETRY)
+
+
+RETRY = {"Retry-After": "1"}
 
 
 def _number(name: str) -> int | None:
@@ -71,6 +84,27 @@ def blueprint(
     (the guest's: `/hls/<show>/guest/`, appliance/live/guest_stage.py)."""
     bp = Blueprint(name, __name__)
     source = plane or live.plane
+    admission = svc.hls_admission
+
+    @bp.before_request
+    async def budget() -> ResponseReturnValue | None:
+        # First of all, before any parsing or look-up: the cheap check that sheds load.
+        if request.method != "OPTIONS" and not admission.admit():
+            return _busy()
+        return None
+
+    async def held(ready: Callable[[], bool], rendition: Rendition) -> bool:
+        """Wait (at most HOLD_SECONDS) for `ready` in one of the budget's places for held
+        requests; False, without waiting, when every place is taken."""
+        if ready():
+            return True
+        if not admission.hold():
+            return False
+        try:
+            await rendition.wait(ready, HOLD_SECONDS)
+        finally:
+            admission.release()
+        return True
 
     def rendition_of(show_id: int) -> Rendition | None:
         return source.rendition(str(show_id))
@@ -103,7 +137,8 @@ def blueprint(
                 return _plain("_HLS_msn is too far ahead of the playlist", 400)
             if part is not None and part * PART_TARGET > 2 * HOLD_SECONDS:
                 return _plain("_HLS_part is larger than a segment has parts", 400)
-            await rendition.wait(lambda: rendition.has(msn, part), HOLD_SECONDS)
+            if not await held(lambda: rendition.has(msn, part), rendition):
+                return _busy()
         text = rendition.playlist()
         if text is None:
             return not_here()
@@ -139,7 +174,8 @@ def blueprint(
         if number > rendition.next_part + 2:
             return _plain("that part is too far ahead", 404)
         # The preload hint names the next part before it exists: hold until it does.
-        await rendition.wait(lambda: rendition.has_part(number), HOLD_SECONDS)
+        if not await held(lambda: rendition.has_part(number), rendition):
+            return _busy()
         return media(rendition.part(number))
 
     @bp.get(prefix + "/<epoch>/s<int:msn>.m4s")
