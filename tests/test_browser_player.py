@@ -102,7 +102,9 @@ async def phone(browser: Any, width: int, height: int) -> Any:
 
 async def playing(page: Any) -> float:
     await page.wait_for_function(
-        "() => document.body.dataset.playerState === 'playing' && "
+        # A frame may still be loading its document: no body or player yet.
+        "() => !!document.body && document.body.dataset.playerState === 'playing' && "
+        "!!document.querySelector('#player') && "
         "document.querySelector('#player').currentTime > 0",
         timeout=30000,
     )
