@@ -371,6 +371,7 @@ def create_app(config: Config) -> Quart:
         hls_http.blueprint(services, live, guests.plane, "/hls/<int:show_id>/guest", "hls_guest")
     )
     room_ws.install(app, services, rooms)
+    hls_http.install(app, services)  # outermost: sheds HLS load before anything
     app.register_blueprint(kpi_events.blueprint(services, event_log))
     app.register_blueprint(metrics_api.blueprint(services, sources))
     app.register_blueprint(public_reminders.blueprint(services, reminders))

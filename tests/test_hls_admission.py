@@ -43,3 +43,37 @@ def test_admission_counts_what_it_sheds() -> None:
     assert admission.held == 2
     unlimited = HlsAdmission(0, 0, clock)
     assert all(unlimited.hold() for _ in range(100)) and unlimited.shed == {RATE: 0, HELD: 0}
+
+
+async def test_the_gate_answers_503_before_the_app_only_for_hls_over_the_rate() -> None:
+    from typing import Any
+
+    from appliance.hls.admission import HlsGate
+
+    reached: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        reached.append(scope["path"])
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request"}
+
+    gate = HlsGate(app, HlsAdmission(2, 0, Clock()))
+    for path, method in [
+        ("/hls/1/index.m3u8", "GET"),
+        ("/hls/1/index.m3u8", "GET"),
+        ("/hls/1/index.m3u8", "OPTIONS"),  # preflights pass, uncounted
+        ("/shows/1", "GET"),  # not HLS: never shed
+        ("/hls/1/e/p3.m4s", "GET"),  # the third: over the rate
+    ]:
+        await gate({"type": "http", "path": path, "method": method}, receive, send)
+    assert reached == ["/hls/1/index.m3u8"] * 3 + ["/shows/1"]
+    assert sent[0]["status"] == 503
+    headers = dict(sent[0]["headers"])
+    assert headers[b"retry-after"] == b"1" and headers[b"cache-control"] == b"no-store"
+    assert gate.admission.shed[RATE] == 1

@@ -7,13 +7,17 @@ a token bucket of answers a second (a second's worth of burst) and a count of bl
 requests held at once. Over either, the request is refused with a 503 and
 `Retry-After: 1` (hls.js and Safari retry), and counted for /metrics. The budget is
 global: a request from nginx or a CDN in front (many viewers collapsed into one) costs
-the same as a viewer's own. The check is two float operations and a comparison.
+the same as a viewer's own. The check is two float operations and a comparison, made by
+`HlsGate` in front of the whole app (plain ASGI): a refused request costs no request
+context, no hooks and no routing, for a shed request that costs as much as an answered
+one stops nothing.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 RATE = "rate"  # reasons a request was shed, the label of vitrine_hls_shed_total
 HELD = "held"
@@ -78,3 +82,41 @@ class HlsAdmission:
 
     def release(self) -> None:
         self.held -= 1
+
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+BUSY = b"too many HLS requests right now, retry in a second\n"
+BUSY_HEADERS = [
+    (b"content-type", b"text/plain; charset=utf-8"),
+    (b"content-length", str(len(BUSY)).encode()),
+    (b"cache-control", b"no-store"),
+    (b"retry-after", b"1"),  # hls.js and Safari retry a 503
+    (b"access-control-allow-origin", b"*"),
+    (b"vary", b"Origin"),
+]
+
+
+class HlsGate:
+    """Plain ASGI in front of the app: a request under `prefix` over the rate is answered
+    503 here, before the app sees it (CORS preflights pass: they cost nothing)."""
+
+    def __init__(self, inner: ASGIApp, admission: HlsAdmission, prefix: str = "/hls/") -> None:
+        self.inner = inner
+        self.admission = admission
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"].startswith(self.prefix)
+            and scope["method"] != "OPTIONS"
+            and not self.admission.admit()
+        ):
+            await send({"type": "http.response.start", "status": 503, "headers": BUSY_HEADERS})
+            await send({"type": "http.response.body", "body": BUSY})
+            return
+        await self.inner(scope, receive, send)

@@ -8,9 +8,10 @@
   new for every rendition). A part asked for before it exists (the playlist's preload
   hint) is held until it does. `GET /hls/<show>/init.mp4` is the newest init segment.
 
-Before any work every request asks the process's budget (appliance/hls/admission.py,
-`media.hls_answers_per_second`, `media.hls_held_requests`): over it, a 503 with
-`Retry-After: 1` that players retry, so that HLS clients never starve the show itself.
+Before any work every request asks the process's budget (appliance/hls/admission.py):
+over `media.hls_answers_per_second` the gate `install` puts in front of the app answers a
+503 with `Retry-After: 1` that players retry; over `media.hls_held_requests`, a request to
+be held is the same 503 here. So HLS clients never starve the show itself.
 
 These views read no show from the database: a rendition exists only while its show is
 live, so a viewer asking for the newest part costs a dictionary look-up. The files are the
@@ -22,10 +23,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import cast
 
-from quart import Blueprint, Response, request
+from quart import Blueprint, Quart, Response, request
 from quart.typing import ResponseReturnValue
 
+from appliance.hls.admission import ASGIApp, HlsGate
 from appliance.live.bridge import LiveShows
 from appliance.services import Services
 from appliance.views.web import VIEWER_COOKIE, client_address, valid_viewer
@@ -85,13 +88,6 @@ def blueprint(
     bp = Blueprint(name, __name__)
     source = plane or live.plane
     admission = svc.hls_admission
-
-    @bp.before_request
-    async def budget() -> ResponseReturnValue | None:
-        # First of all, before any parsing or look-up: the cheap check that sheds load.
-        if request.method != "OPTIONS" and not admission.admit():
-            return _busy()
-        return None
 
     async def held(ready: Callable[[], bool], rendition: Rendition) -> bool:
         """Wait (at most HOLD_SECONDS) for `ready` in one of the budget's places for held
@@ -186,3 +182,9 @@ def blueprint(
         return media(rendition.segment(msn))
 
     return bp
+
+
+def install(app: Quart, svc: Services) -> None:
+    """Put the HLS budget's gate in front of the app's ASGI handling."""
+    inner = cast(ASGIApp, app.asgi_app)
+    app.asgi_app = HlsGate(inner, svc.hls_admission)  # type: ignore[method-assign,assignment]
