@@ -172,9 +172,11 @@ async def follow(port: int, base: str, n: int, until: float, tally: Tally) -> No
                 init = MAP.findall(text)
                 tally.requests += 1
                 if status != 200 or not init:
-                    tally.errors[f"playlist {status}"] += 1
+                    # A 503 is Vitrine's budget shedding load: retried after its
+                    # Retry-After (1 s), as hls.js and Safari do.
+                    tally.errors["shed" if status == 503 else f"playlist {status}"] += 1
                     text = b""
-                    await asyncio.sleep(0.5)
+                    await asyncio.sleep(1.0 if status == 503 else 0.5)
                     continue
                 ((status, _),) = [await f for f in media.get(f"{base}/{init[-1].decode()}")]
                 tally.requests += 1
@@ -193,13 +195,18 @@ async def follow(port: int, base: str, n: int, until: float, tally: Tally) -> No
                 (fetch,) = media.get(uri)
                 (status, body), (part_status, data) = await reload, await fetch
                 tally.requests += 2
+            shed = (status == 503) + (part_status == 503)
             if part_status == 200 and data:
                 tally.arrivals[want].append(time.monotonic())
                 want += 1
             else:  # fell out of the window (or a new period): start again at the edge
-                tally.errors[f"part {part_status}"] += 1
+                if part_status != 503:
+                    tally.errors[f"part {part_status}"] += 1
                 body, status = b"", 0
             text = body if status == 200 else b""
+            if shed:
+                tally.errors["shed"] += shed
+                await asyncio.sleep(1.0)  # Retry-After
     except (ConnectionError, OSError) as exc:
         tally.errors[type(exc).__name__] += 1
     finally:

@@ -40,6 +40,7 @@ from tests.test_nginx_hls import NGINX, nginx_conf
 
 TOKEN = "bench-hls-metrics"
 HLS_ANSWERS = re.compile(r'^vitrine_http_requests_total\{route="hls",status="[^"]+"\} (\S+)$', re.M)
+HLS_SHED = re.compile(r'^vitrine_hls_shed_total\{reason="[^"]+"\} (\S+)$', re.M)
 HINT_NUMBER = re.compile(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="[^"]*p(\d+)\.m4s"')
 FEED_URI = re.compile(r"^/rooms/\d+/feed\?after=(\d+)$")
 
@@ -163,22 +164,31 @@ def family(pid: int) -> list[psutil.Process]:
     return [root, *root.children(recursive=True)]
 
 
-def hls_answers(stage: Stage) -> float:
-    """Vitrine's count of HLS answers (nan when it does not answer within 30 s)."""
+def hls_answers(stage: Stage) -> tuple[float, float]:
+    """Vitrine's count of HLS answers, and of those that were 503s over its budget (shed);
+    nan when it does not answer within 30 s."""
     try:
         text = get(f"{stage.vitrine.url}/metrics", {"Authorization": f"Bearer {TOKEN}"})
     except OSError:
-        return float("nan")
-    return sum(float(v) for v in HLS_ANSWERS.findall(text.decode()))
+        return float("nan"), float("nan")
+    answers = sum(float(v) for v in HLS_ANSWERS.findall(text.decode()))
+    return answers, sum(float(v) for v in HLS_SHED.findall(text.decode()))
 
 
 def newest_part(stage: Stage) -> int:
     """The number of the part to come (-1: no rendition, or no answer within 30 s)."""
-    try:
-        text = get(f"{stage.vitrine.url}/hls/{stage.show}/index.m3u8").decode()
-    except OSError:
-        return -1
-    return int(HINT_NUMBER.findall(text)[0])
+    for _ in range(200):
+        try:
+            text = get(f"{stage.vitrine.url}/hls/{stage.show}/index.m3u8").decode()
+        except urllib.error.HTTPError as exc:
+            if exc.code != 503:
+                return -1
+            time.sleep(0.02)  # shed by Vitrine's budget, as any client: ask again
+            continue
+        except OSError:
+            return -1
+        return int(HINT_NUMBER.findall(text)[0])
+    return -1
 
 
 def machine_busy() -> float:
@@ -195,6 +205,7 @@ class Sample:
     nginx: float
     generator: float
     answers: float
+    shed: float
     part: int
     log: int
 
@@ -206,7 +217,7 @@ def sample(stage: Stage, generator: list[psutil.Process]) -> Sample:
         cpu(family(stage.vitrine.process.pid)),
         cpu(family(stage.nginx.pid)),
         cpu(generator),
-        hls_answers(stage),
+        *hls_answers(stage),
         newest_part(stage),
         stage.nginx_log.stat().st_size if stage.nginx_log.exists() else 0,
     )
@@ -289,6 +300,7 @@ def hls_step(stage: Stage, via: str, clients: int, procs: int, window: float) ->
         spread_p50=percentile(spread, 0.5),
         spread_p95=percentile(spread, 0.95),
         origin_rate=(b.answers - a.answers) / row["seconds"],
+        shed_rate=(b.shed - a.shed) / row["seconds"],
         requests=sum(r["requests"] for r in results),
     )
     return row
@@ -352,8 +364,8 @@ def ms(value: float) -> str:
 def clients_table(rows: list[dict[str, Any]], procs: int) -> list[str]:
     lines = [
         f"| path | clients | parts delivered / expected | after the first client p50 / p95 ms "
-        f"| Vitrine HLS answers/s | Vitrine CPU % | nginx CPU % | generator CPU % ({procs} "
-        "procs) | machine busy % | limit | load avg |",
+        "| Vitrine HLS answers/s (+ shed, 503/s) | Vitrine CPU % | nginx CPU % | "
+        f"generator CPU % ({procs} procs) | machine busy % | limit | load avg |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -362,7 +374,8 @@ def clients_table(rows: list[dict[str, Any]], procs: int) -> list[str]:
         lines.append(
             f"| {r['via']} | {r['clients']} | {r['delivered']} / {r['expected']} "
             f"({share:.1f} %){'; ' + errors if errors else ''} | {ms(r['spread_p50'])} / "
-            f"{ms(r['spread_p95'])} | {r['origin_rate']:.1f} | {r['vitrine_cpu']:.0f} | "
+            f"{ms(r['spread_p95'])} | {r['origin_rate']:.1f} ({r.get('shed_rate', 0):.0f}) | "
+            f"{r['vitrine_cpu']:.0f} | "
             f"{r['nginx_cpu']:.0f} | {r['generator_cpu']:.0f} | {r['machine_cpu']:.0f} | "
             f"{r['limit']} | "
             f"{r['load']:.1f} |"
@@ -416,8 +429,11 @@ def sweep(
                     row = hls_step(stage, via, count, procs, window)
                     hls_rows.append(row)
                 print(json.dumps(row), flush=True)
-                if via == "direct" and row["delivered"] < 0.9 * max(row["expected"], 1):
-                    break  # (nothing expected: the show itself stopped)
+                if via == "direct" and (
+                    not row["parts"]  # the show itself stopped
+                    or (row["delivered"] < 0.9 * row["expected"] and not row["shed_rate"])
+                ):
+                    break  # (with Vitrine shedding load, the next step says if the show lives)
                 time.sleep(3)  # the sockets of the step before close
         finally:
             stage.close()
