@@ -258,7 +258,7 @@ class MediaSettings:
         _url,
     )
     hls_answers_per_second: int = _setting(
-        600,
+        1000,
         "Most HLS answers (playlists, parts, segments) this process gives a second, all "
         "shows and clients together; past it requests get 503 with Retry-After: 1 and the "
         "players retry, so HLS load never starves the show's own publisher. One core "
