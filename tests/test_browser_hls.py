@@ -68,9 +68,11 @@ async def plays(page: Any) -> None:
         "() => document.body.dataset.playerState === 'playing'", timeout=30000
     )
     t0 = await page.evaluate("() => document.querySelector('#player').currentTime")
-    await page.wait_for_timeout(2000)
-    t1 = await page.evaluate("() => document.querySelector('#player').currentTime")
-    assert t1 > t0 + 1, (t0, t1)
+    # A second of the show played, however long a busy machine takes to play it (a
+    # low-latency player at the live edge may wait a moment for the next part).
+    await page.wait_for_function(
+        "(t0) => document.querySelector('#player').currentTime > t0 + 1", arg=t0, timeout=15000
+    )
 
 
 def joins(server: LiveServer, show_id: int) -> list[str | None]:
