@@ -30,7 +30,7 @@ from typing import Any
 
 import av
 
-from media.compose_audio import Mixer
+from media.compose_audio import Mixer, recorded_parts
 from media.transcode import PACKAGE_ROOT, _Encoder, _h264_stream, keep_out_of_the_way
 
 STALE_SECONDS = 2.0  # a guest picture older than this at a moment: the guest is not shown
@@ -81,24 +81,16 @@ def wall_of(timeline: list[list[float]], t: float) -> float | None:
 
 def guest_frames(parts: list[list[Any]]) -> Iterator[tuple[float, Any]]:
     """The guest's frames in order, each with its wall-clock time."""
-    for path, started in parts:
-        try:
-            source = av.open(str(path))
-        except av.error.FFmpegError:
-            continue
-        with source:
-            if not source.streams.video:
+    for started, source, stream in recorded_parts(parts, "video"):
+        stream.codec_context.thread_count = 1
+        for packet in source.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.error.InvalidDataError:
                 continue
-            stream = source.streams.video[0]
-            stream.codec_context.thread_count = 1
-            for packet in source.demux(stream):
-                try:
-                    frames = packet.decode()
-                except av.error.InvalidDataError:
-                    continue
-                for frame in frames:
-                    if frame.pts is not None and frame.time_base is not None:
-                        yield float(started) + float(frame.pts * frame.time_base), frame
+            for frame in frames:
+                if frame.pts is not None and frame.time_base is not None:
+                    yield float(started) + float(frame.pts * frame.time_base), frame
 
 
 class GuestCursor:

@@ -24,25 +24,32 @@ def _resampler() -> Any:
     return av.AudioResampler(format="s16", layout=LAYOUT, rate=RATE)
 
 
-def guest_sound(parts: list[list[Any]]) -> Iterator[tuple[float, bytes]]:
-    """The guest's sound as (wall clock of its first sample, s16 stereo bytes)."""
+def recorded_parts(parts: list[list[Any]], kind: str) -> Iterator[tuple[float, Any, Any]]:
+    """(wall clock of the part's start, open container, its first `kind` stream) for each
+    recorded part that opens and has one; each container is closed after its turn."""
     for path, started in parts:
         try:
             source = av.open(str(path))
         except av.error.FFmpegError:
             continue
         with source:
-            if not source.streams.audio:
+            streams = source.streams.video if kind == "video" else source.streams.audio
+            if streams:
+                yield float(started), source, streams[0]
+
+
+def guest_sound(parts: list[list[Any]]) -> Iterator[tuple[float, bytes]]:
+    """The guest's sound as (wall clock of its first sample, s16 stereo bytes)."""
+    for started, source, stream in recorded_parts(parts, "audio"):
+        resampler = _resampler()
+        for decoded in source.decode(stream):
+            frame: Any = decoded
+            if frame.pts is None or frame.time_base is None:
                 continue
-            resampler = _resampler()
-            for decoded in source.decode(source.streams.audio[0]):
-                frame: Any = decoded
-                if frame.pts is None or frame.time_base is None:
-                    continue
-                at = float(started) + float(frame.pts * frame.time_base)
-                for out in resampler.resample(frame):
-                    yield at, bytes(out.planes[0])[: out.samples * BYTES]
-                    at += out.samples / RATE
+            at = float(started) + float(frame.pts * frame.time_base)
+            for out in resampler.resample(frame):
+                yield at, bytes(out.planes[0])[: out.samples * BYTES]
+                at += out.samples / RATE
 
 
 class GuestSound:
