@@ -558,7 +558,12 @@ def main() -> None:
             "DownTrack and FastPath with real SRTP sessions and UDP sockets, one process, no",
             f"event loop or load generator), CPU per forwarded packet: {core_line}.",
             "",
-            "Measured beside this table on 2026-12-02 (load average 12 to 23), not by this script:",
+            "One-off comparisons made beside this table on 2026-12-02 (load average 12 to 23) on a "
+            "copy of the tree,",
+            "the only way to rerun them: neither the earlier viewers nor uvloop are kept in "
+            "Vitrine, so no script here",
+            "measures them again (this script's generator column is the light viewers' cost "
+            "today):",
             "- the light viewers cost 9.1 µs of the generator's CPU per packet received at "
             "100 viewers, against",
             "  25.2 µs for the viewers before them (aiortc's datagram protocol per socket, "
