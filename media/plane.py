@@ -88,6 +88,7 @@ class Publisher:
     sources: dict[str, str] = field(default_factory=dict)
     connected: bool = False
     rids: list[str] = field(default_factory=list)  # its simulcast layers, largest first
+    layer_list: str = ""  # the same, comma-joined, as the relay workers' feed carries it
 
 
 @dataclass
@@ -134,9 +135,10 @@ class ShowRelay:
             return  # a replaced publisher's last packets
         kind = key = receiver.kind
         stream = self.streams[kind]
+        rid = ""
         if kind == "video" and publisher.rids:
-            rid = receiver.rids.get(packet.ssrc)
-            layer = self.layers.by_rid.get(rid) if rid is not None else None
+            rid = receiver.rids.get(packet.ssrc, "")
+            layer = self.layers.by_rid.get(rid)
             if layer is None:
                 return  # not a layer of the offer (or not named yet)
             if layer is not stream:
@@ -150,11 +152,11 @@ class ShowRelay:
             stream.new_source(codec_key(codec.mimeType), codec.clockRate)
         now = time.monotonic()
         stream.on_packet(packet, now)
-        if key != "audio" and publisher.rids and not self.layers.feeds(stream, packet, now):
-            return  # a layer only forwarded: recorded and handed on is one layer
         pool = self.plane.pool
-        if pool is not None:
-            pool.feed_packet(self.show, kind, stream, packet)
+        if pool is not None:  # every layer: the workers steer their viewers too
+            pool.feed_packet(self.show, kind, stream, packet, rid, rid and publisher.layer_list)
+        if rid and not self.layers.feeds(stream, packet, now):
+            return  # a layer only forwarded: the recording and HLS take one layer
         recorder = self.plane.recorders.get(self.show)
         if recorder is not None:
             recorder.packet(
@@ -169,18 +171,20 @@ class ShowRelay:
     def on_sr(self, publisher: Publisher, kind: str, ssrc: int, ntp: int, rtp_ts: int) -> None:
         if publisher is not self.publisher:
             return
+        pool, layers = self.plane.pool, publisher.layer_list
         if kind == "video" and publisher.rids and publisher.media_ssrc.get(kind) != ssrc:
             for rid, layer in self.layers.by_rid.items():
                 if publisher.media_ssrc.get(f"video:{rid}") == ssrc:
                     layer.on_sender_report(ntp, rtp_ts, time.monotonic())
-                    if self.plane.pool is not None and layer is self.layers.recorded:
-                        self.plane.pool.feed_sender_report(self.show, kind, layer, ntp, rtp_ts)
+                    if pool is not None:
+                        pool.feed_sender_report(self.show, kind, layer, ntp, rtp_ts, rid, layers)
             return
         if publisher.media_ssrc.get(kind) == ssrc:
             stream = self.streams[kind]
             stream.on_sender_report(ntp, rtp_ts, time.monotonic())
-            if self.plane.pool is not None and (kind == "audio" or self.layers.recorded is stream):
-                self.plane.pool.feed_sender_report(self.show, kind, stream, ntp, rtp_ts)
+            if pool is not None:
+                top = publisher.rids[0] if kind == "video" and publisher.rids else ""
+                pool.feed_sender_report(self.show, kind, stream, ntp, rtp_ts, top, layers)
 
     @property
     def idle(self) -> bool:
@@ -244,11 +248,13 @@ class MediaPlane:
         """A relay worker's viewer waits for a keyframe: asked through the show's stream,
         so that the requests of every worker are coalesced (KEYFRAME_INTERVAL)."""
         relay = self.relays.get(show)
-        if relay is None or kind not in relay.streams:
+        if relay is None:
             return
-        # Of simulcast video, the workers get the recorded layer: the one to ask.
-        stream = relay.layers.recorded if kind == "video" else relay.streams[kind]
-        stream.want_keyframe(time.monotonic())
+        # 'audio', 'video' (the top layer) or a lower layer's 'video:<rid>'.
+        base, _, rid = kind.partition(":")
+        stream = relay.layers.by_rid.get(rid) if rid else relay.streams.get(base)
+        if stream is not None:
+            stream.want_keyframe(time.monotonic())
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -339,6 +345,7 @@ class MediaPlane:
         video = next((m for m in description.media if m.kind == "video"), None)
         if video is not None:
             publisher.rids = simulcast.offered_rids(video, offer.decode())
+            publisher.layer_list = ",".join(publisher.rids)
         try:
             # One receiver per kind the publisher sends, in the offer's order: a phone
             # whose microphone is denied sends video only, a radio-style show audio only.

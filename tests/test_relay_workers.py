@@ -294,6 +294,12 @@ def test_the_feed_carries_a_packet_and_a_sender_report_whole() -> None:
     assert bare.packet.extensions.audio_level is None
     report = decode(encode_sender_report("12", "audio", 7, 2**63 + 1, 4242))
     assert report == FedReport("12", "audio", 7, 2**63 + 1, 4242)
+    # A simulcast layer's packet and report name the layer and the publisher's layers.
+    layer = decode(encode_packet("12", "video", 9, "video/h264", 90000, packet, "m", "h,m,l"))
+    assert isinstance(layer, FedPacket) and (layer.rid, layer.rids) == ("m", "h,m,l")
+    assert layer.packet.payload == packet.payload
+    report = decode(encode_sender_report("12", "video", 9, 1, 2, "l", "h,m,l"))
+    assert report == FedReport("12", "video", 9, 1, 2, "l", "h,m,l")
     # Anything else is dropped, never raised on.
     for junk in (b"", b"\x01", b"\x09" * 40, b"\x01" + b"\x00" * 20 + b"\xff", b"\x02" * 5):
         assert decode(junk) is None

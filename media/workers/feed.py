@@ -3,8 +3,10 @@
 A datagram carries what a worker's Stream needs to rebuild the packet: the show, the
 kind, the main stream's generation (a new one: a new publisher or codec), the codec and
 its clock rate, RTP sequence number, timestamp, marker, the two header extensions the
-relay forwards, and the payload. Sender reports travel the same way, so they keep their
-order with the packets they describe.
+relay forwards, the payload, and for a simulcast publisher the packet's layer (its rid)
+and the publisher's layers, largest first, so that each worker keeps every layer and
+steers each of its viewers to the one its link allows. Sender reports travel the same
+way, so they keep their order with the packets they describe.
 """
 
 from __future__ import annotations
@@ -27,14 +29,22 @@ MAX_DATAGRAM = 65536
 SEND_BUFFER = 4 * 1024 * 1024
 
 
-def _names(show: str, codec: str) -> bytes:
-    show_b, codec_b = show.encode(), codec.encode()
-    return bytes((len(show_b),)) + show_b + bytes((len(codec_b),)) + codec_b
+def _names(*names: str) -> bytes:
+    return b"".join(bytes((len(b),)) + b for b in (name.encode() for name in names))
 
 
 def encode_packet(
-    show: str, kind: str, generation: int, codec: str, clock_rate: int, packet: RtpPacket
+    show: str,
+    kind: str,
+    generation: int,
+    codec: str,
+    clock_rate: int,
+    packet: RtpPacket,
+    rid: str = "",
+    rids: str = "",
 ) -> bytes:
+    """`rid`: the packet's simulcast layer; `rids`: the publisher's layers, largest
+    first, joined by commas ("" for both without simulcast)."""
     ext = packet.extensions
     abs_send = 0 if ext.abs_send_time is None else ext.abs_send_time + 1
     level = 0
@@ -54,15 +64,17 @@ def encode_packet(
                 abs_send,
                 level,
             ),
-            _names(show, codec),
+            _names(show, codec, rid, rids),
             packet.payload,
         )
     )
 
 
-def encode_sender_report(show: str, kind: str, generation: int, ntp: int, rtp_ts: int) -> bytes:
+def encode_sender_report(
+    show: str, kind: str, generation: int, ntp: int, rtp_ts: int, rid: str = "", rids: str = ""
+) -> bytes:
     head = _SR.pack(SENDER_REPORT, KIND_CODE[kind], generation & 0xFFFFFFFF, ntp, rtp_ts)
-    return head + _names(show, "")
+    return head + _names(show, "", rid, rids)
 
 
 @dataclass(slots=True)
@@ -73,6 +85,8 @@ class FedPacket:
     codec: str
     clock_rate: int
     packet: RtpPacket
+    rid: str = ""
+    rids: str = ""
 
 
 @dataclass(slots=True)
@@ -82,6 +96,8 @@ class FedReport:
     generation: int
     ntp: int
     rtp_ts: int
+    rid: str = ""
+    rids: str = ""
 
 
 def decode(data: bytes) -> FedPacket | FedReport | None:
@@ -95,20 +111,20 @@ def decode(data: bytes) -> FedPacket | FedReport | None:
             offset = _SR.size
         else:
             return None
-        size = data[offset]
-        show = data[offset + 1 : offset + 1 + size].decode()
-        offset += 1 + size
-        size = data[offset]
-        codec = data[offset + 1 : offset + 1 + size].decode()
-        offset += 1 + size
+        names = []
+        for _ in range(4):  # show, codec, rid, rids
+            size = data[offset]
+            names.append(data[offset + 1 : offset + 1 + size].decode())
+            offset += 1 + size
+        show, codec, rid, rids = names
         if data[0] == SENDER_REPORT:
-            return FedReport(show, KINDS[kind], gen, ntp, rtp_ts)
+            return FedReport(show, KINDS[kind], gen, ntp, rtp_ts, rid, rids)
         packet = RtpPacket(sequence_number=seq, timestamp=ts, marker=marker, payload=data[offset:])
         if abs_send:
             packet.extensions.abs_send_time = abs_send - 1
         if level & 0x80:
             packet.extensions.audio_level = (bool(level & 0x40), level & 0x7F)
-        return FedPacket(show, KINDS[kind], gen, codec, clock, packet)
+        return FedPacket(show, KINDS[kind], gen, codec, clock, packet, rid, rids)
     except (IndexError, struct.error, UnicodeDecodeError):
         return None
 

@@ -86,7 +86,7 @@ class WorkerPool:
         # Counters of workers that died, per show and kind, so totals never go down.
         self.retired: dict[str, dict[str, dict[str, int]]] = {}
         self._ids = itertools.count(1)
-        self._epochs: dict[tuple[str, str], tuple[Stream, int]] = {}
+        self._epochs: dict[tuple[str, str, str], tuple[Stream, int]] = {}
         self._closing = False
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -245,23 +245,38 @@ class WorkerPool:
 
     # -- the packet feed (the hot path: one send per packet per worker) ------------
 
-    def feed_packet(self, show: str, kind: str, stream: Stream, packet: RtpPacket) -> None:
-        generation = self._generation(show, kind, stream)
-        self._send(encode_packet(show, kind, generation, stream.codec, stream.clock_rate, packet))
-
-    def feed_sender_report(
-        self, show: str, kind: str, stream: Stream, ntp: int, rtp_ts: int
+    def feed_packet(
+        self, show: str, kind: str, stream: Stream, packet: RtpPacket, rid: str = "", rids: str = ""
     ) -> None:
+        """One packet of the show, to every worker; of a simulcast publisher, `rid` names
+        its layer and `rids` the publisher's layers, largest first, comma-joined."""
+        generation = self._generation(show, kind, rid, stream)
         self._send(
-            encode_sender_report(show, kind, self._generation(show, kind, stream), ntp, rtp_ts)
+            encode_packet(
+                show, kind, generation, stream.codec, stream.clock_rate, packet, rid, rids
+            )
         )
 
-    def _generation(self, show: str, kind: str, stream: Stream) -> int:
+    def feed_sender_report(
+        self,
+        show: str,
+        kind: str,
+        stream: Stream,
+        ntp: int,
+        rtp_ts: int,
+        rid: str = "",
+        rids: str = "",
+    ) -> None:
+        generation = self._generation(show, kind, rid, stream)
+        self._send(encode_sender_report(show, kind, generation, ntp, rtp_ts, rid, rids))
+
+    def _generation(self, show: str, kind: str, rid: str, stream: Stream) -> int:
         """The stream's generation, made unique across the main process's streams of the
-        show (a show left without publisher nor viewer gets new streams when it resumes)."""
-        entry = self._epochs.get((show, kind))
+        show (a show left without publisher nor viewer gets new streams when it resumes;
+        a simulcast layer is a stream of its own)."""
+        entry = self._epochs.get((show, kind, rid))
         if entry is None or entry[0] is not stream:
-            entry = self._epochs[(show, kind)] = (stream, next(self._ids))
+            entry = self._epochs[(show, kind, rid)] = (stream, next(self._ids))
         return ((entry[1] << 16) | (stream.generation & 0xFFFF)) & 0xFFFFFFFF
 
     def _send(self, data: bytes) -> None:
@@ -376,8 +391,8 @@ class WorkerPool:
             with contextlib.suppress(ConnectionError, TimeoutError):
                 await self._request(worker, {"op": "end_show", "show": show})
         self.retired.pop(show, None)
-        for kind in ("audio", "video"):
-            self._epochs.pop((show, kind), None)
+        for key in [k for k in self._epochs if k[0] == show]:
+            del self._epochs[key]
 
     # -- figures -----------------------------------------------------------------
 
@@ -404,6 +419,13 @@ class WorkerPool:
                 figures[name] = sum(p[name] for p in pushed)
             for name in ("fanout_ms_p50", "fanout_ms_p99"):
                 figures[name] = max((p[name] for p in pushed), default=0.0)
+        for rid, layer in stats.get("layers", {}).items():
+            held = [w.shows.get(show, {}).get("layers", {}).get(rid) for w in self._alive()]
+            held = [h for h in held if h is not None]
+            # Viewers are the workers'; the bitrate and packets are the main process's.
+            layer["viewers"] = sum(h["viewers"] for h in held)
+            layer["switching_here"] = sum(h["switching_here"] for h in held)
+            layer["estimates"] = [e for h in held for e in h["estimates"]][:20]
         stats["workers"] = [
             {
                 "worker": index,

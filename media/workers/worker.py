@@ -3,10 +3,11 @@ passes it the two sockets; the first message on the control channel is its setti
 
 It owns the viewers' peer connections placed on it. Its `WorkerPlane` is the media
 plane with no publisher of its own: each show's streams are fed by the main process
-(media.workers.feed), and the viewers are the plane's own (watch, leave, the audio-only
-switch, sender reports, the silence and connect timeouts, NACKs answered from its own
-packet cache). A keyframe request goes to the main process, which coalesces those of
-every worker before asking the publisher. The worker ends when its control channel
+(media.workers.feed), every simulcast layer included, and the viewers are the plane's
+own (watch, leave, the audio-only switch, the layer each viewer's link allows, sender
+reports, the silence and connect timeouts, NACKs answered from its own packet cache).
+A keyframe request goes to the main process, which coalesces those of every worker
+before asking the publisher. The worker ends when its control channel
 closes (the main process has stopped or died).
 """
 
@@ -45,6 +46,7 @@ class WorkerRelay(ShowRelay):
         super().__init__(show, plane)
         self.tell = plane.tell
         self.fed_generation: dict[str, int] = {}
+        self.fed_rids = ""  # the publisher's simulcast layers as last fed ("": none)
 
     def request_keyframe(self, kind: str) -> None:
         self.tell({"ev": "keyframe", "show": self.show, "kind": kind})
@@ -68,15 +70,31 @@ class WorkerPlane(MediaPlane):
     def fed(self, item: FedPacket | FedReport) -> None:
         relay = self._relay(item.show)
         assert isinstance(relay, WorkerRelay)
-        stream = relay.streams[item.kind]
+        key, stream = item.kind, relay.streams[item.kind]
+        if item.rid:  # a layer of a simulcast publisher's video
+            if isinstance(item, FedPacket) and item.rids != relay.fed_rids:
+                relay.fed_rids = item.rids
+                relay.layers.set_rids(item.rids.split(","))
+            layer = relay.layers.by_rid.get(item.rid)
+            if layer is None:
+                return
+            key, stream = f"video:{item.rid}", layer
+        elif item.kind == "video" and relay.fed_rids and isinstance(item, FedPacket):
+            relay.fed_rids = ""  # a new publisher without simulcast
+            relay.layers.set_rids([])
         if isinstance(item, FedReport):
-            if relay.fed_generation.get(item.kind) == item.generation:
+            if relay.fed_generation.get(key) == item.generation:
                 stream.on_sender_report(item.ntp, item.rtp_ts, time.monotonic())
             return
-        if relay.fed_generation.get(item.kind) != item.generation:
-            relay.fed_generation[item.kind] = item.generation
+        if relay.fed_generation.get(key) != item.generation:
+            relay.fed_generation[key] = item.generation
             stream.new_source(item.codec, item.clock_rate)
-        stream.on_packet(item.packet, time.monotonic())
+        now = time.monotonic()
+        stream.on_packet(item.packet, now)
+        if item.rid:
+            # Keeps `recorded` on the largest layer sending, as in the main process: the
+            # layer the relay's tick asks keyframes of when it falls silent.
+            relay.layers.feeds(stream, item.packet, now)
 
     async def leave(self, show: str, session: str) -> bool:
         left = await super().leave(show, session)
@@ -119,6 +137,7 @@ class WorkerPlane(MediaPlane):
         for show, relay in list(self.relays.items()):
             shows[show] = {
                 "viewers": sum(1 for v in relay.viewers.values() if v.connected),
+                "layers": relay.layers.stats(),
                 "streams": {
                     kind: {"stats": stream.stats(), "totals": stream.totals()}
                     for kind, stream in relay.streams.items()
