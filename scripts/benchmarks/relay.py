@@ -381,6 +381,13 @@ def run_mode(
                 "machine_busy": (busy1 - busy0) / max(total1 - total0, 1),
             }
             row["limit"] = limit(row["loadgen_loss"], row["machine_busy"])
+            # Viewers that connected and were closed since (an ICE consent check or the
+            # relay gave up on them): they count as connected but receive nothing.
+            closed = sum(
+                1 for r in reports for v in r["viewers"] if v["state"] in ("closed", "failed")
+            )
+            if closed:
+                row["limit"] = ", ".join(filter(None, [row["limit"], f"{closed} closed"]))
             rows.append(row)
             print(format_row(row), flush=True)
             if row["frames_mean"] < 0.95:
@@ -542,7 +549,10 @@ def main() -> None:
             "cores' busy time (server,",
             'generator and the rest of the shared machine). Limit: "generator" when '
             'that loss passes 0.2 %, "machine"',
-            "when the machine was more than 90 % busy. On loopback the",
+            'when the machine was more than 90 % busy, "N closed" when N viewers that '
+            "had connected were closed",
+            "by the window's end (an ICE consent check or the relay gave up on them). "
+            "On loopback the",
             "kernel's delivery of each datagram to the viewer's socket is charged to the "
             "server's sendto.",
             f"Load average (1, 5, 15 min) before the run {load[0]:.1f} / {load[1]:.1f} / "

@@ -198,7 +198,10 @@ async def run_viewers(url: str, kind: str) -> None:
             await asyncio.sleep(1.0)
             for v in list(viewers):
                 if isinstance(v, LightViewer):
-                    await v.send_receiver_report()
+                    try:
+                        await v.send_receiver_report()
+                    except Exception as exc:  # one viewer's failure must not silence all
+                        print(f"receiver report failed: {exc!r}", file=sys.stderr, flush=True)
 
     reports = asyncio.ensure_future(receiver_reports())
     reply({"ready": True})
@@ -209,9 +212,12 @@ async def run_viewers(url: str, kind: str) -> None:
                 LightViewer(counter) if kind == "light" else FullViewer()
                 for _ in range(cmd["count"])
             ]
+            # Listed before they connect: the receiver reports begin as each one is up,
+            # not once the whole step has joined (a relay drops a viewer that sends no
+            # RTCP for 30 s, and a step of hundreds can take longer than that to join).
+            viewers += new
             for chunk in range(0, len(new), 10):
                 await asyncio.gather(*(v.connect(url, post) for v in new[chunk : chunk + 10]))
-            viewers += new
             reply({"viewers": len(viewers)})
         elif op == "reset":
             for v in viewers:

@@ -52,6 +52,7 @@ class LightViewer:
         self.rtcp = 0
         self.connect_started = 0.0
         self.connected: float | None = None
+        self.ended: float | None = None  # closed or failed, from the offer
         self.first_keyframe: float | None = None
 
         @self.pc.on("connectionstatechange")
@@ -59,6 +60,8 @@ class LightViewer:
             if self.pc.connectionState == "connected" and self.connected is None:
                 self.connected = time.monotonic() - self.connect_started
                 self.count_at_the_socket()
+            elif self.pc.connectionState in ("closed", "failed") and self.ended is None:
+                self.ended = time.monotonic() - self.connect_started
 
     async def connect(self, url: str, post: Any) -> None:
         await self.pc.setLocalDescription(await self.pc.createOffer())
@@ -128,6 +131,7 @@ class LightViewer:
             "rtcp": self.rtcp,
             "first_keyframe": self.first_keyframe,
             "connected": self.connected,
+            "ended": self.ended,
             "state": self.pc.connectionState,
         }
 
