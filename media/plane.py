@@ -605,6 +605,12 @@ class MediaPlane:
                     down.path.send_rtcp(report)
                 newest_rtcp = max(newest_rtcp, down.last_rtcp)
             if now - max(newest_rtcp, viewer.joined_at) > VIEWER_SILENCE_LIMIT:
+                log.info(
+                    "show %s: viewer %s sent no RTCP for %.0f s",
+                    show,
+                    viewer.id[:6],
+                    VIEWER_SILENCE_LIMIT,
+                )
                 self.spawn(self.leave(show, viewer.id))
                 continue
             video = viewer.downtracks.get("video")
