@@ -20,6 +20,12 @@ upgrade that changes them fails loudly (aiortc is pinned to 1.16):
   (aioice), whose `_nominated[1]` is the selected pair (`protocol.transport`,
   `remote_addr`), and asyncio's `_SelectorDatagramTransport._sock`;
 - `aioice.ice.get_host_addresses`, replaced when host addresses are configured;
+- for a publisher's kernel arrival times (`KernelArrivals`): aioice's
+  `Connection._queue` (an asyncio.Queue, whose `_put`/`_get` are hooked) and asyncio's
+  `_SelectorDatagramTransport` read path (`_read_ready`'s job, through `_add_reader`,
+  `_sock`, `_protocol`, `_conn_lost`, `max_size`, `_fatal_error`); and, from aiortc,
+  that `RTCDtlsTransport._recv_next` hands a datagram to the receiver right after it
+  took it from that queue;
 - pylibsrtp's `Session._srtp`, `_cdata` and `_buffer` (the session's libsrtp context
   and its 1500-byte work buffer) and `pylibsrtp.lib.srtp_protect`, which
   `FastPath.send_packet` calls directly: the packet is written once, into that buffer,
@@ -33,6 +39,7 @@ import logging
 import socket
 import struct
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -82,6 +89,103 @@ def set_host_addresses(addresses: Sequence[str]) -> None:
 
 _original_get_host_addresses = aioice.ice.get_host_addresses
 
+# Linux stamps a datagram with the time it arrived when the socket asks (SO_TIMESTAMPNS,
+# 35; Python 3.11's socket module does not name it) and hands the stamp over with
+# recvmsg's ancillary data, as a struct timespec.
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+_TIMESPEC = struct.Struct("@qq")
+_ANCILLARY = socket.CMSG_SPACE(_TIMESPEC.size)
+# aiortc's arrival times are milliseconds since 1900 (NTP's era), the kernel's since 1970.
+_NTP_EPOCH_MS = 2_208_988_800_000
+
+
+class KernelArrivals:
+    """When the kernel received each datagram of one ICE connection's selected socket.
+
+    aiortc stamps a packet's arrival when Python reads it. While the server's event loop
+    is busy (a loaded machine), datagrams wait in the socket's kernel buffer and are
+    then read back to back: the bandwidth estimate (media/uplink.py) would read the
+    server's own stall as queueing on the publisher's link and tell the publisher to
+    slow down. So the socket asks the kernel for its receive time, the datagram is read
+    with recvmsg, and the stamp travels beside it through aioice's queue (its `_put` and
+    `_get`, hooked) to `last`, which the receiver reads when aiortc hands it the packet:
+    aiortc's DTLS transport takes one datagram from that queue and handles it before it
+    takes the next.
+    """
+
+    def __init__(self, transport: Any, queue: asyncio.Queue[Any]) -> None:
+        self.last: int | None = None  # ms, aiortc's clock: the datagram being handled
+        self.stamped = 0  # datagrams read with a kernel stamp
+        self._transport = transport
+        self._sock: socket.socket = transport._sock
+        self._items: deque[Any] = queue._queue  # type: ignore[attr-defined]
+        # Datagrams already queued came the old way: they have no stamp.
+        self._stamps: deque[int | None] = deque([None] * len(self._items))
+        self._reading: int | None = None
+
+    @classmethod
+    def install(cls, dtls: RTCDtlsTransport) -> KernelArrivals | None:
+        """Stamp the arrivals on `dtls`'s selected pair (once per connection); None where
+        the socket or the loop cannot (not Linux, not asyncio's selector loop)."""
+        connection: Any = dtls.transport._connection
+        queue = connection._queue
+        installed = getattr(queue.__dict__.get("_get"), "__self__", None)
+        if isinstance(installed, KernelArrivals):
+            return installed
+        pair: Any = connection._nominated.get(1)
+        transport = pair.protocol.transport if pair is not None else None
+        if transport is None or not hasattr(transport, "_sock"):
+            return None
+        try:
+            transport._sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        except OSError as exc:
+            log.info("no kernel arrival times for the publisher: %s", exc)
+            return None
+        arrivals = cls(transport, queue)
+        queue._put = arrivals._put
+        queue._get = arrivals._get
+        transport._add_reader(transport._sock_fd, arrivals._read_ready)
+        return arrivals
+
+    def _put(self, item: Any) -> None:
+        self._items.append(item)
+        self._stamps.append(self._reading)
+
+    def _get(self) -> Any:
+        self.last = self._stamps.popleft()
+        return self._items.popleft()
+
+    def _read_ready(self) -> None:
+        """asyncio's datagram read, with recvmsg for the kernel's stamp."""
+        transport = self._transport
+        if transport._conn_lost:
+            return
+        try:
+            data, ancillary, _flags, addr = self._sock.recvmsg(transport.max_size, _ANCILLARY)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            transport._protocol.error_received(exc)
+            return
+        except Exception as exc:
+            transport._fatal_error(exc, "Fatal read error on datagram transport")
+            return
+        stamp = None
+        for level, kind, value in ancillary:
+            if (
+                level == socket.SOL_SOCKET
+                and kind == SO_TIMESTAMPNS
+                and len(value) >= _TIMESPEC.size
+            ):
+                seconds, nanoseconds = _TIMESPEC.unpack_from(value)
+                stamp = seconds * 1000 + nanoseconds // 1_000_000 + _NTP_EPOCH_MS
+                self.stamped += 1
+        self._reading = stamp
+        try:
+            transport._protocol.datagram_received(data, addr)
+        finally:
+            self._reading = None
+
 
 class ForwardingReceiver(RTCRtpReceiver):
     """Receives a publisher's track without ever decoding it.
@@ -106,6 +210,8 @@ class ForwardingReceiver(RTCRtpReceiver):
         self.rids: dict[int, str] = {}
         # The REMB to the publisher follows the standing queue too (media/uplink.py).
         self.uplink = UplinkEstimator() if kind == "video" else None
+        # The kernel's arrival times for it, once connected (KernelArrivals).
+        self.arrivals: KernelArrivals | None = None
 
     def _private(self, name: str) -> Any:
         return getattr(self, _RECEIVER + name)
@@ -123,6 +229,8 @@ class ForwardingReceiver(RTCRtpReceiver):
                 rtx_ssrc[encoding.rtx.ssrc] = encoding.ssrc
         # Unlike aiortc's receive(): no decoder thread.
         self.transport._register_rtp_receiver(self, parameters)
+        if self.uplink is not None:
+            self.arrivals = KernelArrivals.install(self.transport)
         setattr(self, _RECEIVER + "rtcp_task", asyncio.ensure_future(self._run_rtcp()))
         setattr(self, _RECEIVER + "started", True)
 
@@ -138,6 +246,9 @@ class ForwardingReceiver(RTCRtpReceiver):
         codec = self.codecs.get(packet.payload_type)
         estimator = self.uplink
         rtcp_ssrc = self._private("rtcp_ssrc")
+        arrivals = self.arrivals
+        if arrivals is not None and arrivals.last is not None:
+            arrival_time_ms = arrivals.last  # when the kernel had it, not when we read it
         if estimator is not None and packet.extensions.abs_send_time is not None:
             remb = estimator.add(
                 abs_send_time=packet.extensions.abs_send_time,
@@ -164,7 +275,8 @@ class ForwardingReceiver(RTCRtpReceiver):
         rid = packet.extensions.rtp_stream_id
         if rid is not None and packet.ssrc not in self.rids and len(self.rids) < MAX_SSRCS:
             self.rids[packet.ssrc] = rid
-        if is_rtx(codec):
+        resent = is_rtx(codec)
+        if resent:
             original = self._private("rtx_ssrc").get(packet.ssrc)
             repaired = packet.extensions.repaired_rtp_stream_id
             if original is None and repaired is not None:
@@ -186,10 +298,15 @@ class ForwardingReceiver(RTCRtpReceiver):
                 if self.nacks.ssrc == 0:
                     self.nacks = nacks
             now = time.monotonic()
-            nacks.received(packet.sequence_number, now)
+            useful = nacks.received(packet.sequence_number, now)
             lost = nacks.due(now, self.uplink.queue if self.uplink else 0.0)
             if lost:
                 await self._send_rtcp_nack(packet.ssrc, lost)
+            if resent and not useful:
+                # A resend of a packet already had: a browser pads its RTX stream with
+                # those while it probes for room. Forwarded, it would reach every viewer
+                # of the layer as a duplicate and count in the layer's bitrate.
+                return
         if self.on_rtp is not None:
             try:
                 self.on_rtp(self, packet, arrival_time_ms)

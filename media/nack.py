@@ -39,14 +39,16 @@ class UpstreamNacks:
     def missing(self) -> list[int]:
         return list(self._missing)
 
-    def received(self, seq: int, now: float) -> None:
+    def received(self, seq: int, now: float) -> bool:
+        """Note packet `seq`; False when it is of no use: already had, or given up on (a
+        browser's padding resends packets nobody asked for)."""
         highest = self.highest
         if highest is None:
             self.highest = seq
-            return
+            return True
         ahead = (seq - highest) % SEQ_MOD
         if ahead == 0:
-            return
+            return False
         if ahead < SEQ_MOD // 2:
             if ahead > MAX_MISSING:
                 # Not a loss: the source jumped (a restart). Start afresh from here.
@@ -60,12 +62,14 @@ class UpstreamNacks:
                         del self._missing[old]
                         self.given_up += 1
             self.highest = seq
-            return
+            return True
         entry = self._missing.pop(seq, None)
-        if entry is not None:
-            self.recovered += 1
-            if entry[2] == 1:  # asked once: this is that ask's round trip
-                self.rtt = 0.875 * self.rtt + 0.125 * max(now - entry[1], 0.0)
+        if entry is None:
+            return False
+        self.recovered += 1
+        if entry[2] == 1:  # asked once: this is that ask's round trip
+            self.rtt = 0.875 * self.rtt + 0.125 * max(now - entry[1], 0.0)
+        return True
 
     def due(self, now: float, queued: float = 0.0) -> list[int]:
         """The packets to ask for now (and note that they were). `queued`: seconds the

@@ -25,8 +25,9 @@ from collections import deque
 from aiortc.rate import RemoteBitrateEstimator
 
 QUEUE_LIMIT = 0.15  # seconds of standing queue that call for a cut
-PERSIST = 0.3  # seconds the queue must stay above the limit: a stall of the server's
-# own loop (packets waiting in its socket) looks like a queue, but only while it lasts
+PERSIST = 0.3  # seconds the queue must stay above the limit: a burst is not a queue, nor
+# a stall of the server's own loop where the kernel gives no arrival times (packets
+# waiting in its socket; media/aiortc_glue.py's KernelArrivals takes those out)
 CUT = 0.85
 CUT_INTERVAL = 0.5  # seconds between two cuts: let the last one take effect
 RISE = 1.05  # per second, while the queue is low
@@ -109,7 +110,12 @@ class UplinkEstimator:
         self._arrivals.append((now, payload_size))
         self._arrived_bytes += payload_size
         if retransmission:
-            # Its abs-send-time is the original packet's: no use for the delay.
+            # Its abs-send-time may be the original packet's (aiortc resends with it): no
+            # use for the delay. Its bytes did cross the link, though: a browser pads on
+            # its RTX stream to show the link carries its next simulcast layer, and the
+            # delay-based estimate never rises past 1.5 times the rate it counts, so a
+            # browser sending only its smallest layer would be held there.
+            self.delay_based.incoming_bitrate.add(payload_size, arrival_time_ms)
             return None
         self._ssrcs[ssrc] = None
         remb = self.delay_based.add(

@@ -78,6 +78,37 @@ def test_transport_internals_exist() -> None:
     assert "self._sock" in inspect.getsource(asyncio.selector_events._SelectorTransport)
 
 
+def test_kernel_arrival_internals_exist() -> None:
+    """KernelArrivals hooks aioice's queue of received datagrams and asyncio's datagram
+    read, and relies on aiortc handing a datagram on before it takes the next."""
+    import asyncio.selector_events
+
+    connection = inspect.getsource(aioice.ice.Connection)
+    assert "self._queue: asyncio.Queue" in connection
+    assert "self._queue.put_nowait((data, component))" in connection
+    queue = inspect.getsource(asyncio.Queue)
+    assert "self._put(item)" in queue and "item = self._get()" in queue
+    datagram = asyncio.selector_events._SelectorDatagramTransport
+    read = inspect.getsource(datagram._read_ready)
+    assert "self._sock.recvfrom(self.max_size)" in read
+    assert "self._protocol.datagram_received(data, addr)" in read
+    assert "self._add_reader" in inspect.getsource(datagram.__init__)
+    transport = inspect.getsource(asyncio.selector_events._SelectorTransport)
+    assert "self._sock_fd" in transport and "self._conn_lost" in transport
+    # Nothing awaited between taking a datagram and handing its RTP to the receiver.
+    recv_next = inspect.getsource(RTCDtlsTransport._recv_next)
+    taken = recv_next.rindex("data = await self.transport._recv()")
+    read = recv_next[taken : recv_next.index("first_byte = data[0]")]
+    assert read.count("await") == 1, read
+    srtp = recv_next[
+        recv_next.index("arrival_time_ms = clock.current_ms()") : recv_next.index(
+            "await self._handle_rtp_data(data, arrival_time_ms=arrival_time_ms)"
+        )
+    ]
+    awaited = [line.strip() for line in srtp.splitlines() if "await" in line]
+    assert awaited == ["await self._handle_rtcp_data(data)"], srtp  # RTCP's branch
+
+
 def test_host_addresses_setting() -> None:
     glue.set_host_addresses(["127.0.0.1", "::1"])
     try:
@@ -135,3 +166,37 @@ def test_fast_path_protects_in_the_session_buffer() -> None:
     finally:
         viewer.close()
         relay.close()
+
+
+async def test_receiver_forwards_repairs_but_not_resends_nobody_asked_for() -> None:
+    """A browser pads its RTX stream with resends of packets already received while it
+    probes for room: those stay out of the relay (duplicates to every viewer of the
+    layer, and a layer bitrate several times its own); a repair of a lost packet goes
+    on."""
+    from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+    from aiortc.rtp import RtpPacket, wrap_rtx
+
+    pc = RTCPeerConnection()
+    try:
+        receiver = glue.swap_receiver(pc.addTransceiver("video", direction="recvonly"))
+        receiver.codecs[96] = RTCRtpCodecParameters("video/H264", 90000, payloadType=96)
+        receiver.codecs[97] = RTCRtpCodecParameters(
+            "video/rtx", 90000, payloadType=97, parameters={"apt": 96}
+        )
+        receiver._private("rtx_ssrc")[2] = 1
+        got: list[int] = []
+        receiver.on_rtp = lambda _r, packet, _t: got.append(packet.sequence_number)
+
+        def media(seq: int) -> RtpPacket:
+            return RtpPacket(payload_type=96, sequence_number=seq, ssrc=1, payload=b"\x41" * 50)
+
+        for seq in (1, 2, 3, 5):  # 4 is lost
+            await receiver._handle_rtp_packet(media(seq), 0)
+        rtx_seq = 100
+        for seq in (2, 3, 4, 4):  # padding, padding, the repair, the repair again
+            packet = wrap_rtx(media(seq), payload_type=97, sequence_number=rtx_seq, ssrc=2)
+            rtx_seq += 1
+            await receiver._handle_rtp_packet(packet, 0)
+        assert got == [1, 2, 3, 5, 4]
+    finally:
+        await pc.close()

@@ -132,3 +132,37 @@ def test_a_short_stall_is_not_a_standing_queue() -> None:
         estimator.add(int((3.25 + i * 0.0001) * 1000), int(sent * (1 << 18)) & 0xFFFFFF, 1000, 1234)
     feed(estimator, 2.0, 1_000_000, 2_000_000, start=3.25)
     assert estimator.cuts == 0 and estimator.cap is None
+
+
+def test_a_packet_already_had_is_of_no_use() -> None:
+    """A browser pads its RTX stream with resends of packets nobody asked for: the
+    receiver drops those (media/aiortc_glue.py) instead of forwarding duplicates."""
+    nacks = UpstreamNacks(1)
+    assert nacks.received(10, 0.0)
+    assert nacks.received(12, 0.0)  # 11 missing
+    assert not nacks.received(12, 0.01)  # twice
+    assert not nacks.received(9, 0.01)  # before the first, never missing
+    assert nacks.received(11, 0.02)  # the missing one: a repair
+    assert not nacks.received(11, 0.03)  # and again
+
+
+def test_resent_bytes_let_the_estimate_grow_past_the_media() -> None:
+    """The delay-based estimate never rises past 1.5 times the rate it counts. A browser
+    sending only its smallest layer (150 kbit/s) pads its RTX stream to show the link
+    carries more: counted, those bytes let the estimate grow toward the next layer."""
+
+    def run(padding: bool) -> int | None:
+        estimator = UplinkEstimator()
+        t = 0.0
+        while t < 30.0:
+            sent = int(t * (1 << 18)) & 0xFFFFFF
+            estimator.add(int((t + 0.02) * 1000), sent, 625, 1)  # 150 kbit/s of media
+            if padding:
+                for _ in range(4):  # 600 kbit/s of padding, fresh send times
+                    estimator.add(int((t + 0.02) * 1000), sent, 625, 2, retransmission=True)
+            t += 1 / 30
+        return estimator.estimate
+
+    alone, padded = run(False), run(True)
+    assert alone is not None and alone < 1.5 * 150_000 + 10_000 + 1000, alone
+    assert padded is not None and padded > 400_000, (alone, padded)
