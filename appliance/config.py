@@ -116,6 +116,10 @@ def _cap(value: int) -> str | None:
     return None if value >= 0 else "0 (no cap) or more"
 
 
+def _workers(value: int) -> str | None:
+    return None if value >= -1 else "-1 (one per core), 0 (none) or more"
+
+
 @dataclass(frozen=True)
 class LimitsSettings:
     max_image_bytes: int = _setting(
@@ -227,8 +231,9 @@ class MediaSettings:
         0,
         "Relay worker processes owning the viewers' video connections, each on its own "
         "core; the publisher's packets reach each worker once. 0: the viewers are served by "
-        "the main process (small machines, one core).",
-        _cap,
+        "the main process. -1: one per core it may use (at most 8), none on a one-core "
+        "machine.",
+        _workers,
     )
     ice_connect_seconds: int = _setting(
         10,

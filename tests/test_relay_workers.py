@@ -29,11 +29,11 @@ import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.rtp import RTCP_PSFB_PLI, RtcpPsfbPacket, RtpPacket
 
-from appliance.config import load_config
-from appliance.live.bridge import max_viewers
+from appliance.config import ConfigError, load_config
+from appliance.live.bridge import max_viewers, relay_workers
 from media import aiortc_glue as glue
 from media.plane import MediaPlane, MediaSettings
-from media.workers.capacity import default_max_viewers
+from media.workers.capacity import default_max_viewers, usable_cpus, workers_for
 from media.workers.feed import FedPacket, FedReport, decode, encode_packet, encode_sender_report
 from tests.conftest import PASSWORD, LiveServer, launch, stop
 from tests.media_helpers import CounterVideoTrack, answer, make_viewer, read_counter
@@ -305,6 +305,19 @@ def test_the_feed_carries_a_packet_and_a_sender_report_whole() -> None:
         assert decode(junk) is None
 
 
+def test_usable_cpus_follow_the_containers_quota(tmp_path: Path) -> None:
+    cpu_max = tmp_path / "cpu.max"
+    everything = usable_cpus(tmp_path / "absent")
+    cpu_max.write_text("max 100000\n")
+    assert usable_cpus(cpu_max) == everything
+    cpu_max.write_text("150000 100000\n")  # --cpus 1.5: two cores, the second half used
+    assert usable_cpus(cpu_max) == min(everything, 2)
+    cpu_max.write_text("50000 100000\n")
+    assert usable_cpus(cpu_max) == 1
+    cpu_max.write_text("junk\n")
+    assert usable_cpus(cpu_max) == everything
+
+
 def test_the_default_max_viewers_follows_the_relay_cores() -> None:
     assert default_max_viewers(0, 8) == 112  # one event loop, whatever the machine
     assert default_max_viewers(2, 2) == 225
@@ -314,6 +327,16 @@ def test_the_default_max_viewers_follows_the_relay_cores() -> None:
     assert config.media.max_viewers == 0 and config.media.workers == 2
     assert max_viewers(config) == default_max_viewers(2, os.cpu_count() or 1)
     assert max_viewers(load_config(environ={"VITRINE_MEDIA_MAX_VIEWERS": "40"})) == 40
+    # -1: one worker per core, at most 8, none on a one-core machine; 0 (the default):
+    # none.
+    assert [workers_for(-1, cpus) for cpus in (1, 2, 4, 64)] == [0, 2, 4, 8]
+    assert workers_for(0, 8) == 0 and workers_for(3, 1) == 3
+    assert relay_workers(load_config(environ={})) == 0
+    per_core = load_config(environ={"VITRINE_MEDIA_WORKERS": "-1"})
+    assert relay_workers(per_core) == workers_for(-1, usable_cpus())
+    assert usable_cpus() <= (os.cpu_count() or 1)
+    with pytest.raises(ConfigError):
+        load_config(environ={"VITRINE_MEDIA_WORKERS": "-2"})
 
 
 # -- in-process: a MediaPlane and its worker processes ----------------------------------
@@ -378,13 +401,19 @@ async def test_keyframe_requests_are_coalesced_and_nacks_answered_by_the_worker(
         assert 3 <= len(during) <= 8, len(during)
 
         # A NACK (the viewer lost a packet) is answered by the viewer's worker, on RTX,
-        # from the worker's own packet cache.
+        # from the worker's own packet cache (this viewer has the packet already, so its
+        # receiver counts it on the RTX stream and hands it on no more).
         viewer = viewers[0]
         seqs = [s for _, s, _, _ in viewer.video]
         target, ssrc = seqs[-5], viewer.video[-1][3]
-        before = sum(1 for s in seqs if s == target)
+        streams = viewer.receivers["video"]._private("remote_streams")
+
+        def resent() -> int:
+            return sum(s.packets_received for other, s in streams.items() if other != ssrc)
+
+        before = resent()
         await viewer.receivers["video"]._send_rtcp_nack(ssrc, [target])
-        await wait_for(lambda: sum(1 for _, s, _, _ in viewer.video if s == target) > before, 3)
+        await wait_for(lambda: resent() > before, 3)
         await wait_for(lambda: plane.stream_totals("9", "video")["retransmitted"] >= 1, 3)
         assert plane.stream_totals("9", "video")["packets_out"] > 100
     finally:

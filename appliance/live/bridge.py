@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from appliance.replays.store import ReplayStore
 from appliance.storage.db import Database
 from appliance.turn import rest_credentials
 from media.plane import MediaPlane, MediaSettings
-from media.workers.capacity import default_max_viewers
+from media.workers.capacity import default_max_viewers, usable_cpus, workers_for
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +57,20 @@ def max_viewers(config: Config) -> int:
     (media.workers.capacity)."""
     if config.media.max_viewers > 0:
         return config.media.max_viewers
-    cpus = os.cpu_count() or 1
-    figure = default_max_viewers(config.media.workers, cpus)
+    cpus = usable_cpus()
+    figure = default_max_viewers(relay_workers(config), cpus)
     log.info(
         "media.max_viewers: %d per show (%d relay workers, %d cores)",
         figure,
-        config.media.workers,
+        relay_workers(config),
         cpus,
     )
     return figure
+
+
+def relay_workers(config: Config) -> int:
+    """media.workers, with -1 (the default) made one per core (media.workers.capacity)."""
+    return workers_for(config.media.workers, usable_cpus())
 
 
 class LiveShows:
@@ -86,7 +90,7 @@ class LiveShows:
                 ice_connect_seconds=float(config.media.ice_connect_seconds),
                 record_dir=config.data_dir / "recordings" if config.media.record else None,
                 hls=config.media.hls,
-                workers=config.media.workers,
+                workers=relay_workers(config),
             ),
             on_event=self._on_event,
         )
