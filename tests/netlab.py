@@ -654,7 +654,14 @@ class Lab:
         return cert
 
     def publisher(
-        self, host: Host, show: int, key: str, *, width: int = 640, height: int = 360
+        self,
+        host: Host,
+        show: int,
+        key: str,
+        *,
+        width: int = 640,
+        height: int = 360,
+        simulcast: bool = False,
     ) -> Agent:
         agent = Agent(
             host.ns,
@@ -667,6 +674,7 @@ class Lab:
                 "--size",
                 f"{width}x{height}",
                 *(["--via", FORWARDER_IP] if host.profile.forwarder else []),
+                *(["--simulcast"] if simulcast else []),
             ],
             self.tmp / f"{host.ns}-publisher.log",
             {},
@@ -843,6 +851,7 @@ def summarise(samples: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
         "frozen_ms": sum(frozen),
         "longest_gap_ms": max(gaps, default=None),
         "size": max(sizes, key=lambda k: sizes[k]) if sizes else None,
+        "sizes": sizes,
     }
 
 
@@ -1235,6 +1244,9 @@ async def run_publisher(args: argparse.Namespace) -> None:
                 target = getattr(encoder, "target_bitrate", 0) or 0
             samples.append((now_ms(), sent, target))
 
+    if args.simulcast:
+        await run_simulcast_publisher(args, track, audio)
+        return
     await connect()
     sampler = asyncio.ensure_future(sample())
     reply({"ready": True})
@@ -1262,6 +1274,59 @@ async def run_publisher(args: argparse.Namespace) -> None:
     sampler.cancel()
     if state["pc"] is not None:
         await state["pc"].close()
+
+
+async def run_simulcast_publisher(args: argparse.Namespace, track: Any, audio: Any) -> None:
+    """The stamped picture as three simulcast layers (tests/simulcast_publisher.py),
+    stopping its largest layer when the relay's estimate falls under what it sends, as a
+    browser does. No sender reports for the video: no lip-sync figures."""
+    from tests.simulcast_publisher import RATES, SimulcastPublisher
+
+    publisher = SimulcastPublisher(
+        track.width,
+        track.height,
+        track.fps,
+        source=track,
+        audio=audio,
+        noise=False,
+        follow_estimate=True,
+    )
+    status, body = await asyncio.to_thread(
+        _post_sdp, args.url, await publisher.offer(), {"Authorization": f"Bearer {args.key}"}
+    )
+    if status != 201:
+        raise RuntimeError(f"WHIP answered {status}: {body}")
+    await publisher.start(_rewrite_candidates(body, args.via))
+    samples: list[tuple[int, int, int]] = []
+
+    async def sample() -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            target = sum(RATES[rid] for rid, on in publisher.sending.items() if on)
+            samples.append((now_ms(), publisher.bytes_sent, target))
+
+    sampler = asyncio.ensure_future(sample())
+    reply({"ready": True})
+    async for cmd in commands():
+        op = cmd.get("op")
+        if op == "report":
+            reply(
+                {
+                    "state": publisher.pc.connectionState,
+                    "frames": track.count,
+                    "connects": 1,
+                    "keyframes": 0,
+                    "retransmits": 0,
+                    "bitrate": samples,
+                    "layers": [rid for rid, on in publisher.sending.items() if on],
+                }
+            )
+        elif op == "stop":
+            break
+        else:
+            reply({"error": f"{op!r}: not for a simulcast publisher"})
+    sampler.cancel()
+    await publisher.close()
 
 
 async def run_viewer(args: argparse.Namespace) -> None:
@@ -1447,6 +1512,7 @@ def main() -> None:
     pub.add_argument("--bind", required=True)
     pub.add_argument("--via")
     pub.add_argument("--size", default="640x360")
+    pub.add_argument("--simulcast", action="store_true", help="three layers, as a browser")
     view = sub.add_parser("viewer", help="watch over WHEP and read every frame's stamp")
     view.add_argument("url")
     view.add_argument("--bind", required=True)

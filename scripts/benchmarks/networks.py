@@ -53,9 +53,11 @@ class Scenario:
         describe: str,
         during: Callable[[Host, Agent, float], dict[str, Any]] | None = None,
         turn: bool = False,
+        simulcast: bool = False,
     ) -> None:
         self.name, self.publisher, self.viewers = name, publisher, viewers
         self.describe, self.during, self.turn = describe, during, turn
+        self.simulcast = simulcast
 
 
 def bandwidth_drop(host: Host, _publisher: Agent, seconds: float) -> dict[str, Any]:
@@ -97,9 +99,26 @@ SCENARIOS = [
         "viewers on bad Wi-Fi: 120 ms RTT, jitter +/-15 ms, 5% loss, 100-300 ms "
         "blackouts every 2-5 s",
     ),
+    Scenario(
+        "wifi-simulcast",
+        "clean",
+        ["clean", "wifi"],
+        "a publisher sending three layers (640x360 at 900, 320x180 at 300, 160x90 at 100 "
+        "kbit/s, as a browser's studio), one viewer on a clean link and one on bad Wi-Fi",
+        simulcast=True,
+    ),
     Scenario("narrow", "narrow", ["clean", "clean"], "publisher on 900 kbit/s up, 5% loss"),
     Scenario(
         "drop", "drop", ["clean", "clean"], "publisher's uplink 3 Mbit/s, then 0.5", bandwidth_drop
+    ),
+    Scenario(
+        "drop-simulcast",
+        "drop",
+        ["clean", "clean"],
+        "the three-layer publisher's uplink 3 Mbit/s, then 0.5: it stops its largest layer "
+        "when the relay's estimate falls under what it sends, as a browser does",
+        bandwidth_drop,
+        simulcast=True,
     ),
     Scenario(
         "outage",
@@ -158,7 +177,7 @@ def run(scenario: Scenario, seconds: float, settle: float, tmp: Path) -> dict[st
         server = lab.start_server(settings)
         show, key = server.create_show()
         pub_host = lab.add_host("pub", PROFILES[scenario.publisher])
-        publisher = lab.publisher(pub_host, show, key)
+        publisher = lab.publisher(pub_host, show, key, simulcast=scenario.simulcast)
         viewers = [
             lab.viewer(lab.add_host(f"v{i}", PROFILES[p]), show, page=scenario.turn, trust=trust)
             for i, p in enumerate(scenario.viewers)
@@ -186,7 +205,9 @@ def run(scenario: Scenario, seconds: float, settle: float, tmp: Path) -> dict[st
                 "state": report["state"],
                 "path": report["path"],
                 "first_frame_ms": first,
-                "av": lip_sync(report["av"]),
+                # The simulcast publisher sends no video sender reports: no lip sync.
+                "av": lip_sync([] if scenario.simulcast else report["av"]),
+                "seconds": elapsed,
             }
             if "back" in result:
                 after = [s for s in report["samples"] if s["at_ms"] >= result["back"]]
@@ -202,6 +223,7 @@ def run(scenario: Scenario, seconds: float, settle: float, tmp: Path) -> dict[st
             "bitrate": bitrate_series(pub["bitrate"]),
             "retransmits": pub["retransmits"],
             "keyframes": pub["keyframes"],
+            "layers": pub.get("layers"),
             "seconds": seconds,
         }
         return result
@@ -213,8 +235,9 @@ def fmt(value: Any, spec: str = ".0f") -> str:
 
 HEADER = (
     "| scenario | viewer link | glass-to-glass ms p50 / p95 | freezes > 200 ms / min "
-    "| longest gap ms | fps | picture | A/V ms, abs p50 / max (markers) | note |\n"
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    "| frozen s / min | longest gap ms | fps | picture | A/V ms, abs p50 / max (markers) "
+    "| note |\n"
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 )
 
 
@@ -222,7 +245,7 @@ def rows_of(result: dict[str, Any]) -> list[str]:
     lines = []
     if not result["viewers"]:
         lines.append(
-            f"| {result['scenario']} | – | – | – | – | – | – | – | publisher "
+            f"| {result['scenario']} | – | – | – | – | – | – | – | – | publisher "
             f"{result['publisher_state']}: no path without TURN |"
         )
     for v in result["viewers"]:
@@ -233,9 +256,16 @@ def rows_of(result: dict[str, Any]) -> list[str]:
             note.append(f"no picture ({v['state']}): no path without TURN")
         elif v["path"] not in (None, "host"):
             note.append(f"path: {v['path']} candidate")
+        sizes = v.get("sizes") or {}
+        if len(sizes) > 1:
+            shown = sorted(sizes.items(), key=lambda item: -item[1])
+            total = sum(sizes.values())
+            note.append("pictures: " + ", ".join(f"{k} {n * 100 / total:.0f}%" for k, n in shown))
+        frozen = v["frozen_ms"] / 1000 * 60 / v["seconds"] if v.get("seconds") else 0.0
         lines.append(
             f"| {result['scenario']} | {v['profile']} | {fmt(v['delay_p50'])} / "
-            f"{fmt(v['delay_p95'])} | {v['freezes_per_min']:.1f} | {fmt(v['longest_gap_ms'])} | "
+            f"{fmt(v['delay_p95'])} | {v['freezes_per_min']:.1f} | {frozen:.1f} | "
+            f"{fmt(v['longest_gap_ms'])} | "
             f"{v['fps']:.1f} | {v['size'] or '–'} | {av_cell(v['av'])} | {'; '.join(note)} |"
         )
     return lines
@@ -254,6 +284,8 @@ def bitrate_lines(results: list[dict[str, Any]]) -> list[str]:
     ]
     for r in results:
         series = ", ".join(str(b) for b in r["bitrate"]) or "–"
+        if r.get("layers"):
+            series += f" (layers sending at the end: {', '.join(r['layers'])})"
         lines.append(f"| {r['scenario']} | {series} | {r['retransmits']} | {r['keyframes']} |")
     return lines
 
@@ -315,7 +347,10 @@ def main() -> None:
             "behind (browsers go far lower). On bad Wi-Fi a viewer with almost no frames is",
             "one the relay moved to audio only (its estimate under half the video's bitrate,",
             "retried every 15 s): this lab's publisher sends one layer, so audio only is its",
-            "one step down (a studio in a browser sends simulcast layers, docs/media.md);",
+            "one step down. In the -simulcast scenarios the publisher sends three layers",
+            "(tests/simulcast_publisher.py, as the studio in a browser does) and stops its",
+            "largest when the relay's estimate falls under what it sends; the picture column",
+            "and the note show which layers each viewer got;",
             "the other freezes where a packet is lost for good, as the lab's viewers wait 256",
             "packets for it (a browser skips to the next keyframe sooner). Without TURN a",
             "UDP-blocked viewer or publisher gets no path; with coturn over TLS and",
