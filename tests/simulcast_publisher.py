@@ -25,13 +25,14 @@ import time
 from typing import Any
 
 import av
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSessionDescription, clock
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     RTCP_PSFB_PLI,
     HeaderExtensionsMap,
+    RtcpPacket,
     RtcpPsfbPacket,
     RtpPacket,
     unpack_remb_fci,
@@ -134,8 +135,6 @@ class SimulcastPublisher:
         by_ssrc = {ssrc: rid for rid, ssrc in self.ssrcs.items()}
 
         async def handle(data: bytes) -> None:
-            from aiortc.rtp import RtcpPacket
-
             with contextlib.suppress(ValueError):
                 for packet in RtcpPacket.parse(data):
                     if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_PLI:
@@ -253,6 +252,4 @@ class SimulcastPublisher:
 
 
 def _abs_send_time() -> Any:
-    from aiortc import clock
-
     return (clock.current_ntp_time() >> 14) & 0x00FFFFFF
