@@ -33,10 +33,18 @@ async def advancing(page, selector: str) -> None:  # type: ignore[no-untyped-def
             " document.body.dataset.playerState, document.body.dataset.playerPath]"
         )
         raise AssertionError(f"{selector} is not playing: {state}") from None
+    # Still advancing a moment later. HLS may wait a second or two at the live edge for the
+    # next part on a busy machine, so it gets up to 10 s to move on; a frozen video never does.
     t0 = await page.evaluate(f"document.querySelector('{selector}').currentTime")
-    await page.wait_for_timeout(1200)
-    t1 = await page.evaluate(f"document.querySelector('{selector}').currentTime")
-    assert t1 > t0, (selector, t0, t1)
+    try:
+        await page.wait_for_function(
+            "([sel, t0]) => document.querySelector(sel).currentTime > t0 + 0.5",
+            arg=[selector, t0],
+            timeout=10000,
+        )
+    except Exception:
+        t1 = await page.evaluate(f"document.querySelector('{selector}').currentTime")
+        raise AssertionError(f"{selector} stopped at {t0} s (now {t1} s)") from None
 
 
 async def reveal(page, selector: str) -> None:  # type: ignore[no-untyped-def]

@@ -97,9 +97,17 @@ export function guestVideo(p) {
     loadHlsJs()
       .then(function (Hls) {
         if (my !== gen || !video || !Hls || !Hls.isSupported()) return;
-        hls = new Hls({ lowLatencyMode: true });
-        hls.loadSource(url);
-        hls.attachMedia(video);
+        // No worker: the page's CSP allows scripts from this origin only, not blob: workers.
+        var engine = new Hls({ lowLatencyMode: true, enableWorker: false, backBufferLength: 30 });
+        hls = engine;
+        engine.on(Hls.Events.ERROR, function (_event, data) {
+          if (!data || !data.fatal || engine !== hls) return;
+          // The guest's rendition not cut yet, a blip: start the guest's video again shortly.
+          console.warn("vitrine: the guest's HLS was interrupted", data.type, data.details);
+          later();
+        });
+        engine.loadSource(url);
+        engine.attachMedia(video);
       })
       .catch(function () { later(); });
   }
