@@ -12,10 +12,14 @@ So the relay also measures the standing queue itself: each packet's one-way dela
 (arrival time minus the sender's abs-send-time) above the lowest seen lately is
 time spent queued on the way. While that queue is above QUEUE_LIMIT, the estimate is
 cut to CUT times the video actually arriving, divided by (1 + the queue in seconds),
-at most every CUT_INTERVAL, so the sender goes under the link's rate and the queue
-drains; once it has drained the cap rises again slowly (RISE a second), probing, and
-the delay-based estimate, when lower, still wins. The figure sent is the lower of the
-two.
+so the sender goes under the link's rate and the queue drains. A queue still standing
+after a cut is the old one draining, not a new one: the next cut waits until the queue
+should have drained at the cut rate (`drain_time`, plus the sender's REACTION), unless
+the queue keeps growing past REGROW more than it was. Once the queue has drained the
+cap rises again (RISE a second) to NEAR the rate the link carried while the queue
+stood, then slowly (RISE_NEAR), probing, so the sender does not refill the link every
+few seconds. The delay-based estimate, when lower, still wins: the figure sent is the
+lower of the two.
 """
 
 from __future__ import annotations
@@ -30,7 +34,14 @@ PERSIST = 0.3  # seconds the queue must stay above the limit: a burst is not a q
 # waiting in its socket; media/aiortc_glue.py's KernelArrivals takes those out)
 CUT = 0.85
 CUT_INTERVAL = 0.5  # seconds between two cuts: let the last one take effect
+REACTION = 0.3  # seconds for a cut to reach the sender and its encoder to follow it
+REGROW = 0.3  # seconds the queue may grow past its level at the last cut while that cut
+# takes effect (a sender that restarts its encoder sends a keyframe first)
 RISE = 1.05  # per second, while the queue is low
+NEAR = 0.85  # of the link's rate last measured under a queue: from there the cap rises
+RISE_NEAR = 1.005  # per second only, probing: the last queue came from just above it
+FORGET = 1.2  # the cap this far above that rate, with no queue: the link got better
+MAX_DRAIN_WAIT = 2.0  # seconds: the longest a cut waits for the queue to drain
 REPORT_INTERVAL = 0.5  # a REMB at least this often
 BASE_WINDOW = 10.0  # seconds per bucket of the lowest-delay memory (3 buckets)
 RATE_WINDOW = 1.0  # seconds over which the arriving rate is measured
@@ -48,6 +59,10 @@ class UplinkEstimator:
         self.queue = 0.0  # seconds, the last packet's standing queue
         self.cuts = 0
         self._last_cut = float("-inf")
+        self._cut_queue = 0.0  # the standing queue when the last cut was made
+        self._drained_by = float("-inf")  # when that queue should be gone at the cut rate
+        # What the link carried while the last queue stood (bits per second), if known.
+        self.capacity: float | None = None
         self._queued_since: float | None = None
         self._last_rise: float | None = None
         self._last_report = float("-inf")
@@ -82,6 +97,25 @@ class UplinkEstimator:
         elif offset < mins[-1][1]:
             mins[-1] = (mins[-1][0], offset)
         return offset - min(m for _, m in mins)
+
+    def _rise(self, now: float) -> float:
+        """The cap's growth a second: quick until what arrives is back NEAR the rate the
+        link carried under the last queue, then slow, so that the next queue (and cut)
+        comes much later. What arrives, not the cap: a sender overshoots what it is told
+        (keyframes, resends), and it is what arrives that fills the link."""
+        capacity = self.capacity
+        if capacity is None or self.arriving_rate(now) < NEAR * capacity:
+            return RISE
+        return RISE_NEAR
+
+    def drain_time(self, arriving: float, rate: float) -> float:
+        """Seconds for today's standing queue to drain once the sender sends `rate`. While
+        a queue stands, what arrives is about what the link carries; the queue drains at
+        the difference. A second cut before then would answer the first one's queue."""
+        spare = arriving - rate
+        if spare <= 0:
+            return 0.0
+        return min(self.queue * arriving / spare, MAX_DRAIN_WAIT)
 
     def arriving_rate(self, now: float) -> float:
         """Bits per second of this stream reaching the relay, over RATE_WINDOW."""
@@ -132,7 +166,11 @@ class UplinkEstimator:
             self._last_rise = None
             if self._queued_since is None:
                 self._queued_since = now
-            if now - self._queued_since >= PERSIST and now - self._last_cut >= CUT_INTERVAL:
+            if (
+                now - self._queued_since >= PERSIST
+                and now - self._last_cut >= CUT_INTERVAL
+                and (now >= self._drained_by or self.queue > self._cut_queue + REGROW)
+            ):
                 arriving = self.arriving_rate(now)
                 if arriving > 0:
                     base = arriving if self.cap is None else min(self.cap, arriving)
@@ -141,6 +179,9 @@ class UplinkEstimator:
                     # and a restart is a keyframe, the biggest thing it sends).
                     self.cap = max(FLOOR, base * CUT / (1 + self.queue))
                     self._last_cut = now
+                    self._cut_queue = self.queue
+                    self.capacity = arriving
+                    self._drained_by = now + REACTION + self.drain_time(arriving, self.cap)
                     self.cuts += 1
                     changed = True
         else:
@@ -149,8 +190,10 @@ class UplinkEstimator:
             if self._last_rise is None:
                 self._last_rise = now
             elif now - self._last_rise >= 1.0:
-                self.cap *= RISE ** (now - self._last_rise)
+                self.cap *= self._rise(now) ** (now - self._last_rise)
                 self._last_rise = now
+                if self.capacity is not None and self.cap > FORGET * self.capacity:
+                    self.capacity = None
                 if self.delay_estimate is not None and self.cap > 2 * self.delay_estimate:
                     self.cap = None  # far above: the delay-based estimate rules again
         if not changed and remb is None and now - self._last_report < REPORT_INTERVAL:

@@ -6,7 +6,7 @@ tests/test_networks.py::test_narrow_lossy_uplink_keeps_the_delay_bounded."""
 from __future__ import annotations
 
 from media.nack import MAX_AGE, MAX_TRIES, UpstreamNacks
-from media.uplink import CUT, FLOOR, QUEUE_LIMIT, UplinkEstimator
+from media.uplink import CUT, CUT_INTERVAL, FLOOR, NEAR, QUEUE_LIMIT, UplinkEstimator
 
 
 def test_a_lost_packet_is_asked_for_at_once_and_not_again_before_the_round_trip() -> None:
@@ -166,3 +166,61 @@ def test_resent_bytes_let_the_estimate_grow_past_the_media() -> None:
     alone, padded = run(False), run(True)
     assert alone is not None and alone < 1.5 * 150_000 + 10_000 + 1000, alone
     assert padded is not None and padded > 400_000, (alone, padded)
+
+
+def test_a_cut_waits_for_its_queue_to_drain_before_another() -> None:
+    """A sender 20 % over a 3.5 Mbit/s link builds a queue and is cut; it then sends a
+    little under the link (slower than told, as an encoder is): the queue drains, but
+    stays over QUEUE_LIMIT past CUT_INTERVAL. That is the first cut's queue going, not a
+    new one: no second cut (which would take the sender to a fraction of the link)."""
+    estimator = UplinkEstimator()
+    link = 3_500_000
+    t = 0.0
+    queue = 0.0
+    while estimator.cuts == 0 and t < 3.0:
+        _, queue = feed(estimator, 0.05, 4_200_000, link, start=t, queue=queue)
+        t += 0.05
+    assert estimator.cuts == 1 and estimator.capacity is not None
+    cut = estimator.cap
+    assert cut is not None
+    still_queued = False
+    for _ in range(30):  # 1.5 s at 3.2 Mbit/s: the queue drains at 0.3 Mbit/s
+        _, queue = feed(estimator, 0.05, 3_200_000, link, start=t, queue=queue)
+        t += 0.05
+        still_queued |= estimator.queue > QUEUE_LIMIT and t > 1.0 + CUT_INTERVAL
+    assert still_queued  # the old rule (a cut every CUT_INTERVAL) would have cut again
+    assert estimator.cuts == 1 and estimator.cap is not None and estimator.cap >= cut
+
+
+def test_a_queue_that_keeps_growing_is_cut_again() -> None:
+    """A sender that ignores the REMB: the queue grows past its level at the cut, and
+    the relay cuts again without waiting out the drain time."""
+    estimator = UplinkEstimator()
+    rembs, _ = feed(estimator, 3.0, 2_000_000, 1_000_000)
+    assert estimator.cuts >= 3, rembs
+
+
+def test_after_a_cut_the_cap_climbs_fast_then_slowly_near_the_link() -> None:
+    """Once the queue has drained the cap climbs at RISE a second while what arrives is
+    under NEAR the rate the link carried under the queue, then at RISE_NEAR only: a
+    sender following it refills the link much later."""
+    estimator = UplinkEstimator()
+    link = 2_000_000
+    _, queue = feed(estimator, 3.0, 2_500_000, link)
+    assert estimator.cuts >= 1 and estimator.capacity is not None
+    capacity = estimator.capacity
+    assert 0.9 * link < capacity <= 1.05 * link
+    _, queue = feed(estimator, 3.0, 600_000, link, start=3.0, queue=queue)  # drained
+
+    def growth(rate: float, start: float) -> float:
+        feed(estimator, 1.5, rate, link, start=start)  # the arriving rate's window fills
+        assert estimator.cap is not None
+        before = estimator.cap
+        feed(estimator, 4.0, rate, link, start=start + 1.5)
+        assert estimator.cap is not None and estimator.capacity == capacity
+        return (estimator.cap / before) ** (1 / 4.0)
+
+    low = growth(0.5 * capacity, 6.0)  # far under the link: quick
+    near = growth(0.95 * NEAR * capacity + 0.05 * capacity, 11.5)  # about NEAR: slow
+    assert low > 1.03, low
+    assert near < 1.01, near
