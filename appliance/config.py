@@ -228,11 +228,11 @@ class MediaSettings:
         _cap,
     )
     workers: int = _setting(
-        0,
+        -1,
         "Relay worker processes owning the viewers' video connections, each on its own "
-        "core; the publisher's packets reach each worker once. 0: the viewers are served by "
-        "the main process. -1: one per core it may use (at most 8), none on a one-core "
-        "machine.",
+        "core; the publisher's packets reach each worker once. -1: one per core the server "
+        "may use (at most 8; a container's CPU limit counts), none on a one-core machine. "
+        "0: the viewers are served by the main process.",
         _workers,
     )
     ice_connect_seconds: int = _setting(

@@ -27,13 +27,21 @@ from appliance.config import Config, load_config
 from appliance.services import Services
 
 ROOT = Path(__file__).resolve().parent.parent
+# Relay workers (media.workers, by default one process per core) cost each server the
+# start of its worker processes. The tests run the one-process relay ("media.workers":
+# "0" in each in-process app's overrides; here for every server they start as a process)
+# unless they test the workers, which ask for them (tests/test_relay_workers.py, and the
+# container image's smoke test runs the default).
+os.environ.setdefault("VITRINE_MEDIA_WORKERS", "0")
 PASSWORD = "correct horse battery"
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Config:
-    return load_config(environ={}, overrides={"storage.data_dir": str(tmp_path / "data")})
+    return load_config(
+        environ={}, overrides={"media.workers": "0", "storage.data_dir": str(tmp_path / "data")}
+    )
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from tests.test_replays import make_replay
 
 
 async def started(tmp_path: Path, **settings: str) -> AsyncIterator[Quart]:
-    overrides = {"storage.data_dir": str(tmp_path / "data"), **settings}
+    overrides = {"media.workers": "0", "storage.data_dir": str(tmp_path / "data"), **settings}
     app = create_app(load_config(environ={}, overrides=overrides))
     async with app.test_app():
         yield app

@@ -185,6 +185,7 @@ async def test_cookie_is_secure_behind_https(tmp_path) -> None:
     config = load_config(
         environ={},
         overrides={
+            "media.workers": "0",
             "storage.data_dir": str(tmp_path / "d"),
             "server.public_url": "https://live.shop.example",
         },

@@ -42,7 +42,9 @@ def get(url: str) -> tuple[int, bytes]:
 
 async def make_shop(data: Path) -> dict[str, object]:
     """The shop, made by the app itself on `data`; what a restore must bring back."""
-    config = load_config(environ={}, overrides={"storage.data_dir": str(data)})
+    config = load_config(
+        environ={}, overrides={"media.workers": "0", "storage.data_dir": str(data)}
+    )
     app = create_app(config)
     async with app.test_app():
         services = app.extensions["vitrine"]
@@ -213,7 +215,9 @@ async def test_an_older_backup_restores_and_is_upgraded_at_start(tmp_path: Path)
     target = tmp_path / "target"
 
     assert restore(copy, target).schema_version == 3
-    app = create_app(load_config(environ={}, overrides={"storage.data_dir": str(target)}))
+    app = create_app(
+        load_config(environ={}, overrides={"media.workers": "0", "storage.data_dir": str(target)})
+    )
     async with app.test_app():  # the start migrates it, after a backup
         pass
     with sqlite3.connect(target / "vitrine.sqlite3") as conn:

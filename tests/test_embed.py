@@ -28,7 +28,7 @@ SHOP = "https://shop.example.com"
 def config(tmp_path: Path) -> Config:
     return load_config(
         environ={"VITRINE_EMBED_ALLOWED_ORIGINS": f"{SHOP}, http://localhost:8000/"},
-        overrides={"storage.data_dir": str(tmp_path / "data")},
+        overrides={"media.workers": "0", "storage.data_dir": str(tmp_path / "data")},
     )
 
 
@@ -104,7 +104,11 @@ async def test_without_any_origin_the_show_page_stays_unframeable(
 ) -> None:
     from appliance.app import create_app
 
-    app = create_app(load_config(environ={}, overrides={"storage.data_dir": str(tmp_path / "d")}))
+    app = create_app(
+        load_config(
+            environ={}, overrides={"media.workers": "0", "storage.data_dir": str(tmp_path / "d")}
+        )
+    )
     async with app.test_app():
         r = await app.test_client().get("/shows/1")
         assert r.headers["Content-Security-Policy"].endswith("frame-ancestors 'self'")
@@ -155,7 +159,7 @@ async def test_far_shows_are_not_announced(tmp_path: Path) -> None:
 
     config = load_config(
         environ={"VITRINE_EMBED_NEXT_WITHIN_HOURS": "24"},
-        overrides={"storage.data_dir": str(tmp_path / "d")},
+        overrides={"media.workers": "0", "storage.data_dir": str(tmp_path / "d")},
     )
     app = create_app(config)
     async with app.test_app():
@@ -227,7 +231,7 @@ async def test_the_viewer_cookie_survives_a_cross_site_frame_over_https(tmp_path
 
     config = load_config(
         environ={"VITRINE_SERVER_PUBLIC_URL": "https://live.example.com"},
-        overrides={"storage.data_dir": str(tmp_path / "d")},
+        overrides={"media.workers": "0", "storage.data_dir": str(tmp_path / "d")},
     )
     app = create_app(config)
     async with app.test_app():

@@ -57,7 +57,9 @@ def routes() -> list[tuple[str, str]]:
     """(rule, method) for every route of the app; OPTIONS only where it is all a rule
     answers (the automatic OPTIONS of the others is the same code for all)."""
     with tempfile.TemporaryDirectory() as tmp:
-        config = load_config(environ={}, overrides={"storage.data_dir": f"{tmp}/data"})
+        config = load_config(
+            environ={}, overrides={"media.workers": "0", "storage.data_dir": f"{tmp}/data"}
+        )
         app = create_app(config)
         found = set()
         for rule in app.url_map.iter_rules():
@@ -256,7 +258,11 @@ class Harness:
         self.runner = asyncio.Runner()
         config = load_config(
             environ={},
-            overrides={"storage.data_dir": str(data_dir), "limits.login_attempts": 1_000_000},
+            overrides={
+                "media.workers": "0",
+                "storage.data_dir": str(data_dir),
+                "limits.login_attempts": 1_000_000,
+            },
         )
         self.app: Quart = create_app(config)
         self.lifespan = self.app.test_app()

@@ -195,6 +195,7 @@ async def test_pages_point_the_player_at_a_cdn_and_allow_it(tmp_path: Path) -> N
     config = load_config(
         environ={},
         overrides={
+            "media.workers": "0",
             "storage.data_dir": str(tmp_path / "data"),
             "media.hls_base_url": "https://cdn.example.com",
             "media.hls_only": "true",

@@ -236,6 +236,7 @@ async def test_studio_behind_an_https_front_needs_no_explanation(tmp_path: Path)
     config = load_config(
         environ={},
         overrides={
+            "media.workers": "0",
             "storage.data_dir": str(tmp_path / "data"),
             "server.public_url": "https://live.myshop.com",
         },

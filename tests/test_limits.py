@@ -326,6 +326,7 @@ async def test_without_an_http_answer_the_extra_socket_is_told_why(tmp_path: Pat
     config = load_config(
         environ={},
         overrides={
+            "media.workers": "0",
             "storage.data_dir": str(tmp_path / "data"),
             "limits.room_sockets_per_address": "1",
         },

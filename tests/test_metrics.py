@@ -45,7 +45,7 @@ def value(found: dict, name: str, **labels: str) -> float:
 
 
 async def app_with(tmp_path: Path, **settings: str) -> AsyncIterator[Quart]:
-    overrides = {"storage.data_dir": str(tmp_path / "data"), **settings}
+    overrides = {"media.workers": "0", "storage.data_dir": str(tmp_path / "data"), **settings}
     app = create_app(load_config(environ={}, overrides=overrides))
     async with app.test_app():
         yield app

@@ -100,7 +100,11 @@ def test_any_header_gives_an_address_and_never_raises(
 async def proxied(tmp_path: Path) -> AsyncIterator[Quart]:
     config = load_config(
         environ={},
-        overrides={"storage.data_dir": str(tmp_path / "data"), "server.proxy_headers": "true"},
+        overrides={
+            "media.workers": "0",
+            "storage.data_dir": str(tmp_path / "data"),
+            "server.proxy_headers": "true",
+        },
     )
     application = create_app(config)
     async with application.test_app():

@@ -327,13 +327,14 @@ def test_the_default_max_viewers_follows_the_relay_cores() -> None:
     assert config.media.max_viewers == 0 and config.media.workers == 2
     assert max_viewers(config) == default_max_viewers(2, os.cpu_count() or 1)
     assert max_viewers(load_config(environ={"VITRINE_MEDIA_MAX_VIEWERS": "40"})) == 40
-    # -1: one worker per core, at most 8, none on a one-core machine; 0 (the default):
+    # -1 (the default): one worker per core, at most 8, none on a one-core machine; 0:
     # none.
     assert [workers_for(-1, cpus) for cpus in (1, 2, 4, 64)] == [0, 2, 4, 8]
     assert workers_for(0, 8) == 0 and workers_for(3, 1) == 3
-    assert relay_workers(load_config(environ={})) == 0
-    per_core = load_config(environ={"VITRINE_MEDIA_WORKERS": "-1"})
-    assert relay_workers(per_core) == workers_for(-1, usable_cpus())
+    default = load_config(environ={})
+    assert default.media.workers == -1
+    assert relay_workers(default) == workers_for(-1, usable_cpus())
+    assert relay_workers(load_config(environ={"VITRINE_MEDIA_WORKERS": "0"})) == 0
     assert usable_cpus() <= (os.cpu_count() or 1)
     with pytest.raises(ConfigError):
         load_config(environ={"VITRINE_MEDIA_WORKERS": "-2"})

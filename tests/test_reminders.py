@@ -98,7 +98,7 @@ def settings(tmp_path: Path, port: int, **more: str) -> dict[str, str]:
 
 @asynccontextmanager
 async def running_app(overrides: dict[str, str]) -> AsyncIterator[Quart]:
-    app = create_app(load_config(environ={}, overrides=overrides))
+    app = create_app(load_config(environ={}, overrides={"media.workers": "0", **overrides}))
     async with app.test_app():
         yield app
 

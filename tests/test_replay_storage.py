@@ -30,6 +30,7 @@ def config_with(tmp_path: Path, **overrides: str) -> Config:
     return load_config(
         environ={},
         overrides={
+            "media.workers": "0",
             "storage.data_dir": str(tmp_path / "data"),
             "media.host_addresses": "127.0.0.1",
             **overrides,

@@ -31,6 +31,7 @@ def test_pages_get_fresh_credentials_and_the_server_no_turn(tmp_path: Path) -> N
     config = load_config(
         environ={},
         overrides={
+            "media.workers": "0",
             "storage.data_dir": str(tmp_path),
             "media.ice_servers": "stun:stun.example.com:3478,turns:turn.example.com:443",
             "media.turn_secret": "s3cret",
@@ -53,6 +54,7 @@ def config(tmp_path: Path) -> Config:
     return load_config(
         environ={},
         overrides={
+            "media.workers": "0",
             "storage.data_dir": str(tmp_path / "data"),
             "media.ice_servers": "turns:turn.example.com:443?transport=tcp",
             "media.turn_secret": "page-secret",

@@ -100,7 +100,9 @@ async def test_a_first_release_database_upgrades_with_its_data(tmp_path: Path, u
         assert conn.execute("SELECT name FROM products").fetchone() == ("Vintage teapot",)
 
     # The current app serves the upgraded shop, and its old admin signs in.
-    config = load_config(environ={}, overrides={"storage.data_dir": str(data)})
+    config = load_config(
+        environ={}, overrides={"media.workers": "0", "storage.data_dir": str(data)}
+    )
     app = create_app(config)
     async with app.test_app():
         client = app.test_client()
