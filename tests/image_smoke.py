@@ -4,7 +4,8 @@
 Everything listens on 127.0.0.1 (host network, server.host 127.0.0.1, media candidates on
 loopback). Checks: the user is not root and PID 1 is tini; /healthz and the image's own
 HEALTHCHECK on a non-default port; create-admin --password-stdin; seed-demo; a WHIP
-publish and a WHEP viewer through the container; `podman stop` with viewers connected exits
+publish and a WHEP viewer through the container, served by the relay worker processes the
+default starts (one per core); `podman stop` with viewers connected exits
 0 within 5 s; the data (admin, demo, show) is still there after the restart; a root-owned
 host folder on /data stops the start with one line.
     python -m tests.image_smoke IMAGE [--perf]
@@ -29,6 +30,7 @@ from typing import Any
 from aiortc import RTCPeerConnection
 
 from media.aiortc_glue import set_host_addresses
+from media.workers.capacity import workers_for
 from tests.media_helpers import CounterVideoTrack, answer, make_publisher, make_viewer, read_counter
 
 PODMAN = shlex.split(os.environ.get("PODMAN", "podman"))
@@ -128,6 +130,16 @@ async def media_and_stop(base: str, name: str, show: dict, viewers: int) -> floa
         step(
             f"WHIP publish and {viewers} WHEP viewers through the container "
             f"(frames {counters} decoded)"
+        )
+        # media.workers is -1 by default: one relay worker process per core, for the
+        # host's relay and as many for a guest's (docs/media.md).
+        expected = workers_for(-1, os.cpu_count() or 1)
+        listed = podman("top", name, "args").stdout.splitlines()
+        workers = [line for line in listed if "media.workers.worker" in line]
+        assert len(workers) == 2 * expected, (expected, listed)
+        step(
+            f"relay workers by default: {expected} for the host's relay and {expected} for "
+            "a guest's (media.workers -1, one per core)"
         )
         started = time.monotonic()
         await asyncio.to_thread(podman, "stop", "--time", "10", name)
