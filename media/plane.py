@@ -75,6 +75,9 @@ class MediaSettings:
     hls: bool = False  # write each live show's low-latency HLS rendition (media.hls)
     # Relay worker processes owning the viewers (media.workers); 0: viewers in-process.
     workers: int = 0
+    # Start them with the plane (False), or at the plane's first publisher or viewer
+    # (True: a guest's plane, idle on most shows, holds no processes until a guest joins).
+    workers_on_first_use: bool = False
 
 
 @dataclass
@@ -228,8 +231,8 @@ class MediaPlane:
 
     async def start(self) -> None:
         self._ticker = asyncio.create_task(self._tick_forever())
-        if self.pool is not None:
-            await self.pool.start()
+        if self.pool is not None and not self.settings.workers_on_first_use:
+            await self.pool.ensure_started()
 
     async def close(self) -> None:
         self._closed = True
@@ -339,6 +342,8 @@ class MediaPlane:
     async def publish(self, show: str, offer: bytes) -> tuple[str, str]:
         """Start (or take over) publishing; returns (session id, SDP answer)."""
         description = check_offer(offer, "publish")
+        if self.pool is not None:
+            await self.pool.ensure_started()
         relay = self._relay(show)
         pc = self._new_pc()
         publisher = Publisher(id=secrets.token_urlsafe(16), pc=pc, receivers={})
@@ -422,6 +427,7 @@ class MediaPlane:
         if relay is None or published is None:
             raise NotLive(show)
         if self.pool is not None:  # a relay worker owns the viewer
+            await self.pool.ensure_started()
             codecs = {kind: relay.streams[kind].codec for kind in published}
             return await self.pool.watch(show, offer, list(published), codecs, key, reserved)
         if not reserved:

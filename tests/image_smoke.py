@@ -131,16 +131,13 @@ async def media_and_stop(base: str, name: str, show: dict, viewers: int) -> floa
             f"WHIP publish and {viewers} WHEP viewers through the container "
             f"(frames {counters} decoded)"
         )
-        # media.workers is -1 by default: one relay worker process per core, for the
-        # host's relay and as many for a guest's (docs/media.md).
+        # media.workers is -1 by default: one relay worker process per core for the
+        # host's relay. A guest's relay starts as many when a guest joins: none here.
         expected = workers_for(-1, os.cpu_count() or 1)
         listed = podman("top", name, "args").stdout.splitlines()
         workers = [line for line in listed if "media.workers.worker" in line]
-        assert len(workers) == 2 * expected, (expected, listed)
-        step(
-            f"relay workers by default: {expected} for the host's relay and {expected} for "
-            "a guest's (media.workers -1, one per core)"
-        )
+        assert len(workers) == expected, (expected, listed)
+        step(f"relay workers by default: {expected} (media.workers -1, one per core)")
         started = time.monotonic()
         await asyncio.to_thread(podman, "stop", "--time", "10", name)
         return time.monotonic() - started

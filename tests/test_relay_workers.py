@@ -421,3 +421,34 @@ async def test_keyframe_requests_are_coalesced_and_nacks_answered_by_the_worker(
         for viewer in viewers:
             await viewer.pc.close()
         await publisher.close()
+
+
+async def test_a_guests_plane_starts_its_workers_at_its_first_publisher() -> None:
+    """The guest's relay (appliance.live.guest_stage) has workers of its own, but a show
+    seldom has a guest: its plane holds no worker process until a guest publishes."""
+    from tests.media_helpers import make_publisher
+
+    plane = MediaPlane(
+        MediaSettings(host_addresses=["127.0.0.1"], workers=1, workers_on_first_use=True)
+    )
+    await plane.start()
+    publisher, offer = await make_publisher(CounterVideoTrack(320, 180, 30))
+    viewer = CountingViewer()
+    try:
+        assert plane.pool is not None and not plane.pool.started
+        assert plane.pool.workers == [None]
+        _, sdp = await plane.publish("5", offer.encode())
+        worker = plane.pool.workers[0]
+        assert plane.pool.started and worker is not None and worker.alive
+        await answer(publisher, sdp)
+        await wait_for(lambda: plane.is_publishing("5"))
+        _, sdp = await plane.watch("5", (await viewer.offer()).encode())
+        await viewer.pc.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
+        await wait_for(lambda: len(viewer.video) > 10, 15)
+        assert placement(plane.stats("5")) == [1]
+        assert plane.pool.workers[0] is worker  # started once
+    finally:
+        await viewer.pc.close()
+        await publisher.close()
+        await plane.close()
+        glue.set_host_addresses([])

@@ -74,7 +74,9 @@ class Guests:
         settings = live.plane.settings
         record_dir = settings.record_dir / "guest" if settings.record_dir else None
         self.plane = GuestPlane(
-            dataclasses.replace(settings, record_dir=record_dir), on_event=self._on_event
+            # Its relay workers start when a guest first joins, not with the server.
+            dataclasses.replace(settings, record_dir=record_dir, workers_on_first_use=True),
+            on_event=self._on_event,
         )
         self.replays = GuestReplays(db, live.replays)
         self.stages: dict[int, Stage] = {}

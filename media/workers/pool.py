@@ -89,12 +89,22 @@ class WorkerPool:
         self._epochs: dict[tuple[str, str, str], tuple[Stream, int]] = {}
         self._closing = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.started = False
+        self._starting = asyncio.Lock()
 
     # -- processes -------------------------------------------------------------
 
     async def start(self) -> None:
-        for index in range(self.count):
-            await self._spawn(index)
+        await self.ensure_started()
+
+    async def ensure_started(self) -> None:
+        """Start the workers, once, whoever asks first."""
+        async with self._starting:
+            if self.started or self._closing:
+                return
+            for index in range(self.count):
+                await self._spawn(index)
+            self.started = True
 
     async def close(self) -> None:
         self._closing = True
