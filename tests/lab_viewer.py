@@ -38,19 +38,19 @@ def kernel_arrival_times(dtls: Any) -> bool:
 
 async def run(args: argparse.Namespace) -> None:
     from aiortc import RTCPeerConnection, RTCSessionDescription
-    from aiortc.jitterbuffer import JitterBuffer
     from aiortc.mediastreams import MediaStreamError
 
     from media import aiortc_glue as glue
+    from tests.lab_jitter import GivingUpJitterBuffer
 
     glue.set_host_addresses([args.bind])
     pictures: list[list[int]] = []  # [at_ms, width, height]
     pc = RTCPeerConnection()
     pc.addTransceiver("audio", direction="recvonly")
     video = pc.addTransceiver("video", direction="recvonly")
-    # As tests/netlab.py's viewer: give up on a lost packet after 256, not 512.
+    # As tests/netlab.py's viewer: give up on a lost packet after a time, as a browser.
     setattr(  # noqa: B010
-        video.receiver, "_RTCRtpReceiver__jitter_buffer", JitterBuffer(256, is_video=True)
+        video.receiver, "_RTCRtpReceiver__jitter_buffer", GivingUpJitterBuffer()
     )
     readers: list[asyncio.Future[None]] = []
     kernel = {"times": False}

@@ -1331,10 +1331,10 @@ async def run_simulcast_publisher(args: argparse.Namespace, track: Any, audio: A
 
 async def run_viewer(args: argparse.Namespace) -> None:
     from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
-    from aiortc.jitterbuffer import JitterBuffer
     from aiortc.mediastreams import MediaStreamError
 
     from media import aiortc_glue as glue
+    from tests.lab_jitter import GivingUpJitterBuffer
 
     glue.set_host_addresses([args.bind])
     samples: list[dict[str, Any]] = []
@@ -1347,12 +1347,11 @@ async def run_viewer(args: argparse.Namespace) -> None:
     pc.addTransceiver("audio", direction="recvonly")
     video = pc.addTransceiver("video", direction="recvonly")
     # aiortc's video jitter buffer waits 512 packets (many seconds at 500 kbit/s) for a
-    # packet lost for good; a browser gives up far sooner and asks for a keyframe. 256
-    # packets (still a whole keyframe), then aiortc's own keyframe request, keeps this
-    # viewer closer to the browsers it stands for; the frames held until then still
+    # packet lost for good; a browser gives up after a few repair round trips and asks
+    # for a keyframe. tests/lab_jitter.py does that; the frames held until then still
     # count as late.
     setattr(  # noqa: B010
-        video.receiver, "_RTCRtpReceiver__jitter_buffer", JitterBuffer(256, is_video=True)
+        video.receiver, "_RTCRtpReceiver__jitter_buffer", GivingUpJitterBuffer()
     )
     readers: list[asyncio.Future[None]] = []
     connected: dict[str, int | None] = {"at_ms": None}

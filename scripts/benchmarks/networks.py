@@ -351,8 +351,9 @@ def main() -> None:
             "(tests/simulcast_publisher.py, as the studio in a browser does) and stops its",
             "largest when the relay's estimate falls under what it sends; the picture column",
             "and the note show which layers each viewer got;",
-            "the other freezes where a packet is lost for good, as the lab's viewers wait 256",
-            "packets for it (a browser skips to the next keyframe sooner). Without TURN a",
+            "the other freezes where a packet is lost for good: the lab's viewers give up on",
+            "it after 0.5 s without a frame and ask for a keyframe, as a browser does after its",
+            "repair attempts (tests/lab_jitter.py). Without TURN a",
             "UDP-blocked viewer or publisher gets no path; with coturn over TLS and",
             "media.turn_secret the viewer plays through a relay candidate.",
         ]
